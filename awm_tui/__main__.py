@@ -1,0 +1,3 @@
+from awm_tui.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,215 @@
+"""Typed, immutable events: the only way the engine reports to its faces.
+
+The TUI turns them into messages, batch mode into lines, and every run
+appends them to its `events.jsonl`. No event ever carries an API key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+Phase = Literal["idle", "starting", "running", "evaluating", "inducing", "finished", "failed", "stopped"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    run: str
+    ts: float = field(default_factory=time.time)
+    kind: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"kind": self.kind}
+        data.update(dataclasses.asdict(self))
+        return data
+
+
+EventSink = Callable[[Event], None]
+"""Called on the event loop for every event; must not block."""
+
+
+def _kind(name: str):
+    def deco(cls):
+        cls.kind = name
+        return cls
+    return deco
+
+
+@_kind("run_started")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStarted(Event):
+    output_dir: str
+    limit: int
+    model: str
+    sandbox: str
+    """`docker` or `local (not isolated)`."""
+    tasks_total: int
+    resumed: int = 0
+    """Tasks already finished in the checkpoint, skipped now."""
+
+
+@_kind("status")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusChanged(Event):
+    phase: Phase
+    instance_id: str | None = None
+    step: int | None = None
+    detail: str = ""
+
+
+@_kind("task_started")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskStarted(Event):
+    instance_id: str
+    index: int
+    """1-based position among this run's tasks."""
+    total: int
+    injected_workflows: tuple[str, ...] = ()
+
+
+@_kind("agent_step")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentStep(Event):
+    instance_id: str
+    step: int
+    command: str
+    exit_code: int | None
+    output_preview: str = ""
+    truncated: bool = False
+    timed_out: bool = False
+    format_error: bool = False
+
+
+@_kind("llm_call")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LLMCall(Event):
+    purpose: Literal["agent", "induction"]
+    latency_s: float
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+    retries: int = 0
+    ok: bool = True
+    error: str = ""
+
+
+@_kind("evaluation_done")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EvaluationDone(Event):
+    instance_id: str
+    resolved: bool
+    reward: float
+    speedup: float | None
+    duration_s: float
+    detail: str = ""
+
+
+@_kind("task_finished")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFinished(Event):
+    instance_id: str
+    exit_status: str
+    """`Submitted`, `FormatError`, `StepLimit`, `CostLimit`, `TimeLimit`, `Error: …`."""
+    resolved: bool
+    reward: float
+    speedup: float | None
+    steps: int
+    elapsed_s: float
+    cost: float
+    evaluated: bool = True
+
+
+@_kind("induction_done")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InductionDone(Event):
+    mode: Literal["llm", "rule"]
+    ok: bool
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    error: str = ""
+
+
+@_kind("memory_updated")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemoryUpdated(Event):
+    version: int
+    workflows: int
+
+
+@_kind("checkpoint_saved")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckpointSaved(Event):
+    done: int
+    resolved: int
+
+
+@dataclass(frozen=True, slots=True)
+class HostConnections:
+    host: str
+    open: int
+    created: int
+    reused: int
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsData:
+    """A point-in-time copy of one run's counters; safe to hand to any thread."""
+
+    requests: int = 0
+    errors: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    """HTTP 429 answers seen."""
+    connections_open: int = 0
+    connections_created: int = 0
+    connections_reused: int = 0
+    per_host: tuple[HostConnections, ...] = ()
+    llm_latency_p50: float | None = None
+    llm_latency_p95: float | None = None
+    evaluations: int = 0
+    evaluations_per_minute: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+
+@_kind("metrics")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsSnapshot(Event):
+    metrics: MetricsData
+
+
+@_kind("log")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogLine(Event):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    message: str
+
+
+@_kind("run_finished")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFinished(Event):
+    done: int
+    resolved: int
+    stopped: bool = False
+    """True when the user stopped the run before its limit."""
+
+
+@_kind("run_failed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunFailed(Event):
+    reason: str
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.kind: cls
+    for cls in (
+        RunStarted, StatusChanged, TaskStarted, AgentStep, LLMCall, EvaluationDone,
+        TaskFinished, InductionDone, MemoryUpdated, CheckpointSaved, MetricsSnapshot,
+        LogLine, RunFinished, RunFailed,
+    )
+}
