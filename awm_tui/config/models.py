@@ -1,0 +1,239 @@
+"""Typed configuration: what `config.toml` may say, with every field documented."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+from yarl import URL
+
+OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+
+# litellm-style "provider/model" prefixes and the base URL each implies.
+PROVIDER_BASE_URLS = {
+    "openrouter": OPENROUTER_BASE_URL,
+    "openai": OPENAI_BASE_URL,
+}
+
+
+def check_url(value: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
+    try:
+        url = URL(value)
+    except (ValueError, TypeError):
+        url = None
+    if url is None or url.scheme not in schemes or not url.host:
+        raise ValueError(f"not a valid URL ({'/'.join(schemes)}://host[:port]/…): {value!r}")
+    return value
+
+
+class LLMProfile(BaseModel):
+    """One `[llm]` or `[llm.NAME]` table, field-compatible with OpenHands' config.toml."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    model: str = "openrouter/moonshotai/kimi-k2"
+    """Model name; a litellm-style `openrouter/…` prefix implies the OpenRouter URL."""
+    api_key: SecretStr | None = None
+    """Literal key, `env:VAR` or `file:path`, resolved when the config is loaded."""
+    base_url: str | None = None
+    """OpenAI-compatible endpoint; derived from the model's provider prefix when unset."""
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    """Sampling temperature."""
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    """Nucleus sampling mass."""
+    max_output_tokens: int | None = Field(None, gt=0)
+    """Cap on tokens per reply; the provider's default when unset."""
+    timeout: float = Field(600.0, gt=0)
+    """Seconds one chat call may take before it is abandoned and retried."""
+    num_retries: int = Field(5, ge=0)
+    """Retries after the first attempt for 429, 5xx and dropped connections."""
+    retry_min_wait: float = Field(4.0, ge=0)
+    """Shortest backoff between retries, seconds."""
+    retry_max_wait: float = Field(60.0, ge=0)
+    """Longest backoff between retries, seconds (a longer Retry-After is honoured)."""
+    retry_multiplier: float = Field(2.0, gt=0)
+    """Exponential backoff base multiplier."""
+    input_cost_per_token: float = Field(0.0, ge=0)
+    """USD per prompt token, for cost accounting when the provider reports none."""
+    output_cost_per_token: float = Field(0.0, ge=0)
+    """USD per completion token."""
+    label: str | None = None
+    """Shown next to the profile name in the UI (e.g. "simulated model")."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else check_url(value)
+
+    @property
+    def provider(self) -> str | None:
+        head, sep, _ = self.model.partition("/")
+        return head if sep and head in PROVIDER_BASE_URLS else None
+
+    @property
+    def effective_base_url(self) -> str:
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        return PROVIDER_BASE_URLS.get(self.provider or "", OPENAI_BASE_URL)
+
+    @property
+    def api_model(self) -> str:
+        """The model name sent to the endpoint (provider prefix stripped when implied)."""
+        return self.model.split("/", 1)[1] if self.provider else self.model
+
+
+class RunConfig(BaseModel):
+    """One `[[runs]]` entry: one AWM loop, one pane."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    """Unique run name; letters, digits, `_`, `-`, `.`."""
+    llm: str = "llm"
+    """LLM profile: `llm.NAME`, `NAME`, or `llm` for the defaults."""
+    api_key: SecretStr | None = None
+    """Overrides the profile's key for this run only (literal, `env:VAR`, `file:path`)."""
+    output_dir: Path
+    """Where memory.json, buffer.json, checkpoint.json and the rest are written."""
+    limit: int = Field(5, gt=0)
+    """Number of task instances to take from the dataset."""
+    dataset: str = "sample"
+    """`sample` (bundled) or a path to a SWE-bench `.json`/`.jsonl` file."""
+    split: str = "test"
+    """Dataset split name, passed to the evaluation server."""
+    skip_eval: bool = False
+    """Do not evaluate patches (no rewards, so no induction)."""
+    include_medium: bool = False
+    """Also take medium-sized tasks, not only small ones."""
+    sandbox: Literal["auto", "docker", "local"] = "auto"
+    """Where commands run: Docker, a local temp copy (not isolated), or auto."""
+    max_steps: int = Field(30, gt=0)
+    """Agent steps per task before it ends with StepLimit."""
+    max_cost: float = Field(3.0, gt=0)
+    """USD per task before it ends with CostLimit."""
+    task_timeout: float = Field(1800.0, gt=0)
+    """Wall-clock seconds per task before it ends with TimeLimit."""
+    command_timeout: float = Field(120.0, gt=0)
+    """Seconds one shell command may run (enforced inside the sandbox)."""
+    max_format_errors: int = Field(3, gt=0)
+    """Malformed replies in a row before a task ends with FormatError."""
+    induce_every: int = Field(2, gt=0)
+    """Induce workflows after every N new successful tasks."""
+    induction: Literal["llm", "rule"] = "llm"
+    """`llm` asks the model to induce workflows; `rule` derives them offline."""
+    memory_budget_chars: int = Field(4000, gt=0)
+    """Most characters of workflows injected into one prompt."""
+
+
+class EvalConfig(BaseModel):
+    """`[eval]`: where patches are evaluated."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["server", "local"] = "local"
+    """`server` POSTs to `server_url`; `local` runs the same evaluation in-process."""
+    server_url: str = "http://127.0.0.1:9528"
+    """Evaluation server (`awm-tui eval-server`)."""
+    timeout: float = Field(900.0, gt=0)
+    """Seconds one evaluation may take."""
+
+    @field_validator("server_url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_url(value)
+
+
+class DockerConfig(BaseModel):
+    """`[docker]`: the daemon and the containers it makes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = None
+    """`unix:///path/docker.sock` or `tcp://host:port`; $DOCKER_HOST or the default socket when unset."""
+    image: str = "awm-sandbox:bookworm"
+    """Image for tasks that do not name their own."""
+    memory: str | None = "2g"
+    """Memory limit per container (Docker syntax), or none."""
+    cpus: float | None = Field(1.0, gt=0)
+    """CPU limit per container, or none."""
+    pids_limit: int = Field(512, gt=0)
+    """Most processes per container."""
+    network: str = "none"
+    """Container network; `none` keeps agents off the network."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("unix://", "tcp://", "http://", "https://")):
+            raise ValueError(f"expected unix:///path or tcp://host:port, got {value!r}")
+        return value
+
+
+class HttpConfig(BaseModel):
+    """`[http]`: connection pools, timeouts and retries of every HTTP client."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(100, gt=0)
+    """Most open connections per client session (100 for 1–10 runs, 200 for 10–50, 500 beyond)."""
+    limit_per_host: int = Field(50, gt=0)
+    """Most open connections to one host."""
+    total: float | None = Field(3600.0, gt=0)
+    """Whole-request timeout, seconds (aiohttp's 300 s default would kill long calls)."""
+    connect: float = Field(60.0, gt=0)
+    """Timeout to get a connection, seconds."""
+    sock_read: float = Field(300.0, gt=0)
+    """Longest silence while reading a response, seconds."""
+    retry_attempts: int = Field(3, gt=0)
+    """Attempts for evaluation requests (connection errors, 5xx)."""
+    retry_min_wait: float = Field(4.0, ge=0)
+    """Shortest backoff between evaluation retries, seconds."""
+    retry_max_wait: float = Field(60.0, ge=0)
+    """Longest backoff between evaluation retries, seconds."""
+
+    @model_validator(mode="after")
+    def _per_host(self) -> "HttpConfig":
+        if self.limit_per_host > self.limit:
+            raise ValueError("limit_per_host must not exceed limit")
+        return self
+
+
+class UIConfig(BaseModel):
+    """`[ui]`: how the control center looks."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    theme: str = "awm-dark"
+    """Theme name (awm-dark, awm-light, awm-ansi, or one of Textual's)."""
+    log_lines: int = Field(2000, gt=0)
+    """Lines of log kept per pane."""
+
+
+class AppConfig(BaseModel):
+    """The whole resolved configuration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    llm: dict[str, LLMProfile] = Field(default_factory=dict)
+    """Profiles by full name: `llm` (the defaults) and `llm.NAME`."""
+    runs: list[RunConfig] = Field(default_factory=list)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    docker: DockerConfig = Field(default_factory=DockerConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    ui: UIConfig = Field(default_factory=UIConfig)
+    source: Path | None = None
+    """The file this was loaded from, if any."""
+
+    def profile(self, name: str) -> LLMProfile:
+        """The profile a run names (`llm.NAME` or `NAME`); KeyError when absent."""
+        full = name if name == "llm" or name.startswith("llm.") else f"llm.{name}"
+        return self.llm[full]
