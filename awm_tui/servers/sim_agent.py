@@ -1,0 +1,321 @@
+"""What the simulated model says: a scripted agent and a rule-based workflow inducer.
+
+Pure functions of the conversation (plus a seed), so the server stays cheap
+per request and the same conversation always gets the same reply.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+from awm_tui.engine import protocol
+from awm_tui.engine.tasks import Task
+
+from .sim_faults import chance
+
+LOOK_AROUND = "cd /testbed && git status && ls -R | head -50"
+RUN_TESTS = "cd /testbed && python3 -m pytest -q 2>&1 | tail -5"
+PATCH_DELIMITER = "AWM_PATCH"
+
+_FILE_RE = re.compile(r"^diff --git a/(\S+) b/(\S+)", re.MULTILINE)
+_PLUS_FILE_RE = re.compile(r"^\+\+\+ b/(\S+)", re.MULTILINE)
+_HUNK_RE = re.compile(r"^@@ -(\d+)(?:,\d+)? \+\d+(?:,\d+)? @@ ?(.*)$", re.MULTILINE)
+_DEF_RE = re.compile(r"\b(?:async\s+def|def|class|function|func|fn)\s+([A-Za-z_]\w*)")
+_IDENT_RE = re.compile(r"[A-Za-z_]\w{2,}")
+_KEYWORDS = frozenset("""and as assert async await break class continue def del elif else except
+    finally for from global import lambda nonlocal not pass raise return self try while with yield
+    None True False print""".split())
+
+
+# --- the scripted agent -------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    system: str
+    first_user: str
+    step: int
+    """Number of assistant messages so far: the index of the reply to write."""
+
+
+def text_of(content: object) -> str:
+    """Message content as text; OpenAI also allows a list of typed parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return "" if content is None else str(content)
+
+
+def read_conversation(messages: list[dict]) -> Conversation:
+    system = next((text_of(m.get("content")) for m in messages if m.get("role") == "system"), "")
+    first_user = next((text_of(m.get("content")) for m in messages if m.get("role") == "user"), "")
+    step = sum(1 for m in messages if m.get("role") == "assistant")
+    return Conversation(system, first_user, step)
+
+
+def first_workflow_title(first_user: str) -> str | None:
+    """Title of the first injected workflow, or None when no memory was injected."""
+    block = protocol.between(first_user, protocol.WORKFLOWS_OPEN, protocol.WORKFLOWS_CLOSE)
+    if not block:
+        return None
+    for line in block.splitlines():
+        # Titles come as "## Title", "1. Title", "- Title", "Workflow: Title", "**Title**"…
+        title = re.sub(r"^\s*(?:#+|[-*]|\d+[.)])\s*", "", line).strip().strip("*").strip()
+        title = re.sub(r"^(?:workflow|title)\s*(?:\d+)?\s*:\s*", "", title, flags=re.IGNORECASE)
+        if title:
+            return title[:120]
+    return None
+
+
+def touched_files(patch: str) -> list[str]:
+    files = [b for _, b in _FILE_RE.findall(patch)] or _PLUS_FILE_RE.findall(patch)
+    return list(dict.fromkeys(files))
+
+
+def _function_hint(patch: str) -> str | None:
+    """The function the first change sits in: the nearest `def` above it, else a name in it."""
+    nearest: str | None = None
+    changed: list[str] = []
+    for line in patch.splitlines():
+        if line.startswith("@@"):
+            match = _HUNK_RE.match(line)
+            nearest = (m.group(1) if match and (m := _DEF_RE.search(match.group(2))) else None)
+        elif line[:1] in "+-" and line[:3] not in ("+++", "---"):
+            changed.append(line[1:])
+            if len(changed) == 1 and nearest:
+                return nearest
+        elif line[:1] == " " and (m := _DEF_RE.search(line)):
+            nearest = m.group(1)
+    for line in changed:
+        if match := _DEF_RE.search(line):
+            return match.group(1)
+        for word in _IDENT_RE.findall(line):
+            if word not in _KEYWORDS:
+                return word
+    return None
+
+
+def inspect_command(patch: str) -> str:
+    """grep for the function the fix is about, and print the lines around each hunk."""
+    files = touched_files(patch)
+    if not files:
+        return LOOK_AROUND
+    parts = ["cd /testbed"]
+    if fn := _function_hint(patch):
+        parts.append(f"grep -n '{fn}' {files[0]}")
+    # One sed range per file (the first hunk of each), at most two files.
+    hunks = _HUNK_RE.findall(patch)
+    for index, path in enumerate(files[:2]):
+        start = int(hunks[index][0]) if index < len(hunks) else 1
+        parts.append(f"sed -n '{max(1, start - 5)},{start + 25}p' {path}")
+    return parts[0] + " && " + "; ".join(parts[1:])
+
+
+def broken_patch(patch: str) -> str | None:
+    """The reference patch with every added line replaced: applies cleanly, fixes nothing."""
+    lines = patch.splitlines()
+    out, changed = [], False
+    for line in lines:
+        if line.startswith("+") and not line.startswith("+++"):
+            body = line[1:]
+            indent = body[: len(body) - len(body.lstrip())]
+            out.append(f"+{indent}pass  # awm-sim: deliberately wrong fix")
+            changed = True
+        else:
+            out.append(line)
+    return "\n".join(out) + "\n" if changed else None
+
+
+def apply_command(patch: str) -> str:
+    # The quoted delimiter stops the shell expanding $vars and `backticks` in the patch.
+    body = patch if patch.endswith("\n") else patch + "\n"
+    return f"cd /testbed && git apply <<'{PATCH_DELIMITER}'\n{body}{PATCH_DELIMITER}"
+
+
+def reply(thought: str, command: str) -> str:
+    return f"THOUGHT: {thought}\n\n```bash\n{command}\n```"
+
+
+def agent_reply(conv: Conversation, task: Task | None, *, seed: int, wrong_patch_rate: float) -> str:
+    """The scripted agent's reply for this step of the conversation."""
+    if task is None:
+        if conv.step == 0:
+            return reply("I do not recognise this task, so I will look at the repository first.",
+                         LOOK_AROUND)
+        return reply("Nothing here that I can safely change; submitting without a change.",
+                     protocol.SUBMIT_COMMAND)
+    workflow = first_workflow_title(conv.first_user)
+    wrong = wrong_patch_rate > 0 and chance(seed, "wrong-patch", conv.first_user) < wrong_patch_rate
+    files = touched_files(task.patch)
+    where = ", ".join(files) if files else "the code"
+    script: list[str] = []
+    if workflow:
+        script.append(reply(f"Following the workflow \"{workflow}\": I start by looking at the "
+                            f"repository layout of {task.repo}.", LOOK_AROUND))
+    else:
+        script.append(reply(f"I need to understand the layout of {task.repo} before changing "
+                            "anything.", LOOK_AROUND))
+        script.append(reply(f"The issue points at {where}; let me read the relevant code.",
+                            inspect_command(task.patch)))
+    if not task.patch.strip():
+        script.append(reply("I could not find a change that fixes this; I will check the tests.",
+                            RUN_TESTS))
+    elif wrong:
+        bad = broken_patch(task.patch)
+        if bad is not None:
+            script.append(reply(f"I am fairly sure the fix belongs in {where}. Applying it.",
+                                apply_command(bad)))
+    else:
+        prefix = f"As the workflow \"{workflow}\" suggests, I" if workflow else "I"
+        script.append(reply(f"{prefix} now know what is wrong in {where}. Applying the fix "
+                            "as a patch.", apply_command(task.patch)))
+    script.append(reply("Let me run the test suite to check the change.", RUN_TESTS))
+    script.append(reply("The change is in place; submitting.", protocol.SUBMIT_COMMAND))
+    # Past the end of the script (e.g. the engine asked again), keep submitting.
+    return script[min(conv.step, len(script) - 1)]
+
+
+# --- workflow induction ---------------------------------------------------------------
+
+BAD_INDUCTION = ("Sorry, I looked at these experiences but could not settle on any reusable "
+                 "workflows this time. Perhaps try again later.")
+
+_CATEGORY_ORDER = ("explore", "inspect", "edit", "test", "submit", "other")
+_HEREDOC_RE = re.compile(r"<<-?\s*(['\"]?)(\w+)\1")
+_NODE_RE = re.compile(r"\S+\.py::\S+")
+_TEST_FILE_RE = re.compile(r"(?<![\w{])(?:\S*/)?(?:tests?/\S*|test_\w+\.py|\w+_test\.py)")
+_PATH_RE = re.compile(r"(?<![\w{/])(?!/testbed\b)(?:[\w.-]*/)+[\w.-]+|(?<![\w{])[\w-]+\.(?:py|js|ts|go|rs|c|h|txt|cfg|toml|json|md|rst|ini)\b")
+_SED_RANGE_RE = re.compile(r"sed -n '?\d+,\d+p'?")
+_GREP_RE = re.compile(r"grep (-\w+ )*(['\"])(.*?)\2")
+_NUMBER_RE = re.compile(r"(?<![\w{.-])\d{2,}\b")  # not flags such as `head -50`
+
+
+def abstract_command(command: str) -> str:
+    """A reusable pattern of a concrete command: paths, names and bodies become placeholders."""
+    head, _, rest = command.strip().partition("\n")
+    if rest and (m := _HEREDOC_RE.search(head)):
+        body = "{patch}" if ("apply" in head or "patch" in head) else "{content}"
+        tail = f"\n{body}\n{m.group(2)}"
+    else:
+        head, tail = command.strip().replace("\n", " "), ""
+    head = _NODE_RE.sub("{test_path}", head)
+    head = _SED_RANGE_RE.sub("sed -n '{start},{end}p'", head)
+
+    def grep(m: re.Match) -> str:
+        name = "{function}" if _DEF_RE.search(m.group(3)) or _IDENT_RE.fullmatch(m.group(3)) else "{pattern}"
+        prefix = "def " if m.group(3).lstrip().startswith("def ") else ""
+        return f"grep {m.group(1) or ''}'{prefix}{name}'"
+
+    head = _GREP_RE.sub(grep, head)
+    head = _TEST_FILE_RE.sub("{test_path}", head)
+    head = _PATH_RE.sub("{file}", head)
+    head = _NUMBER_RE.sub("{n}", head)
+    return head + tail
+
+
+def category(pattern: str) -> str:
+    words = pattern.replace("cd /testbed &&", "").split()
+    verb = words[0] if words else ""
+    if protocol.SUBMIT_MARKER in pattern:
+        return "submit"
+    if "pytest" in pattern or verb in ("tox", "nox") or "unittest" in pattern:
+        return "test"
+    if "git apply" in pattern or verb == "patch" or "sed -i" in pattern or "{content}" in pattern:
+        return "edit"
+    if verb in ("grep", "sed", "cat", "head", "tail", "nl", "awk") or "{file}" in pattern:
+        return "inspect"
+    if verb in ("git", "ls", "find", "tree", "pwd"):
+        return "explore"
+    return "other"
+
+
+def _verbs(steps: list[str]) -> set[str]:
+    return {w for s in steps for w in s.replace("cd /testbed &&", "").split()[:1]}
+
+
+def _parse_current(text: str | None) -> list[dict]:
+    if not text:
+        return []
+    try:
+        data = json.loads(text)
+        items = data.get("workflows") if isinstance(data, dict) else data
+        if isinstance(items, list):
+            return [w for w in items if isinstance(w, dict) and w.get("title") and w.get("steps")]
+    except json.JSONDecodeError:
+        pass
+    try:
+        return protocol.parse_induction_answer(text)
+    except ValueError:
+        return []
+
+
+def induce(user_text: str) -> dict:
+    """Workflows from the experiences in an induction prompt (1 to 3 of them)."""
+    raw = protocol.between(user_text, protocol.EXPERIENCES_OPEN, protocol.EXPERIENCES_CLOSE)
+    try:
+        experiences = json.loads(raw) if raw else []
+    except json.JSONDecodeError:
+        experiences = []
+    experiences = [e for e in experiences if isinstance(e, dict)] if isinstance(experiences, list) else []
+    current = _parse_current(protocol.between(user_text, protocol.CURRENT_OPEN, protocol.CURRENT_CLOSE))
+
+    counts: Counter[str] = Counter()
+    first_seen: dict[str, tuple[int, int]] = {}
+    for e_index, exp in enumerate(experiences):
+        for c_index, cmd in enumerate(c for c in exp.get("commands") or [] if isinstance(c, str)):
+            pattern = abstract_command(cmd)
+            counts[pattern] += 1
+            first_seen.setdefault(pattern, (c_index, e_index))
+    by_cat: dict[str, list[str]] = {c: [] for c in _CATEGORY_ORDER}
+    # Most frequent first, then earliest in a trajectory: the common path leads.
+    for pattern in sorted(counts, key=lambda p: (-counts[p], first_seen[p])):
+        by_cat[category(pattern)].append(pattern)
+
+    repos = sorted({str(e.get("repo")) for e in experiences if e.get("repo")})
+    problem = next((str(e["problem"]).strip().splitlines()[0][:80] for e in experiences
+                    if str(e.get("problem") or "").strip()), "")
+    origin = f"Induced from {len(experiences)} successful experience(s) in {', '.join(repos) or 'unknown repos'}"
+    if problem:
+        origin += f", e.g. \"{problem}\""
+
+    generated: list[dict] = []
+    main_steps = [s for c in _CATEGORY_ORDER if c != "other" for s in by_cat[c][:2]]
+    if main_steps:
+        title = ("Locate, patch and verify a bug fix" if by_cat["inspect"]
+                 else "Patch and verify a bug fix")
+        generated.append({"title": title, "description": origin + ".", "steps": main_steps})
+    if by_cat["explore"] or by_cat["inspect"]:
+        steps = by_cat["explore"][:2] + by_cat["inspect"][:3]
+        generated.append({"title": "Find the code behind a failing behaviour",
+                          "description": f"Read before editing: grep for the {{function}} named "
+                                         f"in the issue, then print the lines around it. {origin}.",
+                          "steps": steps})
+    if by_cat["test"]:
+        generated.append({"title": "Verify a change with the tests before submitting",
+                          "description": f"Run the project's tests, then submit. {origin}.",
+                          "steps": by_cat["test"][:2] + by_cat["submit"][:1]})
+
+    # Keep an existing title when its workflow does much the same thing.
+    unused = list(current)
+    for wf in generated:
+        verbs = _verbs(wf["steps"])
+        for old in unused:
+            old_verbs = _verbs([str(s) for s in old["steps"]])
+            if verbs and len(verbs & old_verbs) / len(verbs | old_verbs) >= 0.5:
+                wf["title"] = str(old["title"])
+                unused.remove(old)
+                break
+    workflows = generated + [{"title": str(w["title"]), "description": str(w.get("description", "")),
+                              "steps": [str(s) for s in w["steps"]]} for w in unused]
+    if not workflows:
+        workflows = [{"title": "Explore, fix and test", "description": "No experiences yet.",
+                      "steps": [LOOK_AROUND, RUN_TESTS, protocol.SUBMIT_COMMAND]}]
+    return {"workflows": workflows[:3]}
+
+
+def induction_reply(user_text: str) -> str:
+    answer = json.dumps(induce(user_text), indent=2)
+    return f"Here are the workflows I induced.\n\n```json\n{answer}\n```"

@@ -1,0 +1,375 @@
+"""The simulated model: an OpenAI-compatible endpoint that plays a scripted agent.
+
+Used by the offline demo, the tests and the benchmarks, so it must be cheap per
+request (datasets are loaded once at start-up) and say "simulated" everywhere
+its name appears. Run it with `awm-tui sim-llm` or `python -m awm_tui.servers.sim_llm`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import random
+import signal
+import sys
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from awm_tui.engine import protocol
+from awm_tui.engine.tasks import SAMPLE, Task, TaskError, load_dataset
+
+from .sim_agent import BAD_INDUCTION, agent_reply, induction_reply, read_conversation
+from .sim_faults import FaultInjector
+
+MODEL_ID = "awm-sim"
+MODEL_NAME = "awm-sim (simulated)"
+SERVER_HEADER = "awm-sim/0.1 (simulated model)"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    latency: float = 0.0
+    latency_jitter: float = 0.0
+    rate_429: float = 0.0
+    retry_after: float = 1.0
+    rate_5xx: float = 0.0
+    rate_drop: float = 0.0
+    rate_error_body: float = 0.0
+    wrong_patch_rate: float = 0.0
+    bad_induction_rate: float = 0.0
+    seed: int = 0
+    invalid_keys: frozenset[str] = frozenset()
+    no_credit_keys: frozenset[str] = frozenset()
+    datasets: tuple[str, ...] = (SAMPLE,)
+    price_prompt: float = 1e-7
+    """Dollars per prompt token (tiny: the demo's costs should look plausible, not real)."""
+    price_completion: float = 4e-7
+
+
+def mask_key(key: str | None) -> str:
+    """How a key appears anywhere outside the request: `…` and at most its last 4 characters."""
+    if not key:
+        return "(none)"
+    shown = min(4, len(key) // 3)  # short keys show less, so no key is ever shown whole
+    return "…" + (key[-shown:] if shown else "")
+
+
+@dataclass
+class _KeyStats:
+    requests: int = 0
+    agent: int = 0
+    induction: int = 0
+    status: Counter = field(default_factory=Counter)
+    tasks: dict[str, None] = field(default_factory=dict)  # ordered set
+
+
+class SimStats:
+    def __init__(self) -> None:
+        self.requests = 0
+        self.by_key: dict[str, _KeyStats] = {}
+
+    def key(self, masked: str) -> _KeyStats:
+        self.requests += 1
+        entry = self.by_key.setdefault(masked, _KeyStats())
+        entry.requests += 1
+        return entry
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "simulated": True,
+            "model": MODEL_NAME,
+            "requests": self.requests,
+            "by_key": {k: {"requests": v.requests, "agent": v.agent, "induction": v.induction,
+                           "status": dict(v.status)} for k, v in self.by_key.items()},
+            "tasks_by_key": {k: list(v.tasks) for k, v in self.by_key.items()},
+        }
+
+
+def load_tasks(specs: tuple[str, ...]) -> dict[str, Task]:
+    """Every task of the given datasets by instance id (blocking: call at start-up only)."""
+    tasks: dict[str, Task] = {}
+    for spec in specs:
+        try:
+            dataset = load_dataset(spec)
+        except TaskError as exc:
+            if spec != SAMPLE:
+                raise
+            # The bundled sample is the default; without it the model still answers.
+            log.warning("simulated model: bundled sample dataset unavailable (%s)", exc)
+            continue
+        for task in dataset.tasks:
+            tasks.setdefault(task.instance_id, task)
+    return tasks
+
+
+def _error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": {"message": message, "code": status}}, status=status,
+                             headers=headers or None)
+
+
+def _tokens(text: str) -> int:
+    return max(1, (len(text) + 3) // 4)
+
+
+class _Handlers:
+    def __init__(self, options: SimOptions, tasks: dict[str, Task]) -> None:
+        self.options = options
+        self.tasks = tasks
+        self.stats = SimStats()
+        self.faults = FaultInjector(
+            seed=options.seed, latency=options.latency, latency_jitter=options.latency_jitter,
+            rate_drop=options.rate_drop, rate_429=options.rate_429, rate_5xx=options.rate_5xx,
+            rate_error_body=options.rate_error_body)
+        # A separate stream, so induction faults do not shift the transport faults.
+        self.induction_rng = random.Random(options.seed ^ 0x5EED)
+
+    def _auth(self, request: web.Request) -> tuple[str | None, web.Response | None]:
+        header = request.headers.get("Authorization", "")
+        key = header[7:].strip() if header[:7].lower() == "bearer " else ""
+        if not key:
+            return None, _error(401, "missing API key: send 'Authorization: Bearer <key>'")
+        if key in self.options.invalid_keys or "invalid" in key:
+            return key, _error(401, "invalid API key")
+        if key in self.options.no_credit_keys or "nocredit" in key:
+            return key, _error(402, "insufficient credit on this (simulated) account")
+        return key, None
+
+    async def chat(self, request: web.Request) -> web.StreamResponse:
+        key, denied = self._auth(request)
+        entry = self.stats.key(mask_key(key))
+        if denied is not None:
+            entry.status[str(denied.status)] += 1
+            return denied
+        try:
+            body = await request.json()
+            messages = body["messages"]
+            if not isinstance(messages, list) or not all(isinstance(m, dict) for m in messages):
+                raise TypeError
+        except (json.JSONDecodeError, KeyError, TypeError, UnicodeDecodeError):
+            entry.status["400"] += 1
+            return _error(400, "body must be JSON with a 'messages' list")
+
+        conv = read_conversation(messages)
+        is_induction = protocol.INDUCTION_MARKER in conv.system
+        if is_induction:
+            entry.induction += 1
+        else:
+            entry.agent += 1
+            if task_id := protocol.find_task_id(conv.first_user):
+                entry.tasks[task_id] = None
+
+        fault = self.faults.next()
+        if fault.delay > 0:
+            await asyncio.sleep(fault.delay)
+        if fault.kind == "drop":
+            entry.status["drop"] += 1
+            transport = request.transport
+            request.protocol.force_close()  # no keep-alive reuse of a dead connection
+            if transport is not None:
+                transport.abort()
+            return web.Response(status=500)  # never written: the connection is gone
+        if fault.kind == "429":
+            entry.status["429"] += 1
+            return _error(429, "rate limited (simulated)", **{"Retry-After": f"{self.options.retry_after:g}"})
+        if fault.kind == "5xx":
+            entry.status[str(fault.status)] += 1
+            return _error(fault.status, f"upstream error {fault.status} (simulated)")
+        if fault.kind == "error_body":
+            entry.status["200"] += 1
+            return web.json_response({"error": {"message": "provider returned error (simulated)",
+                                                "code": 502, "type": "upstream_error"}})
+
+        if is_induction:
+            if self.induction_rng.random() < self.options.bad_induction_rate:
+                content = BAD_INDUCTION
+            else:
+                content = induction_reply(next(
+                    (m.get("content") for m in messages if m.get("role") == "user"), "") or "")
+        else:
+            task = self.tasks.get(task_id) if task_id else None
+            content = agent_reply(conv, task, seed=self.options.seed,
+                                  wrong_patch_rate=self.options.wrong_patch_rate)
+        entry.status["200"] += 1
+        return web.json_response(self._completion(messages, content))
+
+    def _completion(self, messages: list[dict], content: str) -> dict[str, Any]:
+        prompt = sum(_tokens(str(m.get("content") or "")) for m in messages)
+        completion = _tokens(content)
+        cost = prompt * self.options.price_prompt + completion * self.options.price_completion
+        return {
+            "id": f"chatcmpl-sim-{uuid.uuid4().hex[:20]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": MODEL_NAME,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                         "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
+                      "total_tokens": prompt + completion, "cost": round(cost, 10)},
+        }
+
+    async def models(self, request: web.Request) -> web.Response:
+        return web.json_response({"object": "list", "data": [
+            {"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "awm-tui",
+             "name": MODEL_NAME, "simulated": True}]})
+
+    async def get_stats(self, request: web.Request) -> web.Response:
+        return web.json_response(self.stats.snapshot())
+
+    async def reset_stats(self, request: web.Request) -> web.Response:
+        self.stats = SimStats()
+        return web.json_response(self.stats.snapshot())
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER_HEADER
+
+
+HANDLERS_KEY = web.AppKey("sim_handlers", _Handlers)
+
+
+def build_app(options: SimOptions, tasks: dict[str, Task] | None = None) -> web.Application:
+    """The aiohttp app; pass pre-loaded `tasks` to avoid reading datasets here."""
+    handlers = _Handlers(options, load_tasks(options.datasets) if tasks is None else tasks)
+    app = web.Application(client_max_size=32 * 1024**2)  # long trajectories make big prompts
+    app[HANDLERS_KEY] = handlers
+    app.on_response_prepare.append(_server_header)
+    for path in ("/v1/chat/completions", "/chat/completions"):
+        app.router.add_post(path, handlers.chat)
+    for path in ("/v1/models", "/models"):
+        app.router.add_get(path, handlers.models)
+    app.router.add_get("/stats", handlers.get_stats)
+    app.router.add_post("/stats/reset", handlers.reset_stats)
+    return app
+
+
+class SimLLMServer:
+    """The simulated model on a loopback port, for tests, the demo and benchmarks."""
+
+    def __init__(self, options: SimOptions | None = None) -> None:
+        self.options = options or SimOptions()
+        self._runner: web.AppRunner | None = None
+        self._app: web.Application | None = None
+        self.host = ""
+        self.port = 0
+
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        tasks = await asyncio.to_thread(load_tasks, self.options.datasets)
+        self._app = build_app(self.options, tasks)
+        self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
+        await self._runner.setup()
+        # A deep backlog: benchmarks open hundreds of connections at once.
+        site = web.TCPSite(self._runner, host, port, backlog=1024)
+        await site.start()
+        self.host, self.port = self._runner.addresses[0][:2]
+        log.info("simulated model (%s) listening on %s with %d tasks", MODEL_ID, self.url, len(tasks))
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return self.base_url + "/v1"
+
+    def stats(self) -> dict[str, Any]:
+        if self._app is None:
+            return SimStats().snapshot()
+        return self._app[HANDLERS_KEY].stats.snapshot()
+
+    def reset_stats(self) -> None:
+        if self._app is not None:
+            self._app[HANDLERS_KEY].stats = SimStats()
+
+    async def close(self) -> None:
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    async def __aenter__(self) -> SimLLMServer:
+        if self._runner is None:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="awm-tui sim-llm",
+                                description="Run the simulated (scripted, offline) model endpoint.")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8900)
+    p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
+    p.add_argument("--latency-jitter", type=float, default=0.0, help="up to this many more seconds")
+    p.add_argument("--rate-429", type=float, default=0.0)
+    p.add_argument("--retry-after", type=float, default=1.0, help="Retry-After seconds on 429")
+    p.add_argument("--rate-5xx", type=float, default=0.0)
+    p.add_argument("--rate-drop", type=float, default=0.0, help="close the connection unanswered")
+    p.add_argument("--rate-error-body", type=float, default=0.0, help="200 with an error body")
+    p.add_argument("--wrong-patch-rate", type=float, default=0.0)
+    p.add_argument("--bad-induction-rate", type=float, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--invalid-key", action="append", default=[], metavar="KEY")
+    p.add_argument("--no-credit-key", action="append", default=[], metavar="KEY")
+    p.add_argument("--dataset", action="append", default=[], metavar="FILE",
+                   help="extra .json/.jsonl dataset (repeatable), added to the bundled sample")
+    p.add_argument("--no-sample", action="store_true", help="do not load the bundled sample")
+    return p
+
+
+def options_from_args(args: argparse.Namespace) -> SimOptions:
+    datasets = tuple(([] if args.no_sample else [SAMPLE]) + list(args.dataset))
+    return SimOptions(
+        latency=args.latency, latency_jitter=args.latency_jitter, rate_429=args.rate_429,
+        retry_after=args.retry_after, rate_5xx=args.rate_5xx, rate_drop=args.rate_drop,
+        rate_error_body=args.rate_error_body, wrong_patch_rate=args.wrong_patch_rate,
+        bad_induction_rate=args.bad_induction_rate, seed=args.seed,
+        invalid_keys=frozenset(args.invalid_key), no_credit_keys=frozenset(args.no_credit_key),
+        datasets=datasets)
+
+
+async def _serve(options: SimOptions, host: str, port: int) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
+            loop.add_signal_handler(sig, stop.set)
+    server = SimLLMServer(options)
+    try:
+        await server.start(host, port)
+        print(f"simulated model ({MODEL_ID}) listening on {server.url}", flush=True)
+        await stop.wait()
+    finally:
+        await server.close()
+    print("simulated model stopped", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
+    try:
+        options = options_from_args(args)
+        asyncio.run(_serve(options, args.host, args.port))
+    except TaskError as exc:
+        print(f"awm-tui sim-llm: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"awm-tui sim-llm: cannot listen on {args.host}:{args.port} ({exc.strerror})", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
