@@ -1,0 +1,344 @@
+"""A sandbox in a Docker container, driven through aiodocker on the shared event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import posixpath
+import re
+import secrets
+import shlex
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiodocker
+import aiohttp
+from aiodocker.containers import DockerContainer
+from aiodocker.exceptions import DockerError
+
+from awm_tui.engine.sandbox.base import (
+    DEFAULT_MAX_OUTPUT,
+    WORKDIR,
+    ExecResult,
+    Sandbox,
+    SandboxError,
+    wrap_with_timeout,
+)
+from awm_tui.engine.sandbox.local import (
+    CLIENT_GRACE_S,
+    KILL_AFTER_S,
+    BoundedOutput,
+    _slug,
+    is_timeout,
+    run_shielded,
+)
+
+DEFAULT_IMAGE = "awm-sandbox:bookworm"
+PRIVATE_SOCKET = "/tmp/awm-docker/docker.sock"
+"""The daemon scripts/setup starts when the machine has none."""
+SYSTEM_SOCKET = "/var/run/docker.sock"
+LABEL = "awm-tui"
+RUN_LABEL = "awm-tui.run"
+INSTANCE_LABEL = "awm-tui.instance"
+PING_TIMEOUT_S = 5.0
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)
+
+
+def parse_memory(value: str | int | None) -> int | None:
+    """'2g' / '512m' / bytes -> bytes (Docker's HostConfig.Memory)."""
+    if value is None or isinstance(value, int):
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"memory limit {value!r} is not like '2g' or '512m'")
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** "bkmgt".index(unit.lower() or "b"))
+
+
+class DockerSandbox(Sandbox):
+    """One container per task; the task's repository lives at /testbed."""
+
+    kind = "docker"
+    isolated = True
+
+    def __init__(
+        self,
+        docker: aiodocker.Docker,
+        *,
+        image: str = DEFAULT_IMAGE,
+        run_name: str = "run",
+        instance_id: str = "task",
+        memory: str | int | None = "2g",
+        cpus: float | None = None,
+        pids_limit: int = 512,
+        network: str = "none",
+    ) -> None:
+        self.docker = docker  # shared; never closed here
+        self.image = image
+        self.run_name = run_name
+        self.instance_id = instance_id
+        self.memory = parse_memory(memory)
+        self.cpus = cpus
+        self.pids_limit = pids_limit
+        self.network = network
+        self.name = (
+            f"awm-{_slug(run_name)}-{_slug(instance_id)}-{secrets.token_hex(3)}"
+        )
+        self._container: DockerContainer | None = None
+        self._attached = False
+        self._closed = False
+        self._start_lock = asyncio.Lock()
+
+    @classmethod
+    def attach(cls, docker: aiodocker.Docker, container_id: str) -> "DockerSandbox":
+        """An existing container (e.g. the agent's, for evaluation); close() keeps it."""
+        sandbox = cls(docker)
+        sandbox.name = container_id
+        sandbox._container = docker.containers.container(container_id)
+        sandbox._attached = True
+        return sandbox
+
+    @property
+    def id(self) -> str:
+        return self._require().id
+
+    def _require(self) -> DockerContainer:
+        if self._container is None:
+            raise SandboxError("container not started")
+        return self._container
+
+    def _config(self) -> dict[str, Any]:
+        host: dict[str, Any] = {
+            "NetworkMode": self.network,
+            "PidsLimit": self.pids_limit,
+            # tini as PID 1 reaps what `timeout` kills, so `ps` shows no zombies.
+            "Init": True,
+        }
+        if self.memory:
+            host["Memory"] = self.memory
+            host["MemorySwap"] = self.memory  # no swap beyond the limit
+        if self.cpus:
+            host["NanoCpus"] = int(self.cpus * 1e9)
+        return {
+            "Image": self.image,
+            "Cmd": ["sleep", "infinity"],
+            "WorkingDir": WORKDIR,
+            "Labels": {
+                LABEL: "1",
+                RUN_LABEL: self.run_name,
+                INSTANCE_LABEL: self.instance_id,
+            },
+            "NetworkDisabled": self.network == "none",
+            "HostConfig": host,
+        }
+
+    async def start(self) -> None:
+        async with self._start_lock:
+            if self._closed:
+                raise SandboxError(f"container {self.name} already closed")
+            if self._attached:
+                await self._check_attached()
+                return
+            if self._container is not None:
+                return
+            try:
+                # Shielded so a cancel cannot lose the id of a container the
+                # daemon did create; the except below then removes it.
+                await run_shielded(self._create())
+                await self._require().start()
+            except BaseException as exc:
+                await self.close()
+                if isinstance(exc, DockerError):
+                    raise SandboxError(
+                        f"cannot start container from {self.image}: {exc.message}"
+                    ) from exc
+                raise
+
+    async def _create(self) -> None:
+        self._container = await self.docker.containers.create(
+            self._config(), name=self.name
+        )
+
+    async def _check_attached(self) -> None:
+        try:
+            info = await self._require().show()
+        except DockerError as exc:
+            raise SandboxError(f"container {self.name}: {exc.message}") from exc
+        if not info.get("State", {}).get("Running"):
+            raise SandboxError(f"container {self.name} is not running")
+
+    async def put_directory(self, src: Path, dest: str = WORKDIR) -> None:
+        data = await asyncio.to_thread(_tar_directory, Path(src))
+        await self._put_archive(dest, data)
+
+    async def write_file(self, path: str, content: str) -> None:
+        # put_archive, not a shell argument: large patches exceed ARG_MAX.
+        path = posixpath.join(WORKDIR, path)
+        data = await asyncio.to_thread(
+            _tar_file, posixpath.basename(path), content.encode("utf-8")
+        )
+        await self._put_archive(posixpath.dirname(path), data)
+
+    async def _put_archive(self, dest: str, data: bytes) -> None:
+        made = await self.exec(f"mkdir -p -- {shlex.quote(dest)}", timeout_s=30)
+        if made.exit_code != 0:
+            raise SandboxError(f"cannot create {dest}: {made.output.strip()[:200]}")
+        try:
+            await self._require().put_archive(dest, data)
+        except DockerError as exc:
+            raise SandboxError(f"cannot copy into {dest}: {exc.message}") from exc
+
+    async def exec(
+        self,
+        command: str,
+        *,
+        timeout_s: float = 120.0,
+        workdir: str | None = None,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+    ) -> ExecResult:
+        container = self._require()
+        started = time.monotonic()
+        try:
+            execution = await container.exec(
+                wrap_with_timeout(command, timeout_s, KILL_AFTER_S),
+                stdout=True,
+                stderr=True,
+                workdir=workdir or WORKDIR,
+            )
+            output = BoundedOutput(max_output)
+            client_timed_out = False
+            try:
+                # The limit is enforced inside the container; this only guards
+                # against a daemon that stops answering.
+                async with asyncio.timeout(timeout_s + KILL_AFTER_S + CLIENT_GRACE_S):
+                    async with execution.start(detach=False) as stream:
+                        while (message := await stream.read_out()) is not None:
+                            output.feed(message.data)
+            except TimeoutError:
+                client_timed_out = True
+            info = await execution.inspect()
+        except DockerError as exc:
+            raise SandboxError(f"exec in {self.name} failed: {exc.message}") from exc
+        duration = time.monotonic() - started
+        exit_code = info.get("ExitCode")
+        if exit_code is None or info.get("Running"):
+            exit_code, client_timed_out = 137, True
+        return ExecResult(
+            exit_code=exit_code,
+            output=output.text(),
+            truncated=output.truncated,
+            timed_out=client_timed_out or is_timeout(exit_code, duration, timeout_s),
+            duration_s=duration,
+        )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        container, self._container = self._container, None
+        if container is None or self._attached:
+            return
+        await run_shielded(_remove(container))
+
+
+async def _remove(container: DockerContainer) -> bool:
+    """Force-remove; False when it was already gone."""
+    try:
+        await container.delete(force=True, v=True)
+    except DockerError as exc:
+        # 404: gone already; 409: a removal is already in progress.
+        if exc.status in (404, 409):
+            return False
+        raise
+    return True
+
+
+async def sweep(docker: aiodocker.Docker, run_name: str | None = None) -> int:
+    """Force-remove the containers of one run (or all of awm-tui's); returns how many."""
+    label = f"{RUN_LABEL}={run_name}" if run_name is not None else f"{LABEL}=1"
+    found = await docker.containers.list(all=True, filters={"label": [label]})
+    removed = await asyncio.gather(*(_remove(c) for c in found), return_exceptions=True)
+    return sum(1 for r in removed if r is True)
+
+
+def docker_url_candidates() -> list[str]:
+    """Where a daemon may answer, in the order tried: $DOCKER_HOST, system, private."""
+    candidates = []
+    if env := os.environ.get("DOCKER_HOST"):
+        candidates.append(env)
+    for path in (SYSTEM_SOCKET, PRIVATE_SOCKET):
+        if os.path.exists(path):
+            candidates.append(f"unix://{path}")
+    return candidates
+
+
+def default_docker_url() -> str:
+    """$DOCKER_HOST, else the system socket if present, else scripts/setup's private one."""
+    return (docker_url_candidates() or [f"unix://{PRIVATE_SOCKET}"])[0]
+
+
+def normalize_docker_url(url: str) -> str:
+    """Accept `unix:///path`, a bare socket path, `tcp://host:port`."""
+    return f"unix://{url}" if url.startswith("/") else url
+
+
+async def connect_docker(url: str | None = None) -> aiodocker.Docker | None:
+    """A client for the first daemon that answers (only `url` when given), else None."""
+    candidates = [url] if url else docker_url_candidates()
+    for candidate in candidates:
+        try:
+            docker = aiodocker.Docker(url=normalize_docker_url(candidate))
+        except ValueError:
+            continue
+        try:
+            async with asyncio.timeout(PING_TIMEOUT_S):
+                await docker.version()
+            return docker
+        except (TimeoutError, OSError, aiohttp.ClientError, DockerError):
+            await docker.close()
+        except BaseException:
+            await docker.close()
+            raise
+    return None
+
+
+async def image_exists(docker: aiodocker.Docker, image: str) -> bool:
+    try:
+        await docker.images.inspect(image)
+    except DockerError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def _tar_directory(src: Path) -> bytes:
+    if not src.is_dir():
+        raise SandboxError(f"{src} is not a directory")
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for child in sorted(src.iterdir()):
+            tar.add(child, arcname=child.name, filter=_as_root)
+    return buffer.getvalue()
+
+
+def _tar_file(name: str, data: bytes) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mode = 0o644
+        info.mtime = int(time.time())
+        tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _as_root(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    """Files belong to root in the container, whoever owns them here."""
+    info.uid = info.gid = 0
+    info.uname = info.gname = "root"
+    return info

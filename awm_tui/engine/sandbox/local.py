@@ -1,0 +1,232 @@
+"""A subprocess sandbox for machines without Docker: a temp directory, not isolated."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from awm_tui.engine.sandbox.base import (
+    DEFAULT_MAX_OUTPUT,
+    WORKDIR,
+    ExecResult,
+    Sandbox,
+    SandboxError,
+    wrap_with_timeout,
+)
+
+KILL_AFTER_S = 5.0
+"""Seconds `timeout -k` waits after SIGTERM before SIGKILL."""
+
+CLIENT_GRACE_S = 10.0
+"""Extra seconds the client waits beyond the in-sandbox limit before giving up."""
+
+READ_CHUNK = 64 * 1024
+
+# Tasks that finish cleaning up after their caller was cancelled; kept here so
+# they are not garbage-collected half-way.
+_cleanups: set[asyncio.Task[None]] = set()
+
+
+async def run_shielded(coro: object) -> None:
+    """Run a cleanup to its end even when the awaiting task is cancelled."""
+    task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    _cleanups.add(task)
+    task.add_done_callback(_cleanups.discard)
+    await asyncio.shield(task)
+
+
+class BoundedOutput:
+    """Keeps at most `limit` bytes of a stream: its first three quarters and last quarter.
+
+    The end of a command's output (a test summary, the final error) is often
+    what matters most, so the tail is kept too; a marker line says how many
+    bytes were dropped in between.
+    """
+
+    def __init__(self, limit: int) -> None:
+        limit = max(0, limit)
+        self._tail_limit = limit // 4
+        self._head_limit = limit - self._tail_limit
+        self._head = bytearray()
+        self._tail = bytearray()
+        self.dropped = 0
+
+    def feed(self, data: bytes) -> None:
+        room = self._head_limit - len(self._head)
+        if room > 0:
+            self._head += data[:room]
+            data = data[room:]
+        if not data:
+            return
+        self._tail += data
+        excess = len(self._tail) - self._tail_limit
+        if excess > 0:
+            del self._tail[:excess]
+            self.dropped += excess
+
+    @property
+    def truncated(self) -> bool:
+        return self.dropped > 0
+
+    def text(self) -> str:
+        head = self._head.decode("utf-8", "replace")
+        tail = self._tail.decode("utf-8", "replace")
+        if not self.dropped:
+            return head + tail
+        return f"{head}\n[... {self.dropped} bytes of output dropped ...]\n{tail}"
+
+
+def is_timeout(exit_code: int, duration_s: float, timeout_s: float) -> bool:
+    """`timeout` exits 124 (TERM) or 137 (KILL); only count it once the limit has passed."""
+    return exit_code in (124, 137) and duration_s >= timeout_s * 0.98
+
+
+class LocalSandbox(Sandbox):
+    """Runs commands with bash in a temp directory that stands for /testbed."""
+
+    kind = "local"
+    isolated = False
+
+    def __init__(self, *, run_name: str = "run", instance_id: str = "task") -> None:
+        self.run_name = run_name
+        self.instance_id = instance_id
+        self._root: Path | None = None
+        self._attached = False
+        self._closed = False
+        self._running: set[asyncio.subprocess.Process] = set()
+
+    @classmethod
+    def attach(cls, path: str | Path) -> "LocalSandbox":
+        """An existing local sandbox (`local:<path>` or a path); close() keeps the files."""
+        text = str(path)
+        sandbox = cls()
+        sandbox._root = Path(text.removeprefix("local:"))
+        sandbox._attached = True
+        return sandbox
+
+    @property
+    def id(self) -> str:
+        return f"local:{self._require_root()}"
+
+    @property  # type: ignore[override]
+    def workdir(self) -> str:
+        return str(self._require_root())
+
+    def _require_root(self) -> Path:
+        if self._root is None:
+            raise SandboxError("local sandbox not started")
+        return self._root
+
+    def resolve(self, path: str) -> Path:
+        """Map a sandbox path (`/testbed/...` or relative to it) to the real one."""
+        root = self._require_root()
+        if path == WORKDIR or path.startswith(WORKDIR + "/"):
+            return root / path[len(WORKDIR):].lstrip("/")
+        return root / path if not os.path.isabs(path) else Path(path)
+
+    async def start(self) -> None:
+        if self._closed:
+            raise SandboxError("local sandbox already closed")
+        if self._root is not None:
+            if not await asyncio.to_thread(self._root.is_dir):
+                raise SandboxError(f"local sandbox directory {self._root} does not exist")
+            return
+        prefix = f"awm-{_slug(self.run_name)}-{_slug(self.instance_id)}-"
+        self._root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=prefix))
+
+    async def put_directory(self, src: Path, dest: str = WORKDIR) -> None:
+        target = self.resolve(dest)
+        await asyncio.to_thread(
+            shutil.copytree, src, target, symlinks=True, dirs_exist_ok=True
+        )
+
+    async def write_file(self, path: str, content: str) -> None:
+        target = self.resolve(path)
+
+        def write() -> None:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(content, encoding="utf-8")
+
+        await asyncio.to_thread(write)
+
+    async def exec(
+        self,
+        command: str,
+        *,
+        timeout_s: float = 120.0,
+        workdir: str | None = None,
+        max_output: int = DEFAULT_MAX_OUTPUT,
+    ) -> ExecResult:
+        cwd = self.resolve(workdir) if workdir else self._require_root()
+        env = dict(os.environ)
+        # The running venv first, so `python3 -m pytest` finds our pytest.
+        env["PATH"] = os.pathsep.join(
+            [os.path.dirname(sys.executable), env.get("PATH", os.defpath)]
+        )
+        started = time.monotonic()
+        # Own session = own process group, so the whole tree can be killed.
+        proc = await asyncio.create_subprocess_exec(
+            *wrap_with_timeout(command, timeout_s, KILL_AFTER_S),
+            cwd=cwd,
+            env=env,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self._running.add(proc)
+        output = BoundedOutput(max_output)
+        client_timed_out = False
+        try:
+            try:
+                async with asyncio.timeout(timeout_s + KILL_AFTER_S + CLIENT_GRACE_S):
+                    assert proc.stdout is not None
+                    while chunk := await proc.stdout.read(READ_CHUNK):
+                        output.feed(chunk)
+                    exit_code = await proc.wait()
+            except TimeoutError:
+                client_timed_out = True
+                exit_code = 137
+        finally:
+            if proc.returncode is None or client_timed_out:
+                await run_shielded(_kill_group(proc))
+            self._running.discard(proc)
+        duration = time.monotonic() - started
+        return ExecResult(
+            exit_code=exit_code,
+            output=output.text(),
+            truncated=output.truncated,
+            timed_out=client_timed_out or is_timeout(exit_code, duration, timeout_s),
+            duration_s=duration,
+        )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for proc in list(self._running):
+            await run_shielded(_kill_group(proc))
+        if self._root is not None and not self._attached:
+            await run_shielded(
+                asyncio.to_thread(shutil.rmtree, self._root, ignore_errors=True)
+            )
+
+
+async def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL the command's whole process group and reap the leader."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    await proc.wait()
+
+
+def _slug(text: str) -> str:
+    """A short name fragment safe for file and container names."""
+    kept = "".join(c if c.isalnum() or c in "._-" else "-" for c in text).strip(".-_")
+    return kept[:40] or "x"
