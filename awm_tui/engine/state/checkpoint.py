@@ -1,0 +1,113 @@
+"""`checkpoint.json`: which tasks a run has finished, so a stopped run resumes.
+
+Only finished tasks are recorded; a task interrupted mid-way is absent and
+therefore restarts from scratch on resume (its sandbox state is gone anyway).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .atomic import StateError, read_json, write_json_atomic
+
+CHECKPOINT_VERSION = 1
+
+
+class TaskResult(BaseModel):
+    """The outcome of one finished task."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    instance_id: str
+    exit_status: str
+    """`Submitted`, `FormatError`, `StepLimit`, `CostLimit`, `TimeLimit`, `Error: …`."""
+    resolved: bool = False
+    """The task's FAIL_TO_PASS tests pass and PASS_TO_PASS still pass."""
+    reward: float = 0.0
+    """Reward reported by the evaluator (1.0 resolved, 0.0 not, partial allowed)."""
+    speedup: float | None = None
+    """Performance tasks: benchmark time before / after the patch."""
+    steps: int = 0
+    """Agent commands executed."""
+    cost: float = 0.0
+    """LLM cost of the task in USD."""
+    elapsed_s: float = 0.0
+    """Wall-clock seconds from task start to finish (evaluation included)."""
+    finished_at: float = Field(default_factory=time.time)
+    """Unix time the task finished."""
+    evaluated: bool = True
+    """False with `--skip-eval`: `resolved`/`reward` are then not meaningful."""
+
+
+class Checkpoint(BaseModel):
+    """Resume state of one run."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: int = CHECKPOINT_VERSION
+    """File format version."""
+    run_name: str = ""
+    """The run that wrote it (informational; resuming under another name is allowed)."""
+    finished: dict[str, TaskResult] = Field(default_factory=dict)
+    """Finished tasks keyed by instance_id, in finishing order."""
+
+    _path: Path | None = None
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, run_name: str = "") -> Checkpoint:
+        """The saved checkpoint, or an empty one when the file does not exist."""
+        path = Path(path)
+        data = read_json(path, None)
+        if data is None:
+            ckpt = cls(run_name=run_name)
+        else:
+            try:
+                ckpt = cls.model_validate(data)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                loc = ".".join(str(p) for p in err["loc"]) or "file"
+                raise StateError(f"{path}: invalid checkpoint at {loc}: {err['msg']}; "
+                                 "move it aside to start over", path) from None
+            if ckpt.version > CHECKPOINT_VERSION:
+                raise StateError(f"{path}: checkpoint version {ckpt.version} is newer than "
+                                 "this awm-tui understands; upgrade awm-tui", path)
+        ckpt._path = path
+        return ckpt
+
+    @classmethod
+    async def aload(cls, path: str | os.PathLike, run_name: str = "") -> Checkpoint:
+        return await asyncio.to_thread(cls.load, path, run_name)
+
+    @property
+    def path(self) -> Path:
+        if self._path is None:
+            raise RuntimeError("checkpoint has no path; create it with Checkpoint.load(path)")
+        return self._path
+
+    def is_done(self, instance_id: str) -> bool:
+        return instance_id in self.finished
+
+    def record(self, result: TaskResult) -> None:
+        """Add or replace a task's result (a re-run task moves to the end)."""
+        self.finished.pop(result.instance_id, None)
+        self.finished[result.instance_id] = result
+
+    @property
+    def done(self) -> int:
+        return len(self.finished)
+
+    @property
+    def resolved(self) -> int:
+        return sum(1 for r in self.finished.values() if r.resolved)
+
+    def save(self) -> None:
+        write_json_atomic(self.path, self.model_dump(mode="json"))
+
+    async def asave(self) -> None:
+        # Dump on the loop so a concurrent `record` cannot tear the snapshot.
+        await asyncio.to_thread(write_json_atomic, self.path, self.model_dump(mode="json"))

@@ -1,0 +1,203 @@
+"""Workflow induction: the LLM prompt and its parser, and an offline rule inducer.
+
+Both produce plain dicts (`title`, `description`, `steps`, and for rule
+induction `source_instances`/`repos`) that `Memory.apply_induction` merges.
+Pass only the experiences to learn from (normally the recent successes).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from awm_tui.engine import protocol
+
+from .buffer import Experience, clip
+from .memory import Workflow
+
+PROMPT_COMMAND_CHARS = 400
+PROMPT_COMMANDS = 30
+PROMPT_PATCH_CHARS = 1500
+PROMPT_EXPERIENCE_CHARS = 40_000
+
+SYSTEM_PROMPT = f"""{protocol.INDUCTION_MARKER}
+You maintain the workflow memory of a software-engineering agent that fixes issues in
+code repositories by running shell commands. You are given experiences: tasks the agent
+solved and the commands it ran. Extract the common, reusable multi-step workflows behind
+them: procedures that would help on a new, different task.
+
+Rules:
+- Each workflow has a short imperative "title", a one-sentence "description" saying when to
+  use it, and 2-8 "steps", each one concrete action (usually one shell command).
+- Replace task-specific values with placeholders: {{file}}, {{function}}, {{symbol}},
+  {{test_path}}, {{pattern}}, {{patch}}, {{n}}. Never copy a task's own paths or names.
+- Prefer steps shared by several experiences; skip one-off detours and failed commands.
+- Refine the current workflows rather than duplicating them: reuse a current title exactly
+  to update that workflow. Return at most 5 workflows.
+
+Answer with only a ```json block: {{"workflows": [{{"title": "...", "description": "...",
+"steps": ["...", "..."]}}]}}"""
+
+
+def _example(exp: Experience) -> dict:
+    cmds = [clip(c, PROMPT_COMMAND_CHARS) for c in exp.commands]
+    if len(cmds) > PROMPT_COMMANDS:
+        half = PROMPT_COMMANDS // 2
+        cmds = cmds[:half] + ["# … steps omitted …"] + cmds[-half:]
+    return {"instance_id": exp.instance_id, "repo": exp.repo, "problem": exp.problem,
+            "resolved": exp.resolved, "commands": cmds, "patch": clip(exp.patch, PROMPT_PATCH_CHARS)}
+
+
+def build_induction_messages(experiences: Sequence[Experience],
+                             current: Sequence[Workflow]) -> list[dict]:
+    """System + user messages asking a model to induce workflows.
+
+    The user message holds the current workflows (JSON, between CURRENT tags)
+    and the examples (a JSON list between EXPERIENCES tags). Examples are
+    taken newest-last until PROMPT_EXPERIENCE_CHARS; the newest always fits.
+    """
+    examples: list[dict] = []
+    size = 0
+    for exp in reversed(list(experiences)):
+        ex = _example(exp)
+        ex_size = len(json.dumps(ex))
+        if examples and size + ex_size > PROMPT_EXPERIENCE_CHARS:
+            break
+        examples.insert(0, ex)
+        size += ex_size
+    cur = [{"title": w.title, "description": w.description, "steps": w.steps} for w in current]
+    user = (f"Current workflows:\n{protocol.CURRENT_OPEN}\n{json.dumps(cur, indent=1)}\n"
+            f"{protocol.CURRENT_CLOSE}\n\n"
+            f"Experiences ({len(examples)}):\n{protocol.EXPERIENCES_OPEN}\n"
+            f"{json.dumps(examples, indent=1)}\n{protocol.EXPERIENCES_CLOSE}\n\n"
+            "Induce the workflows now.")
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+
+
+def parse_llm_induction(reply: str) -> list[dict]:
+    """Workflow dicts from a model's answer; ValueError (keep the old memory) if none."""
+    return protocol.parse_induction_answer(reply)
+
+
+# -- rule induction ---------------------------------------------------------------
+
+_HEREDOC_RE = re.compile(r"<<-?\s*(['\"]?)(\w+)\1")
+_QUOTED_RE = re.compile(r"(['\"])(.*?)\1")
+_GREP_CTX_RE = re.compile(r"\b(?:grep|rg|ag|git grep)(?:\s+-\S+)*\s*$")
+_GREP_BARE_RE = re.compile(r"\b((?:git )?grep|rg)((?:\s+-\S+)*)\s+(?![-'\"{])([^\s|&;]+)")
+_DEF_RE = re.compile(r"\b(def|class)\s+[A-Za-z_]\w*")
+_TEST_PATH_RE = re.compile(r"(?<![\w{/])(?:[\w.-]*/)*(?:tests?/[\w./-]*|test_\w+\.py|\w+_test\.py)(?:::[\w:\[\]-]+)?")
+_PATH_RE = re.compile(r"(?<![\w{/])(?!/testbed\b|/dev/null\b)(?:[\w.-]+/|/(?=[\w.]))(?:[\w.-]+/?)*|(?<![\w{/])[\w-]+\.(?:py|pyi|js|ts|go|rs|c|h|cfg|toml|json|md|rst|ini|txt|yaml|yml)\b")
+_NUMBER_RE = re.compile(r"(?<![\w{>&.])\d+(?![\w}>&.])")
+_SED_RANGE_RE = re.compile(r"^[\d,;$]+[pd]?$")
+
+KIND_ORDER = ("explore", "inspect", "edit", "test", "submit")
+_TITLE_WORDS = {"explore": "locate", "inspect": "inspect", "edit": "patch", "test": "test"}
+_LABELS = {"explore": "Explore", "inspect": "Inspect", "edit": "Edit", "test": "Test",
+           "submit": "Submit", "other": "Run"}
+
+
+def abstract_command(command: str) -> str:
+    """A reusable one-line pattern of a concrete command."""
+    head, _, body = command.strip().partition("\n")
+    heredoc = bool(body) and _HEREDOC_RE.search(head)
+    if not heredoc:
+        head = " ".join(command.split())
+
+    def quoted(m: re.Match) -> str:
+        q, text = m.group(1), m.group(2)
+        if _SED_RANGE_RE.match(text):
+            return q + re.sub(r"\d+", "{n}", text) + q
+        if _GREP_CTX_RE.search(head[: m.start()]):
+            return q + ("def {symbol}" if _DEF_RE.match(text) else
+                        "{symbol}" if re.fullmatch(r"[\w.]+", text) else "{text}") + q
+        return q + "{text}" + q
+
+    if heredoc:  # keep the delimiter (<<'EOF') out of the quoted-string rule
+        head = head.replace(heredoc.group(0), "\x00", 1)
+    head = _QUOTED_RE.sub(quoted, head)
+    head = _GREP_BARE_RE.sub(lambda m: f"{m.group(1)}{m.group(2)} {{symbol}}", head)
+    head = _DEF_RE.sub(lambda m: f"{m.group(1)} {{symbol}}", head)
+    head = _TEST_PATH_RE.sub("{test_path}", head)
+    head = _PATH_RE.sub("{file}", head)
+    head = re.sub(r"\b\d+,\d+([pd])\b", r"{n},{n}\1", head)  # unquoted sed ranges
+    head = _NUMBER_RE.sub("{n}", head)
+    if heredoc:
+        head = head.replace("\x00", heredoc.group(0)) + f" … {{patch}} … {heredoc.group(2)}"
+    return head
+
+
+def command_kind(command: str) -> str:
+    """explore / inspect / edit / test / submit (or other) for a concrete command."""
+    c = command.strip()
+    first = c.split("\n", 1)[0]
+    words = re.sub(r"^cd \S+\s*(&&|;)\s*", "", first).split()
+    verb = words[0] if words else ""
+    if protocol.SUBMIT_MARKER in c:
+        return "submit"
+    if re.search(r"\b(pytest|unittest|tox|nox|runtests)\b|\bmake test", first):
+        return "test"
+    if ("\n" in c and _HEREDOC_RE.search(first)) or re.search(
+            r"\bsed -i|\bgit apply|\bpatch -p|\bperl -[pi]+|(?<![0-9&])>\s*[\w./-]+\.\w+", first):
+        return "edit"
+    if verb in ("grep", "rg", "ag") and re.search(r"\s-\w*[rR]|\s\.\s*$|\s\.\s", first):
+        return "explore"
+    if verb in ("cat", "head", "tail", "sed", "nl", "less", "awk", "grep", "rg", "ag", "diff") \
+            or first.startswith(("git diff", "git show", "git log", "git blame")):
+        return "inspect"
+    if verb in ("ls", "find", "tree", "pwd", "cd", "git", "wc", "locate"):
+        return "explore"
+    if verb.startswith("python") and _TEST_PATH_RE.search(first):
+        return "test"
+    return "other"
+
+
+def _shape(exp: Experience) -> tuple[str, ...]:
+    kinds = dict.fromkeys(k for k in map(command_kind, exp.commands) if k != "other")
+    return tuple(kinds)
+
+
+def _title(shape: tuple[str, ...]) -> str:
+    words = [_TITLE_WORDS[k] for k in shape if k in _TITLE_WORDS] or ["fix"]
+    phrase = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    return f"{phrase[0].upper()}{phrase[1:]} a bug in {{repo}}"
+
+
+def induce_rule(experiences: Iterable[Experience], max_workflows: int = 3) -> list[dict]:
+    """Deterministic offline induction: group by command-kind shape, abstract steps.
+
+    Experiences whose shape (the kinds of their commands, in first-seen order)
+    is the same form one group; the largest groups (ties: first seen) become
+    workflows whose steps are the most frequent abstract commands per kind.
+    """
+    groups: dict[tuple[str, ...], list[Experience]] = {}
+    for exp in experiences:
+        shape = _shape(exp)
+        if shape:
+            groups.setdefault(shape, []).append(exp)
+    ranked = sorted(groups.items(), key=lambda kv: -len(kv[1]))[:max_workflows]
+    workflows = []
+    for shape, members in ranked:
+        counts: Counter[tuple[str, str]] = Counter()
+        first: dict[tuple[str, str], tuple[int, int]] = {}
+        for e_i, exp in enumerate(members):
+            for c_i, cmd in enumerate(exp.commands):
+                key = (command_kind(cmd), abstract_command(cmd))
+                counts[key] += 1
+                first.setdefault(key, (c_i, e_i))
+        steps = []
+        for kind in KIND_ORDER:
+            if kind not in shape:
+                continue
+            keys = sorted((k for k in counts if k[0] == kind), key=lambda k: (-counts[k], first[k]))
+            steps += [f"{_LABELS[kind]}: {pattern}" for _, pattern in keys[:2 if kind in ("explore", "inspect") else 1]]
+        ids = sorted(e.instance_id for e in members)
+        repos = sorted({e.repo for e in members})
+        workflows.append({
+            "title": _title(shape),
+            "description": f"Seen in {len(members)} solved task(s) ({', '.join(ids[:5])}"
+                           f"{', …' if len(ids) > 5 else ''}): {' → '.join(shape)}.",
+            "steps": steps, "source_instances": ids, "repos": repos})
+    return workflows

@@ -1,0 +1,239 @@
+"""A run's output directory: its lock, event log, trajectories and predictions.
+
+Layout of `--output-dir` (names are fixed; the users' scripts read them)::
+
+    memory.json  buffer.json  checkpoint.json   state (see memory/buffer/checkpoint)
+    events.jsonl        one engine event per line, appended
+    preds.json          SWE-bench predictions, a dict keyed by instance_id
+    trajectories/<instance_id>.json
+    .awm-tui.lock       held (flock) by the run using the directory
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from .atomic import read_json, write_json_atomic
+
+LOCK_NAME = ".awm-tui.lock"
+
+# flock conflicts between two fds of one process on Linux, but not on every
+# platform/filesystem, and the registry also lets us name the holder reliably.
+_HELD: dict[str, dict[str, Any]] = {}
+_HELD_GUARD = threading.Lock()
+
+
+class OutputDirLocked(RuntimeError):
+    """Another run (this process or another) is using the output directory."""
+
+
+def _safe_name(instance_id: str) -> str:
+    # Instance ids are filenames here; never let one escape trajectories/.
+    return instance_id.replace("/", "__").replace("\\", "__").lstrip(".") or "_"
+
+
+class OutputDir:
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path).expanduser().absolute()
+        self.trajectories_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_fd: int | None = None
+        self._key = os.path.realpath(self.path)
+
+    memory_path = property(lambda self: self.path / "memory.json")
+    buffer_path = property(lambda self: self.path / "buffer.json")
+    checkpoint_path = property(lambda self: self.path / "checkpoint.json")
+    events_path = property(lambda self: self.path / "events.jsonl")
+    preds_path = property(lambda self: self.path / "preds.json")
+    trajectories_dir = property(lambda self: self.path / "trajectories")
+    lock_path = property(lambda self: self.path / LOCK_NAME)
+
+    # -- lock ---------------------------------------------------------------
+
+    @property
+    def locked(self) -> bool:
+        return self._lock_fd is not None
+
+    def lock(self, run_name: str) -> None:
+        """Take the directory for `run_name`, or raise `OutputDirLocked`."""
+        if self._lock_fd is not None:
+            return
+        with _HELD_GUARD:
+            if self._key in _HELD:
+                raise self._refusal(_HELD[self._key])
+            # No O_TRUNC: the holder's details must survive our failed attempt.
+            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise self._refusal(self._read_holder()) from None
+            info = {"pid": os.getpid(), "host": socket.gethostname(), "run": run_name,
+                    "started": time.strftime("%Y-%m-%d %H:%M:%S")}
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
+            self._lock_fd = fd
+            _HELD[self._key] = info
+
+    def unlock(self) -> None:
+        """Release the directory; safe to call twice. The lock file stays (its
+        inode is what others flock; deleting it would race)."""
+        with _HELD_GUARD:
+            fd, self._lock_fd = self._lock_fd, None
+            if fd is None:
+                return
+            _HELD.pop(self._key, None)
+            try:
+                os.ftruncate(fd, 0)
+            finally:
+                os.close(fd)  # closing drops the flock
+
+    def _read_holder(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.lock_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}  # the holder may not have written its details yet
+
+    def _refusal(self, info: dict[str, Any]) -> OutputDirLocked:
+        run = info.get("run", "?")
+        pid = info.get("pid", "?")
+        since = info.get("started", "?")
+        host = info.get("host")
+        where = f"pid {pid}" + (f" on {host}" if host and host != socket.gethostname() else "")
+        return OutputDirLocked(
+            f"output directory {self.path} is in use by run {run!r} ({where} since {since}); "
+            "choose another --output-dir or stop that run")
+
+    def __enter__(self) -> OutputDir:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.unlock()
+
+    # -- files --------------------------------------------------------------
+
+    def event_log(self) -> EventLog:
+        return EventLog(self.events_path)
+
+    def predictions(self) -> PredictionsFile:
+        return PredictionsFile.load(self.preds_path)
+
+    def trajectory_path(self, instance_id: str) -> Path:
+        return self.trajectories_dir / f"{_safe_name(instance_id)}.json"
+
+    def save_trajectory(self, instance_id: str, data: Any) -> Path:
+        path = self.trajectory_path(instance_id)
+        write_json_atomic(path, data)
+        return path
+
+    async def asave_trajectory(self, instance_id: str, data: Any) -> Path:
+        snapshot = json.loads(json.dumps(data, default=str))  # the caller may mutate `data`
+        return await asyncio.to_thread(self.save_trajectory, instance_id, snapshot)
+
+
+class EventLog:
+    """Appends events to `events.jsonl` from the loop without blocking it.
+
+    `append` only queues a line; a writer thread flushes the queue every
+    `interval` seconds and on `close`. No per-event fsync: a crash may lose
+    the last half second of events, never the state files.
+    """
+
+    def __init__(self, path: str | os.PathLike, interval: float = 0.5) -> None:
+        self.path = Path(path)
+        self.interval = interval
+        self._pending: list[str] = []
+        self._guard = threading.Lock()
+        self._wake = threading.Event()
+        self._closed = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
+        self._thread = threading.Thread(target=self._run, name="awm-event-log", daemon=True)
+        self._thread.start()
+
+    def append(self, event: Any) -> None:
+        """Queue one event: a dict or an `Event` (anything with `to_dict`)."""
+        if self._closed:
+            raise RuntimeError(f"{self.path}: event log is closed")
+        data = event.to_dict() if hasattr(event, "to_dict") else event
+        line = json.dumps(data, ensure_ascii=False, default=str)
+        with self._guard:
+            self._pending.append(line)
+
+    def _drain(self) -> None:
+        with self._guard:
+            lines, self._pending = self._pending, []
+        if lines:
+            self._file.write("\n".join(lines) + "\n")
+            self._file.flush()
+
+    def _run(self) -> None:
+        while not self._wake.wait(self.interval):
+            self._drain()
+
+    def flush(self) -> None:
+        """Write out everything queued so far (blocking; tests and shutdown)."""
+        if not self._closed:
+            self._drain()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        self._thread.join()
+        try:
+            self._drain()
+        finally:
+            self._file.close()
+
+    async def aclose(self) -> None:
+        await asyncio.to_thread(self.close)
+
+    def __enter__(self) -> EventLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PredictionsFile:
+    """`preds.json`: ``{instance_id: {"instance_id", "model_name_or_path", "model_patch"}}``.
+
+    The SWE-bench harness (`--predictions_path`) accepts this dict form as well
+    as a list; a dict lets a re-run task replace its own entry. Tasks keep
+    their first-seen order.
+    """
+
+    def __init__(self, path: str | os.PathLike, entries: dict[str, dict] | None = None) -> None:
+        self.path = Path(path)
+        self.entries: dict[str, dict] = entries or {}
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> PredictionsFile:
+        data = read_json(path, {})
+        if isinstance(data, list):  # accept the harness' list form too
+            data = {p["instance_id"]: p for p in data if isinstance(p, dict) and "instance_id" in p}
+        return cls(path, dict(data) if isinstance(data, dict) else {})
+
+    def set(self, instance_id: str, model_name_or_path: str, model_patch: str) -> None:
+        self.entries[instance_id] = {"instance_id": instance_id,
+                                     "model_name_or_path": model_name_or_path,
+                                     "model_patch": model_patch}
+
+    def save(self) -> None:
+        write_json_atomic(self.path, self.entries)
+
+    async def asave(self) -> None:
+        snapshot = {k: dict(v) for k, v in self.entries.items()}
+        await asyncio.to_thread(write_json_atomic, self.path, snapshot)
+
+    def __len__(self) -> int:
+        return len(self.entries)
