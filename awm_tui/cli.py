@@ -1,5 +1,132 @@
-"""Command line entry point (filled in by the foundation work)."""
+"""`awm-tui`: the TUI, headless batch runs, config checks, and the two servers."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from awm_tui import __version__
+from awm_tui.config.errors import ConfigError
+from awm_tui.config.keys import KeyProblem, resolve_key
+
+EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+SERVERS = {
+    "eval-server": "awm_tui.servers.eval_server",
+    "sim-llm": "awm_tui.servers.sim_llm",
+}
+
+
+def _secret(value: str) -> SecretStr:
+    # argparse echoes the raw value on a plain ValueError; ArgumentTypeError
+    # prints only our message, which never holds the key.
+    resolved = resolve_key(value)
+    if isinstance(resolved, KeyProblem):
+        raise argparse.ArgumentTypeError(f"{resolved.problem}; {resolved.fix}")
+    if resolved is None:
+        raise argparse.ArgumentTypeError("empty key; pass the key, env:VAR_NAME or file:PATH")
+    return resolved
+
+
+def _positive(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="awm-tui",
+        description="Terminal control center for Agent Workflow Memory (AWM) experiments.",
+        epilog="Servers: `awm-tui eval-server --help`, `awm-tui sim-llm --help`. "
+               "Exit codes: 0 success, 1 a run failed, 2 usage or config error, 130 interrupted.",
+    )
+    p.add_argument("--version", action="version", version=f"awm-tui {__version__}")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--batch", action="store_true", help="run headless, no TUI")
+    mode.add_argument("--check", action="store_true",
+                      help="validate the config, print the resolved plan (keys masked) and exit")
+    p.add_argument("--config", type=Path, metavar="PATH",
+                   help="config file (default: $AWM_TUI_CONFIG, ./config.toml, then the user config dir)")
+    p.add_argument("--demo", action="store_true",
+                   help="the offline embedded default: simulated model and bundled sample tasks")
+    p.add_argument("--theme", metavar="NAME", help="TUI theme: awm-dark, awm-light, awm-ansi, …")
+    p.add_argument("--require-keys", action="store_true",
+                   help="with --check: a missing API key is an error (exit 2), as it is for --batch")
+
+    single = p.add_argument_group("single run (the users' runner flags; with --batch)")
+    single.add_argument("--llm-config", metavar="NAME",
+                        help="LLM profile from config.toml (default: llm.kimi-k2 if defined, else [llm])")
+    single.add_argument("--api-key", type=_secret, metavar="KEY",
+                        help="override the profile's key: the key, env:VAR_NAME or file:PATH")
+    single.add_argument("--output-dir", type=Path, metavar="DIR", help="where this run writes its files")
+    single.add_argument("--limit", type=_positive, metavar="N", help="number of task instances (default 5)")
+    single.add_argument("--skip-eval", action="store_true", help="do not evaluate patches")
+    single.add_argument("--include-medium", action="store_true", help="also take medium-sized tasks")
+
+    par = p.add_argument_group("parallel runs (with --batch)")
+    par.add_argument("--parallel", type=_positive, metavar="N", help="start N runs run_1..run_N")
+    par.add_argument("--keys-file", type=Path, metavar="FILE",
+                     help="one API key per line (# comments, env:VAR lines allowed)")
+    par.add_argument("--share-keys", action="store_true", help="allow fewer keys than runs")
+    par.add_argument("--output-root", type=Path, metavar="DIR",
+                     help="parent of the runs' output directories (--parallel, --demo)")
+
+    out = p.add_argument_group("batch output")
+    out.add_argument("--json", action="store_true", help="write the event stream as JSON lines to stdout")
+    out.add_argument("--status-every", type=float, default=30.0, metavar="SECONDS",
+                     help="print a status line per run this often (default 30)")
+    return p
 
 
 def main(argv: list[str] | None = None) -> int:
-    return 0
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv and argv[0] in SERVERS:
+            from importlib import import_module
+            return import_module(SERVERS[argv[0]]).main(argv[1:])
+        args = build_parser().parse_args(argv)
+        return _dispatch(args)
+    except ConfigError as exc:
+        print(f"awm-tui: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Exception as exc:  # last resort: one line, the traceback only on request
+        if os.environ.get("AWM_TUI_DEBUG"):
+            raise
+        print(f"awm-tui: internal error: {type(exc).__name__}: {exc} "
+              "(set AWM_TUI_DEBUG=1 to see the traceback)", file=sys.stderr)
+        return EXIT_RUN_FAILED
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from awm_tui.config.loader import find_config_path, load_config
+
+    single_flags = any(getattr(args, f) is not None for f in ("llm_config", "api_key", "output_dir"))
+    if (single_flags or args.parallel) and not args.batch:
+        raise ConfigError("command line", "--batch", "single-run and --parallel flags need --batch",
+                          "add --batch (the TUI takes these in its run panes)")
+    if args.demo and args.config:
+        raise ConfigError("command line", "--demo", "cannot be combined with --config",
+                          "use one or the other")
+    if args.check:
+        from awm_tui.check import run_check
+        return run_check(find_config_path(args.config), require=args.require_keys)
+    if args.batch:
+        from awm_tui.batch import run_batch
+        return run_batch(args)
+    from awm_tui.tui.app import run_tui
+    loaded = None if args.demo else load_config(find_config_path(args.config))
+    for notice in loaded.notices if loaded else ():
+        print(f"awm-tui: {notice}", file=sys.stderr)
+    return run_tui(loaded.config if loaded else None, theme=args.theme, demo=args.demo,
+                   output_root=args.output_root)

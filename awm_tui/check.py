@@ -1,0 +1,66 @@
+"""`awm-tui --check`: validate a config and print what would run, keys masked.
+
+A missing key is reported on its run's line but is not an error: the TUI can
+take the key in the run's pane. `--require-keys` (and every `--batch` run)
+makes it one, with exit code 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from awm_tui.config.loader import load_config
+from awm_tui.config.plan import ResolvedRun, require_keys, resolve_plan
+
+
+def key_status(item: ResolvedRun) -> str:
+    if item.api_key is not None:
+        return item.masked_key
+    if item.key_problem is not None:
+        return f"missing: {item.key_problem.problem} ({item.key_path})"
+    return f"missing: none set ({item.key_path})"
+
+
+def run_check(path: Path | None, *, require: bool = False) -> int:
+    loaded = load_config(path)
+    plan = resolve_plan(loaded)
+    console = Console(soft_wrap=True, highlight=False)
+    err = Console(stderr=True, soft_wrap=True, highlight=False)
+    for notice in loaded.notices:
+        err.print(f"awm-tui: {notice}", markup=False)
+    source = str(path) if path else "(built-in defaults: no config file found)"
+    console.print(f"config: {source}", markup=False)
+    cfg = loaded.config
+    console.print(f"eval: {cfg.eval.mode}" + (f" ({cfg.eval.server_url})" if cfg.eval.mode == "server" else ""),
+                  markup=False)
+    console.print(f"docker: {cfg.docker.url or 'auto ($DOCKER_HOST or the default socket)'}, "
+                  f"image {cfg.docker.image}", markup=False)
+    console.print(f"http: pool {cfg.http.limit}/{cfg.http.limit_per_host} per host, timeouts "
+                  f"total={cfg.http.total} connect={cfg.http.connect} sock_read={cfg.http.sock_read}",
+                  markup=False)
+    if not plan:
+        console.print("runs: none (add [[runs]] tables, or add run panes in the TUI)")
+    for item in plan:
+        run = item.run
+        label = f", {item.profile.label}" if item.profile.label else ""
+        console.print(f"run {run.name}", style="bold", markup=False)
+        for name, value in (
+            ("profile", f"{item.profile_name} ({item.profile.model}{label})"),
+            ("api key", key_status(item)),
+            ("output", str(run.output_dir)),
+            ("tasks", f"limit {run.limit} from {run.dataset} ({run.split})"
+                      + (", medium too" if run.include_medium else "")),
+            ("eval", "skipped" if run.skip_eval else cfg.eval.mode),
+            ("sandbox", run.sandbox),
+        ):
+            console.print(f"  {name:<8} {value}", markup=False)
+    if require:
+        require_keys(plan, source)
+    missing = sum(1 for item in plan if item.api_key is None)
+    if missing:
+        err.print(f"awm-tui: {missing} run(s) have no API key yet: enter it in the TUI pane, "
+                  "or set it before --batch (--require-keys makes this an error)", markup=False)
+    return 0
+

@@ -1,0 +1,238 @@
+"""Find, read and validate `config.toml`.
+
+The file may be the users' existing OpenHands config.toml: its other sections
+and unknown `[llm]` fields are ignored with a notice. Our own sections reject
+unknown keys (a typo there would silently change an experiment).
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import stat
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import tomli
+from pydantic import BaseModel, SecretStr, ValidationError
+
+from awm_tui.config.errors import ConfigError
+from awm_tui.config.keys import KeyProblem, resolve_key
+from awm_tui.config.models import (
+    AppConfig,
+    DockerConfig,
+    EvalConfig,
+    HttpConfig,
+    LLMProfile,
+    RunConfig,
+    UIConfig,
+)
+
+ENV_VAR = "AWM_TUI_CONFIG"
+SECTIONS: dict[str, type[BaseModel]] = {
+    "eval": EvalConfig, "docker": DockerConfig, "http": HttpConfig, "ui": UIConfig,
+}
+
+
+@dataclass
+class LoadedConfig:
+    config: AppConfig
+    notices: list[str] = field(default_factory=list)
+    """Things worth telling the user that do not stop anything."""
+    key_problems: dict[str, KeyProblem] = field(default_factory=dict)
+    """Unresolved key references by key path (`runs[0].api_key`, `llm.NAME.api_key`)."""
+
+
+def user_config_path() -> Path:
+    return Path(platformdirs.user_config_dir("awm-tui")) / "config.toml"
+
+
+def find_config_path(explicit: Path | None = None) -> Path | None:
+    """`--config`, then `$AWM_TUI_CONFIG`, then `./config.toml`, then the user config dir."""
+    if explicit is not None:
+        return explicit
+    if os.environ.get(ENV_VAR):
+        return Path(os.environ[ENV_VAR]).expanduser()
+    for candidate in (Path("config.toml"), user_config_path()):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_config(path: Path | None) -> LoadedConfig:
+    """Load and validate a config file; `None` gives the built-in defaults."""
+    if path is None:
+        return LoadedConfig(AppConfig(llm={"llm": LLMProfile()}))
+    source = str(path)
+    try:
+        with open(path, "rb") as fh:  # tomli needs binary mode
+            data = tomli.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(source, "", "no such file", "check the path given to --config or $AWM_TUI_CONFIG") from None
+    except IsADirectoryError:
+        raise ConfigError(source, "", "is a directory", "point --config at a .toml file") from None
+    except PermissionError:
+        raise ConfigError(source, "", "permission denied", "make the file readable") from None
+    except tomli.TOMLDecodeError as exc:
+        raise ConfigError(source, f"line {exc.lineno}, column {exc.colno}",
+                          f"invalid TOML ({exc.msg})", "fix the syntax there") from None
+    except UnicodeDecodeError:
+        raise ConfigError(source, "", "not UTF-8 text", "save the file as UTF-8") from None
+    loaded = parse_config(data, source=source, base_dir=path.resolve().parent)
+    loaded.config.source = path
+    _warn_readable_keys(path, data, loaded)
+    return loaded
+
+
+def parse_config(data: dict[str, Any], *, source: str, base_dir: Path) -> LoadedConfig:
+    notices: list[str] = []
+    problems: dict[str, KeyProblem] = {}
+    for name in data:
+        if name not in (*SECTIONS, "llm", "runs"):
+            notices.append(f"{source}: ignoring section [{name}] (not used by awm-tui)")
+    profiles = _parse_llm(data.get("llm", {}), source, base_dir, notices, problems)
+    runs = _parse_runs(data.get("runs", []), source, base_dir, profiles, problems)
+    sections = {
+        name: _validate(model, data.get(name, {}), source, name)
+        for name, model in SECTIONS.items()
+    }
+    config = AppConfig(llm=profiles, runs=runs, **sections)
+    return LoadedConfig(config, notices, problems)
+
+
+def _parse_llm(raw: Any, source: str, base_dir: Path, notices: list[str],
+               problems: dict[str, KeyProblem]) -> dict[str, LLMProfile]:
+    if not isinstance(raw, dict):
+        raise ConfigError(source, "llm", "expected a table", "write [llm] with model, api_key, …")
+    known = set(LLMProfile.model_fields)
+    defaults = {k: v for k, v in raw.items() if not isinstance(v, dict)}
+    tables = {"llm": defaults} | {f"llm.{k}": v for k, v in raw.items() if isinstance(v, dict)}
+    profiles: dict[str, LLMProfile] = {}
+    base: dict[str, Any] = {}
+    for full, table in tables.items():
+        kept = {}
+        for key, value in table.items():
+            if key in known:
+                kept[key] = value
+            elif not isinstance(value, dict):
+                notices.append(f"{source}: {full}.{key}: ignored (OpenHands field not used by awm-tui)")
+        if "api_key" in kept:
+            kept["api_key"] = _key(kept["api_key"], f"{full}.api_key", source, base_dir, problems)
+        merged = kept if full == "llm" else {**base, **kept}  # named profiles inherit [llm]
+        profiles[full] = _validate(LLMProfile, merged, source, full)
+        if full == "llm":
+            base = kept
+    return profiles
+
+
+def _parse_runs(raw: Any, source: str, base_dir: Path, profiles: dict[str, LLMProfile],
+                problems: dict[str, KeyProblem]) -> list[RunConfig]:
+    if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+        raise ConfigError(source, "runs", "expected an array of tables", "write each run as [[runs]]")
+    runs: list[RunConfig] = []
+    names: dict[str, int] = {}
+    dirs: dict[Path, int] = {}
+    for i, table in enumerate(raw):
+        where = f"runs[{i}]"
+        table = dict(table)
+        if "api_key" in table:
+            table["api_key"] = _key(table["api_key"], f"{where}.api_key", source, base_dir, problems)
+        if isinstance(table.get("output_dir"), str):
+            table["output_dir"] = resolve_dir(table["output_dir"], base_dir)
+        run = _validate(RunConfig, table, source, where)
+        if run.name in names:
+            raise ConfigError(source, f"{where}.name", f"duplicate run name {run.name!r} (also runs[{names[run.name]}])",
+                              "give every run a unique name")
+        names[run.name] = i
+        if run.output_dir in dirs:
+            raise ConfigError(source, f"{where}.output_dir",
+                              f"same directory as runs[{dirs[run.output_dir]}] ({run.output_dir})",
+                              "give each run its own output_dir: runs sharing one would mix memory, buffer and checkpoint")
+        dirs[run.output_dir] = i
+        full = profile_name(run.llm)
+        if full not in profiles:
+            choices = ", ".join(sorted(profiles)) or "none defined"
+            raise ConfigError(source, f"{where}.llm", f"no profile [{full}]",
+                              f"define [{full}] or use one of: {choices}")
+        runs.append(run)
+    return runs
+
+
+def profile_name(name: str) -> str:
+    return name if name == "llm" or name.startswith("llm.") else f"llm.{name}"
+
+
+def resolve_dir(value: str | Path, base_dir: Path) -> Path:
+    """Absolute, normalised output directory, so `./a` and `a/` compare equal."""
+    path = Path(value).expanduser()
+    return (path if path.is_absolute() else base_dir / path).resolve()
+
+
+def _key(value: Any, where: str, source: str, base_dir: Path,
+         problems: dict[str, KeyProblem]) -> SecretStr | None:
+    if not isinstance(value, str):
+        raise ConfigError(source, where, f"expected a string, got {type(value).__name__}",
+                          'write the key, "env:VAR_NAME" or "file:path" in quotes')
+    resolved = resolve_key(value, base_dir=base_dir)
+    if isinstance(resolved, KeyProblem):
+        problems[where] = resolved
+        return None
+    return resolved
+
+
+def _validate(model: type[BaseModel], data: Any, source: str, where: str):
+    if not isinstance(data, dict):
+        raise ConfigError(source, where, "expected a table", f"write [{where}] with key = value lines")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise _translate(exc, model, source, where) from None
+
+
+def _translate(exc: ValidationError, model: type[BaseModel], source: str, where: str) -> ConfigError:
+    err = exc.errors(include_url=False)[0]
+    loc = ".".join(str(p) for p in err["loc"] if p != "__root__")
+    path = f"{where}.{loc}" if loc else where
+    kind = err["type"]
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    if kind == "extra_forbidden":
+        field_name = str(err["loc"][-1])
+        close = difflib.get_close_matches(field_name, list(model.model_fields), n=1)
+        fix = f"did you mean {close[0]!r}?" if close else f"remove it (known: {', '.join(model.model_fields)})"
+        return ConfigError(source, path, "unknown field" + more, fix)
+    if kind == "missing":
+        return ConfigError(source, path, "required field is missing" + more, "add it")
+    shown = "" if "api_key" in path else f" (got {err.get('input')!r})"
+    msg = err["msg"].removeprefix("Value error, ")
+    return ConfigError(source, path, f"{msg}{shown}{more}", "fix the value")
+
+
+def _warn_readable_keys(path: Path, data: dict[str, Any], loaded: LoadedConfig) -> None:
+    literal = any(
+        isinstance(v, str) and v.strip() and not v.startswith(("env:", "file:"))
+        for v in _api_key_values(data)
+    )
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return
+    if literal and mode & (stat.S_IRGRP | stat.S_IROTH):
+        loaded.notices.append(
+            f"warning: {path} holds literal API keys and is readable by group/others; "
+            f"run chmod 600 {path} or use env:VAR / file:PATH keys")
+
+
+def _api_key_values(data: dict[str, Any]):
+    llm = data.get("llm", {})
+    if isinstance(llm, dict):
+        yield llm.get("api_key")
+        for table in llm.values():
+            if isinstance(table, dict):
+                yield table.get("api_key")
+    runs = data.get("runs", [])
+    if isinstance(runs, list):
+        for run in runs:
+            if isinstance(run, dict):
+                yield run.get("api_key")
