@@ -1,0 +1,152 @@
+"""Output directory: exclusive lock, event log, trajectories, predictions."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from awm_tui.engine.events import LogLine
+from awm_tui.engine.state.atomic import read_json
+from awm_tui.engine.state.outputs import EventLog, OutputDir, OutputDirLocked, PredictionsFile
+
+
+def test_creates_layout(tmp_path):
+    out = OutputDir(tmp_path / "run_1")
+    assert out.path.is_dir() and out.trajectories_dir.is_dir()
+    assert out.memory_path.name == "memory.json"
+    assert out.buffer_path.name == "buffer.json"
+    assert out.checkpoint_path.name == "checkpoint.json"
+    assert out.events_path.name == "events.jsonl"
+    assert out.preds_path.name == "preds.json"
+    assert out.lock_path.name == ".awm-tui.lock"
+
+
+def test_same_process_second_dir_refused(tmp_path):
+    first = OutputDir(tmp_path / "run")
+    first.lock("alpha")
+    second = OutputDir(tmp_path / "run" / ".." / "run")  # same directory, other spelling
+    with pytest.raises(OutputDirLocked) as info:
+        second.lock("beta")
+    msg = str(info.value)
+    assert "in use by run 'alpha'" in msg and f"pid {os.getpid()}" in msg
+    assert "choose another --output-dir or stop that run" in msg and "\n" not in msg
+    first.unlock()
+    first.unlock()  # idempotent
+    second.lock("beta")
+    assert second.locked
+    second.unlock()
+
+
+def test_lock_file_names_holder(tmp_path):
+    with OutputDir(tmp_path) as out:
+        out.lock("alpha")
+        info = json.loads(out.lock_path.read_text())
+        assert info["pid"] == os.getpid() and info["run"] == "alpha"
+        assert {"host", "started"} <= info.keys()
+    assert not out.locked
+
+
+HOLDER = textwrap.dedent("""
+    import sys, time
+    from awm_tui.engine.state.outputs import OutputDir
+    out = OutputDir(sys.argv[1])
+    out.lock("other-proc")
+    print("locked", flush=True)
+    sys.stdin.readline()
+""")
+
+
+def _spawn_holder(path):
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(path)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"locked"
+    return proc
+
+
+def _finish(proc):
+    proc.stdin.close()
+    proc.stdout.close()
+    if proc.poll() is None:
+        proc.kill()
+    proc.wait(timeout=10)
+
+
+def test_other_process_refused_then_free_after_exit(tmp_path):
+    proc = _spawn_holder(tmp_path)
+    try:
+        out = OutputDir(tmp_path)
+        with pytest.raises(OutputDirLocked) as info:
+            out.lock("mine")
+        assert "'other-proc'" in str(info.value) and f"pid {proc.pid}" in str(info.value)
+        # The refused attempt must not wipe the holder's details.
+        assert json.loads(out.lock_path.read_text())["run"] == "other-proc"
+    finally:
+        proc.kill()  # dies without unlocking: a stale lock file stays behind
+        _finish(proc)
+    assert json.loads(out.lock_path.read_text())["run"] == "other-proc"
+    out.lock("mine")  # the kernel dropped the dead process' flock
+    out.unlock()
+
+
+def test_event_log_buffers_and_flushes(tmp_path):
+    log = EventLog(tmp_path / "events.jsonl", interval=0.1)
+    try:
+        log.append({"kind": "x", "n": 1})
+        log.append(LogLine(run="r", message="hello"))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and len((tmp_path / "events.jsonl").read_text().splitlines()) < 2:
+            time.sleep(0.02)  # the writer thread flushes on its own
+        lines = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
+        assert lines[0] == {"kind": "x", "n": 1}
+        assert lines[1]["kind"] == "log" and lines[1]["message"] == "hello"
+        log.append({"kind": "last"})
+    finally:
+        log.close()
+    log.close()  # idempotent
+    assert json.loads((tmp_path / "events.jsonl").read_text().splitlines()[-1]) == {"kind": "last"}
+    with pytest.raises(RuntimeError):
+        log.append({"kind": "late"})
+
+
+async def test_event_log_appends_across_runs(tmp_path):
+    out = OutputDir(tmp_path)
+    for i in range(2):
+        log = out.event_log()
+        log.append({"i": i})
+        await log.aclose()
+    assert [json.loads(x)["i"] for x in out.events_path.read_text().splitlines()] == [0, 1]
+
+
+async def test_save_trajectory(tmp_path):
+    out = OutputDir(tmp_path)
+    path = out.save_trajectory("astropy__astropy-12907", {"steps": [1]})
+    assert path == out.trajectories_dir / "astropy__astropy-12907.json"
+    assert read_json(path) == {"steps": [1]}
+    evil = await out.asave_trajectory("../../etc/x", {"a": 1})
+    assert evil.parent == out.trajectories_dir
+
+
+async def test_predictions_replace_on_rerun(tmp_path):
+    out = OutputDir(tmp_path)
+    preds = out.predictions()
+    preds.set("t-1", "kimi", "diff 1")
+    preds.set("t-2", "kimi", "diff 2")
+    preds.save()
+    again = PredictionsFile.load(out.preds_path)
+    again.set("t-1", "kimi", "diff 1b")
+    await again.asave()
+    data = read_json(out.preds_path)
+    assert list(data) == ["t-1", "t-2"]
+    assert data["t-1"] == {"instance_id": "t-1", "model_name_or_path": "kimi", "model_patch": "diff 1b"}
+
+
+def test_predictions_accept_list_form(tmp_path):
+    path = tmp_path / "preds.json"
+    path.write_text(json.dumps([{"instance_id": "a", "model_name_or_path": "m", "model_patch": "p"}]))
+    assert PredictionsFile.load(path).entries["a"]["model_patch"] == "p"
