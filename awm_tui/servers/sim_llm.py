@@ -192,8 +192,7 @@ class _Handlers:
             if self.induction_rng.random() < self.options.bad_induction_rate:
                 content = BAD_INDUCTION
             else:
-                content = induction_reply(next(
-                    (m.get("content") for m in messages if m.get("role") == "user"), "") or "")
+                content = induction_reply(conv.first_user)
         else:
             task = self.tasks.get(task_id) if task_id else None
             content = agent_reply(conv, task, seed=self.options.seed,
