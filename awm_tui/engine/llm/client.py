@@ -1,0 +1,274 @@
+"""OpenAI-compatible chat client: one per run, with its own pool, key and retries.
+
+Retries (tenacity) cover what another attempt may fix: 429 (waiting as long as the
+server asks), 408/5xx, dropped connections and timeouts (aiohttp never retries a
+POST itself), and a 200 whose body is an error or has no choices. A refused key
+(401/403) or an empty account (402) is fatal for the run and raised at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiohttp
+from pydantic import SecretStr
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    RetryError,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from awm_tui.config.models import HttpConfig, LLMProfile
+from awm_tui.engine.http.metrics import RunMetrics
+from awm_tui.engine.http.session import make_session
+from awm_tui.engine.llm.errors import LLMAuthError, LLMCreditsError, LLMError
+from awm_tui.engine.llm.keys import mask_key
+from awm_tui.engine.llm.retry import RetryableError, server_wait_hint, wait_server_hint_or
+
+log = logging.getLogger(__name__)
+
+Purpose = Literal["agent", "induction"]
+RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
+"""Besides 5xx: timeouts, conflicts and rate limits a later attempt may pass."""
+_KEYLIKE = re.compile(r"sk-[A-Za-z0-9_\-]{8,}")
+
+
+@dataclass(frozen=True, slots=True)
+class ChatResult:
+    content: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    """USD: the provider's `usage.cost` when reported, else tokens × profile prices."""
+    latency_s: float
+    """Wall time of the whole call, retries and waits included."""
+    retries: int
+    model: str
+
+
+class LLMClient:
+    """Chat with one profile's endpoint using one key; close with `aclose()`.
+
+    The session is created on first use, so the client may be built outside the
+    event loop. Every HTTP answer is charged to `metrics` by the traced session;
+    the client adds retries, latency, tokens and cost.
+    """
+
+    def __init__(self, profile: LLMProfile, *, api_key: SecretStr, http: HttpConfig,
+                 metrics: RunMetrics, run_name: str = "") -> None:
+        if not isinstance(api_key, SecretStr):
+            # model_copy(update=...) skips validation and lets plain strings through.
+            raise TypeError("api_key must be a pydantic SecretStr")
+        self.profile = profile
+        self.metrics = metrics
+        self.run_name = run_name
+        self._api_key = api_key
+        self._http = http
+        self._url = f"{profile.effective_base_url}/chat/completions"
+        self._timeout = aiohttp.ClientTimeout(
+            total=profile.timeout, connect=min(http.connect, profile.timeout))
+        self._session: aiohttp.ClientSession | None = None
+        self._closed = False
+        self._retrying = AsyncRetrying(
+            stop=stop_after_attempt(profile.num_retries + 1),
+            wait=wait_server_hint_or(wait_random_exponential(
+                multiplier=profile.retry_multiplier,
+                min=profile.retry_min_wait,
+                max=max(profile.retry_max_wait, profile.retry_min_wait))),
+            retry=retry_if_exception_type(RetryableError),
+            before_sleep=self._before_sleep,
+            reraise=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"LLMClient(run={self.run_name!r}, model={self.profile.model!r}, key={mask_key(self._api_key)})"
+
+    @property
+    def masked_key(self) -> str:
+        return mask_key(self._api_key)
+
+    async def __aenter__(self) -> LLMClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        session, self._session = self._session, None
+        if session is not None:
+            await session.close()
+
+    def _ensure_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("LLMClient is closed")
+        if self._session is None:
+            self._session = make_session(
+                self._http, self.metrics, headers={"X-Title": "awm-tui"}, trust_env=True)
+        return self._session
+
+    async def chat(self, messages: list[dict[str, Any]], *, purpose: Purpose = "agent") -> ChatResult:
+        """One chat completion; raises LLMFatalError (stop the run) or LLMError."""
+        session = self._ensure_session()
+        body: dict[str, Any] = {
+            "model": self.profile.api_model,
+            "messages": messages,
+            "temperature": self.profile.temperature,
+            "top_p": self.profile.top_p,
+        }
+        if self.profile.max_output_tokens is not None:
+            body["max_tokens"] = self.profile.max_output_tokens
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        retrying = self._retrying.copy()
+        try:
+            async for attempt in retrying:
+                with attempt:
+                    data = await self._attempt(session, body)
+        except RetryError as exc:
+            last = exc.last_attempt.exception()
+            retries = exc.last_attempt.attempt_number - 1
+            reason = last.reason if isinstance(last, RetryableError) else repr(last)
+            status = last.status if isinstance(last, RetryableError) else None
+            raise LLMError(f"{purpose} call failed after {retries} retries: {reason}",
+                           status=status, retries=retries, latency_s=loop.time() - started) from None
+        except LLMError as exc:
+            exc.retries = retrying.statistics.get("attempt_number", 1) - 1
+            exc.latency_s = loop.time() - started
+            raise
+        retries = attempt.retry_state.attempt_number - 1
+        latency = loop.time() - started
+        result = self._result(data, latency, retries)
+        self.metrics.record_llm(latency, result.prompt_tokens, result.completion_tokens, result.cost)
+        return result
+
+    def _before_sleep(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        status = exc.status if isinstance(exc, RetryableError) else None
+        self.metrics.record_retry(status)
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.info("%s: LLM retry %d in %.2fs: %s", self.run_name or "llm",
+                 state.attempt_number, wait, exc)
+
+    async def _attempt(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> dict[str, Any]:
+        # The key leaves its SecretStr here and only here, straight into the header.
+        headers = {"Authorization": "Bearer " + self._api_key.get_secret_value()}
+        try:
+            async with session.post(self._url, json=body, headers=headers, timeout=self._timeout) as resp:
+                try:
+                    raw = await resp.read()   # always drain: an unread body pins its pool slot
+                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                    self.metrics.record_error()   # the trace saw only the status line
+                    raise RetryableError(f"reading the reply failed ({_describe(exc)})",
+                                         status=resp.status) from None
+                return self._check(resp.status, raw, resp.headers)
+        except (RetryableError, LLMError):
+            raise
+        except asyncio.TimeoutError:
+            raise RetryableError(f"no reply within {self.profile.timeout:g}s") from None
+        except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError) as exc:
+            raise RetryableError(f"connection failed ({_describe(exc)})") from None
+        except aiohttp.ClientError as exc:
+            raise LLMError(f"request failed ({_describe(exc)})") from None
+
+    def _check(self, status: int, raw: bytes, headers: Any) -> dict[str, Any]:
+        """The reply's JSON if it holds a completion; otherwise the matching error."""
+        data = _json(raw)
+        if status >= 300:
+            self._raise_for(status, self._message(data, raw), headers)
+        if not isinstance(data, dict):
+            self.metrics.record_error()
+            raise RetryableError(f"HTTP {status} reply is not JSON: {self._message(None, raw)}", status=status)
+        error = data.get("error")
+        if error:
+            self.metrics.record_error()
+            code = error.get("code") if isinstance(error, dict) else None
+            code = code if isinstance(code, int) else 0
+            message = self._message(data, raw)
+            if code >= 400:
+                self._raise_for(code, message, headers, in_body=True)
+            raise RetryableError(f"error in HTTP {status} reply: {message}", status=status)
+        choices = data.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            self.metrics.record_error()
+            raise RetryableError(f"HTTP {status} reply has no choices", status=status)
+        return data
+
+    def _raise_for(self, status: int, message: str, headers: Any, *, in_body: bool = False) -> None:
+        where = f"HTTP {status}{' in the reply body' if in_body else ''}"
+        detail = f"({where}: {message})" if message else f"({where})"
+        if status in (401, 403):
+            raise LLMAuthError(f"invalid API key {self.masked_key} {detail}", status=status)
+        if status == 402:
+            raise LLMCreditsError(f"out of credits on API key {self.masked_key} {detail}", status=status)
+        if status >= 500 or status in RETRYABLE_STATUS:
+            what = "rate limited" if status == 429 else "server error"
+            raise RetryableError(f"{what} {detail}", status=status, wait_s=server_wait_hint(headers))
+        raise LLMError(f"request rejected {detail}", status=status)
+
+    def _message(self, data: Any, raw: bytes) -> str:
+        """The provider's one-line reason, truncated and scrubbed of anything key-like."""
+        text = ""
+        if isinstance(data, dict):
+            error = data.get("error")
+            if isinstance(error, dict):
+                text = str(error.get("message") or "")
+                raw_meta = (error.get("metadata") or {}).get("raw") if isinstance(error.get("metadata"), dict) else None
+                if raw_meta and str(raw_meta) not in text:
+                    text = f"{text} — {raw_meta}" if text else str(raw_meta)
+            elif isinstance(error, str):
+                text = error
+            text = text or str(data.get("message") or data.get("detail") or "")
+        if not text and raw:
+            text = raw[:300].decode("utf-8", "replace")
+        text = " ".join(text.split())
+        secret = self._api_key.get_secret_value()
+        if secret:
+            text = text.replace(secret, self.masked_key)
+        text = _KEYLIKE.sub(lambda m: mask_key(m.group(0)), text)
+        return text[:200] + ("…" if len(text) > 200 else "")
+
+    def _result(self, data: dict[str, Any], latency: float, retries: int) -> ChatResult:
+        choice = data["choices"][0]
+        message = choice.get("message")
+        content = message.get("content") if isinstance(message, dict) else choice.get("text")
+        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        prompt = _int(usage.get("prompt_tokens"))
+        completion = _int(usage.get("completion_tokens"))
+        cost = usage.get("cost")
+        if not isinstance(cost, (int, float)) or isinstance(cost, bool) or cost < 0:
+            cost = (prompt * self.profile.input_cost_per_token
+                    + completion * self.profile.output_cost_per_token)
+        return ChatResult(
+            content=content if isinstance(content, str) else "",
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cost=float(cost),
+            latency_s=latency,
+            retries=retries,
+            model=str(data.get("model") or self.profile.api_model),
+        )
+
+
+def _json(raw: bytes) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _describe(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
