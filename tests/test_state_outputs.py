@@ -150,3 +150,12 @@ def test_predictions_accept_list_form(tmp_path):
     path = tmp_path / "preds.json"
     path.write_text(json.dumps([{"instance_id": "a", "model_name_or_path": "m", "model_patch": "p"}]))
     assert PredictionsFile.load(path).entries["a"]["model_patch"] == "p"
+
+
+async def test_async_create_and_lock(tmp_path):
+    a = await OutputDir.acreate(tmp_path / "r")
+    b = await OutputDir.acreate(tmp_path / "r")
+    await a.alock("one")
+    with pytest.raises(OutputDirLocked):
+        await b.alock("two")
+    a.unlock()

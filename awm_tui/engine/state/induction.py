@@ -197,7 +197,8 @@ def induce_rule(experiences: Iterable[Experience], max_workflows: int = 3) -> li
         repos = sorted({e.repo for e in members})
         workflows.append({
             "title": _title(shape),
-            "description": f"Seen in {len(members)} solved task(s) ({', '.join(ids[:5])}"
-                           f"{', …' if len(ids) > 5 else ''}): {' → '.join(shape)}.",
+            # Stable text (no counts or ids): a new source alone must not look like a change.
+            "description": f"Abstracted from the commands of past tasks: {' → '.join(shape)}; "
+                           "fill in the placeholders for the task at hand.",
             "steps": steps, "source_instances": ids, "repos": repos})
     return workflows

@@ -47,6 +47,10 @@ class OutputDir:
         self._lock_fd: int | None = None
         self._key = os.path.realpath(self.path)
 
+    @classmethod
+    async def acreate(cls, path: str | os.PathLike) -> OutputDir:
+        return await asyncio.to_thread(cls, path)
+
     memory_path = property(lambda self: self.path / "memory.json")
     buffer_path = property(lambda self: self.path / "buffer.json")
     checkpoint_path = property(lambda self: self.path / "checkpoint.json")
@@ -81,6 +85,9 @@ class OutputDir:
             os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
             self._lock_fd = fd
             _HELD[self._key] = info
+
+    async def alock(self, run_name: str) -> None:
+        await asyncio.to_thread(self.lock, run_name)
 
     def unlock(self) -> None:
         """Release the directory; safe to call twice. The lock file stays (its
