@@ -43,6 +43,17 @@ def test_same_process_second_dir_refused(tmp_path):
     second.unlock()
 
 
+def test_lock_sweeps_temp_files_of_a_killed_run(tmp_path):
+    out = OutputDir(tmp_path)
+    stale = [tmp_path / ".memory.json.abc123.tmp", out.trajectories_dir / ".t-1.json.x.tmp"]
+    for p in stale:
+        p.write_text("{half")
+    (tmp_path / "keep.tmp").write_text("user file")
+    out.lock("r")
+    out.unlock()
+    assert not any(p.exists() for p in stale) and (tmp_path / "keep.tmp").exists()
+
+
 def test_lock_file_names_holder(tmp_path):
     with OutputDir(tmp_path) as out:
         out.lock("alpha")

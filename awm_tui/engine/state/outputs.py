@@ -85,6 +85,13 @@ class OutputDir:
             os.pwrite(fd, (json.dumps(info) + "\n").encode(), 0)
             self._lock_fd = fd
             _HELD[self._key] = info
+        self._sweep_temp_files()
+
+    def _sweep_temp_files(self) -> None:
+        # Left by a run killed mid-write (see atomic.py); safe to drop now we hold the lock.
+        for sub in (self.path, self.trajectories_dir):
+            for tmp in sub.glob(".*.tmp"):
+                tmp.unlink(missing_ok=True)
 
     async def alock(self, run_name: str) -> None:
         await asyncio.to_thread(self.lock, run_name)
