@@ -38,7 +38,10 @@ def other_fix(n: int) -> list[str]:
 def test_abstract_command_placeholders():
     assert abstract_command(FIX[1]) == "grep -rn 'def {symbol}' {file}"
     assert abstract_command(FIX[2]) == "sed -n '{n},{n}p' {file}"
-    assert abstract_command(FIX[3]) == "cd /testbed && git apply <<'EOF' … {patch} … EOF"
+    assert abstract_command(FIX[3]) == "cd {repo_path} && git apply <<'EOF' … {patch} … EOF"
+    # Docker's /testbed and the local sandbox's temp dir give the same step.
+    local = FIX[3].replace("cd /testbed", "cd /tmp/awm-local-x1/testbed")
+    assert abstract_command(local) == abstract_command(FIX[3])
     assert abstract_command(FIX[4]) == "python -m pytest {test_path} -q 2>&1 | tail -{n}"
     assert abstract_command('python -c "print(1)"') == 'python -c "{text}"'
     assert [command_kind(c) for c in FIX] == ["explore", "explore", "inspect", "edit", "test", "submit"]

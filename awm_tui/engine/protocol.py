@@ -20,6 +20,12 @@ TASK_LINE = "Task instance: {instance_id}"
 
 TASK_LINE_RE = re.compile(r"^Task instance: (?P<instance_id>\S+)\s*$", re.MULTILINE)
 
+WORKDIR_LINE = "Repository path: {workdir}"
+"""Also in the first user message: where the repository is (`/testbed` in
+Docker, a temp directory in the local sandbox). Commands should `cd` there."""
+
+WORKDIR_LINE_RE = re.compile(r"^Repository path: (?P<workdir>\S+)\s*$", re.MULTILINE)
+
 WORKFLOWS_OPEN = "<workflows>"
 WORKFLOWS_CLOSE = "</workflows>"
 """Injected workflows stand between these tags in the first user message."""
@@ -39,6 +45,11 @@ JSON_BLOCK_RE = re.compile(r"```(?:json)?[ \t]*\n(.*?)```", re.DOTALL)
 def find_task_id(text: str) -> str | None:
     match = TASK_LINE_RE.search(text)
     return match.group("instance_id") if match else None
+
+
+def find_workdir(text: str, default: str = "/testbed") -> str:
+    match = WORKDIR_LINE_RE.search(text)
+    return match.group("workdir") if match else default
 
 
 def extract_command(reply: str) -> tuple[str | None, str]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+import shlex
 from collections import Counter
 from dataclasses import dataclass
 
@@ -140,7 +141,14 @@ def reply(thought: str, command: str) -> str:
 
 
 def agent_reply(conv: Conversation, task: Task | None, *, seed: int, wrong_patch_rate: float) -> str:
-    """The scripted agent's reply for this step of the conversation."""
+    """The scripted agent's reply for this step of the conversation, `cd`-ing into the
+    repository path the prompt names (`/testbed` in Docker, a temp dir locally)."""
+    text = _script_reply(conv, task, seed=seed, wrong_patch_rate=wrong_patch_rate)
+    workdir = protocol.find_workdir(conv.first_user)
+    return text if workdir == "/testbed" else text.replace("cd /testbed", f"cd {shlex.quote(workdir)}")
+
+
+def _script_reply(conv: Conversation, task: Task | None, *, seed: int, wrong_patch_rate: float) -> str:
     if task is None:
         if conv.step == 0:
             return reply("I do not recognise this task, so I will look at the repository first.",
@@ -191,6 +199,8 @@ _PATH_RE = re.compile(r"(?<![\w{/])(?!/testbed\b)(?:[\w.-]*/)+[\w.-]+|(?<![\w{])
 _SED_RANGE_RE = re.compile(r"sed -n '?\d+,\d+p'?")
 _GREP_RE = re.compile(r"grep (-\w+ )*(['\"])(.*?)\2")
 _NUMBER_RE = re.compile(r"(?<![\w{.-])\d{2,}\b")  # not flags such as `head -50`
+_CD_RE = re.compile(r"^cd\s+\S+\s*&&\s*")
+"""A leading `cd <repository> &&`: the path differs per sandbox, the step does not."""
 
 
 def abstract_command(command: str) -> str:
@@ -201,6 +211,7 @@ def abstract_command(command: str) -> str:
         tail = f"\n{body}\n{m.group(2)}"
     else:
         head, tail = command.strip().replace("\n", " "), ""
+    head = _CD_RE.sub("cd {repo_path} && ", head)
     head = _NODE_RE.sub("{test_path}", head)
     head = _SED_RANGE_RE.sub("sed -n '{start},{end}p'", head)
 
@@ -217,7 +228,7 @@ def abstract_command(command: str) -> str:
 
 
 def category(pattern: str) -> str:
-    words = pattern.replace("cd /testbed &&", "").split()
+    words = _CD_RE.sub("", pattern).split()
     verb = words[0] if words else ""
     if protocol.SUBMIT_MARKER in pattern:
         return "submit"
@@ -233,7 +244,7 @@ def category(pattern: str) -> str:
 
 
 def _verbs(steps: list[str]) -> set[str]:
-    return {w for s in steps for w in s.replace("cd /testbed &&", "").split()[:1]}
+    return {w for s in steps for w in _CD_RE.sub("", s).split()[:1]}
 
 
 def _parse_current(text: str | None) -> list[dict]:

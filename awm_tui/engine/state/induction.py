@@ -92,6 +92,8 @@ _TEST_PATH_RE = re.compile(r"(?<![\w{/])(?:[\w.-]*/)*(?:tests?/[\w./-]*|test_\w+
 _PATH_RE = re.compile(r"(?<![\w{/])(?!/testbed\b|/dev/null\b)(?:[\w.-]+/|/(?=[\w.]))(?:[\w.-]+/?)*|(?<![\w{/])[\w-]+\.(?:py|pyi|js|ts|go|rs|c|h|cfg|toml|json|md|rst|ini|txt|yaml|yml)\b")
 _NUMBER_RE = re.compile(r"(?<![\w{>&.])\d+(?![\w}>&.])")
 _SED_RANGE_RE = re.compile(r"^[\d,;$]+[pd]?$")
+_CD_RE = re.compile(r"^cd\s+\S+\s*&&\s*")
+"""A leading `cd <repository> &&`: /testbed in Docker, a temp dir locally; same step."""
 
 KIND_ORDER = ("explore", "inspect", "edit", "test", "submit")
 _TITLE_WORDS = {"explore": "locate", "inspect": "inspect", "edit": "patch", "test": "test"}
@@ -105,6 +107,7 @@ def abstract_command(command: str) -> str:
     heredoc = bool(body) and _HEREDOC_RE.search(head)
     if not heredoc:
         head = " ".join(command.split())
+    head = _CD_RE.sub("cd {repo_path} && ", head)
 
     def quoted(m: re.Match) -> str:
         q, text = m.group(1), m.group(2)
