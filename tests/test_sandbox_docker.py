@@ -128,6 +128,35 @@ async def test_timeout_kills_a_command_that_ignores_sigterm(sandbox: DockerSandb
     assert "sleep 3003" not in ps.output
 
 
+async def test_timeout_kills_a_background_child_that_ignores_sigterm(
+    sandbox: DockerSandbox,
+) -> None:
+    result = await sandbox.exec("(trap '' TERM; exec sleep 3004) & sleep 3005", timeout_s=1)
+    assert result.timed_out and result.exit_code == 124
+    assert result.duration_s < 5
+    ps = await sandbox.exec("ps -eo stat,args")
+    assert "sleep 300" not in ps.output, ps.output
+
+
+async def test_cancelling_an_exec_stops_it_in_the_container(sandbox: DockerSandbox) -> None:
+    task = asyncio.create_task(sandbox.exec("sleep 3006", timeout_s=120))
+    for _ in range(100):
+        if "sleep 3006" in (await sandbox.exec("ps -eo args")).output:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the command never started")
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(40):
+        if "sleep 3006" not in (await sandbox.exec("ps -eo args")).output:
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the cancelled command is still running in the container")
+
+
 async def test_cancelling_the_task_removes_the_container(
     docker_client, docker_run_name
 ) -> None:

@@ -45,6 +45,18 @@ RUN_LABEL = "awm-tui.run"
 INSTANCE_LABEL = "awm-tui.instance"
 PING_TIMEOUT_S = 5.0
 
+# wrap_with_timeout's argv runs in the background of this small shell, which
+# records its process group (`timeout` leads its own) so that what a timed-out
+# or cancelled command leaves behind (e.g. a child ignoring SIGTERM) is killed.
+_GUARD = (
+    'f=/tmp/.awm-exec/$1; shift; mkdir -p /tmp/.awm-exec; "$@" & pid=$!; '
+    'echo $pid > "$f"; wait $pid; rc=$?; rm -f "$f"; '
+    'case $rc in 124|137) kill -KILL -- -$pid 2>/dev/null;; esac; exit $rc'
+)
+_KILL_GUARDED = (
+    'f=/tmp/.awm-exec/$1; [ -s "$f" ] && kill -KILL -- -"$(cat "$f")" 2>/dev/null; rm -f "$f"'
+)
+
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)
 
 
@@ -201,10 +213,12 @@ class DockerSandbox(Sandbox):
         max_output: int = DEFAULT_MAX_OUTPUT,
     ) -> ExecResult:
         container = self._require()
+        token = secrets.token_hex(6)
         started = time.monotonic()
         try:
             execution = await container.exec(
-                wrap_with_timeout(command, timeout_s, KILL_AFTER_S),
+                ["bash", "-c", _GUARD, "awm-exec", token,
+                 *wrap_with_timeout(command, timeout_s, KILL_AFTER_S)],
                 stdout=True,
                 stderr=True,
                 workdir=workdir or WORKDIR,
@@ -220,6 +234,12 @@ class DockerSandbox(Sandbox):
                             output.feed(message.data)
             except TimeoutError:
                 client_timed_out = True
+            except asyncio.CancelledError:
+                # Cancelling the exec does not stop it in the container.
+                await run_shielded(self._kill_guarded(container, token))
+                raise
+            if client_timed_out:
+                await self._kill_guarded(container, token)
             info = await execution.inspect()
         except DockerError as exc:
             raise SandboxError(f"exec in {self.name} failed: {exc.message}") from exc
@@ -234,6 +254,15 @@ class DockerSandbox(Sandbox):
             timed_out=client_timed_out or is_timeout(exit_code, duration, timeout_s),
             duration_s=duration,
         )
+
+    async def _kill_guarded(self, container: DockerContainer, token: str) -> None:
+        """Kill the process group of an exec that the client gave up on."""
+        try:
+            async with asyncio.timeout(10):
+                execution = await container.exec(["bash", "-c", _KILL_GUARDED, "awm-kill", token])
+                await execution.start(detach=True)
+        except (DockerError, TimeoutError, OSError, aiohttp.ClientError):
+            pass  # the container may be gone already; close() removes the rest
 
     async def close(self) -> None:
         if self._closed:

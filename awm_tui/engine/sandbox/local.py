@@ -29,6 +29,9 @@ CLIENT_GRACE_S = 10.0
 
 READ_CHUNK = 64 * 1024
 
+READ_GRACE_S = 2.0
+"""How long output is still read after the command exited (Docker waits as long)."""
+
 # Tasks that finish cleaning up after their caller was cancelled; kept here so
 # they are not garbage-collected half-way.
 _cleanups: set[asyncio.Task[None]] = set()
@@ -100,7 +103,8 @@ class LocalSandbox(Sandbox):
         self._root: Path | None = None
         self._attached = False
         self._closed = False
-        self._running: set[asyncio.subprocess.Process] = set()
+        self._groups: set[int] = set()
+        """Process groups of every command run, so close() also ends background jobs."""
 
     @classmethod
     def attach(cls, path: str | Path) -> "LocalSandbox":
@@ -181,24 +185,39 @@ class LocalSandbox(Sandbox):
             stderr=asyncio.subprocess.STDOUT,
             start_new_session=True,
         )
-        self._running.add(proc)
+        self._groups.add(proc.pid)
         output = BoundedOutput(max_output)
+        assert proc.stdout is not None
+        reader = asyncio.create_task(_drain(proc.stdout, output))
+        exited = asyncio.create_task(_wait_exit(proc))
         client_timed_out = False
         try:
             try:
                 async with asyncio.timeout(timeout_s + KILL_AFTER_S + CLIENT_GRACE_S):
-                    assert proc.stdout is not None
-                    while chunk := await proc.stdout.read(READ_CHUNK):
-                        output.feed(chunk)
-                    exit_code = await proc.wait()
+                    await asyncio.wait([reader, exited], return_when=asyncio.FIRST_COMPLETED)
+                    # After EOF, wait() returns at exit without polling.
+                    exit_code = exited.result() if exited.done() else await proc.wait()
             except TimeoutError:
                 client_timed_out = True
                 exit_code = 137
+            duration = time.monotonic() - started
+            if client_timed_out or is_timeout(exit_code, duration, timeout_s):
+                # `timeout` stops once bash is gone; a child that ignored
+                # SIGTERM is still in the group.
+                _kill_group(proc)
+            # A background job may keep the pipe open: take what is there, then stop.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(READ_GRACE_S):
+                    await asyncio.shield(reader)
         finally:
-            if proc.returncode is None or client_timed_out:
-                await run_shielded(_kill_group(proc))
-            self._running.discard(proc)
-        duration = time.monotonic() - started
+            reader.cancel()
+            exited.cancel()
+            if proc.returncode is None:
+                _kill_group(proc)
+            await run_shielded(_reap(proc))
+            if not _group_alive(proc.pid):
+                # Forget it, so close() cannot signal a group id reused by the system.
+                self._groups.discard(proc.pid)
         return ExecResult(
             exit_code=exit_code,
             output=output.text(),
@@ -211,19 +230,51 @@ class LocalSandbox(Sandbox):
         if self._closed:
             return
         self._closed = True
-        for proc in list(self._running):
-            await run_shielded(_kill_group(proc))
+        for group in self._groups:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(group, signal.SIGKILL)
         if self._root is not None and not self._attached:
             await run_shielded(
                 asyncio.to_thread(shutil.rmtree, self._root, ignore_errors=True)
             )
 
 
-async def _kill_group(proc: asyncio.subprocess.Process) -> None:
-    """SIGKILL the command's whole process group and reap the leader."""
+def _kill_group(proc: asyncio.subprocess.Process) -> None:
+    """SIGKILL the command's whole process group (its own session)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+async def _wait_exit(proc: asyncio.subprocess.Process) -> int:
+    """The exit code as soon as the process exits.
+
+    Process.wait() (3.11) also waits for the pipes to close, which a
+    background job can keep open for as long as it lives.
+    """
+    while proc.returncode is None:
+        await asyncio.sleep(0.05)
+    return proc.returncode
+
+
+async def _reap(proc: asyncio.subprocess.Process) -> None:
+    """Close our end of the pipes (a background job may hold theirs), then reap."""
+    transport = getattr(proc, "_transport", None)
+    if transport is not None:
+        transport.close()
     await proc.wait()
+
+
+async def _drain(stream: asyncio.StreamReader, output: BoundedOutput) -> None:
+    while chunk := await stream.read(READ_CHUNK):
+        output.feed(chunk)
 
 
 def _slug(text: str) -> str:
