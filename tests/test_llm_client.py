@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email.utils
 import math
 import time
@@ -263,3 +264,17 @@ def test_key_format_warning() -> None:
     for warning in (key_format_warning("sk-or-v1-" + "Z" * 64, "openrouter"),
                     key_format_warning("sk-" + "b" * 30, "openrouter")):
         assert warning and "Z" * 8 not in warning and "b" * 8 not in warning
+
+
+async def test_parallel_runs_keep_their_own_key_pool_and_metrics(chat_peer: ScriptedChat) -> None:
+    other_key = "sk-or-v1-" + "f" * 60 + "cd34"
+    m1, m2 = RunMetrics(), RunMetrics()
+    one = client(chat_peer, m1)
+    two = LLMClient(profile(chat_peer), api_key=SecretStr(other_key), http=HttpConfig(),
+                    metrics=m2, run_name="run2")
+    async with one, two:
+        await asyncio.gather(*(c.chat(MESSAGES) for c in (one, two, one, two, one)))
+    keys = sorted(r.headers["Authorization"] for r in chat_peer.requests)
+    assert keys == sorted([f"Bearer {KEY}"] * 3 + [f"Bearer {other_key}"] * 2)
+    assert (m1.snapshot().requests, m2.snapshot().requests) == (3, 2)
+    assert m1.snapshot().connections_open == m2.snapshot().connections_open == 0

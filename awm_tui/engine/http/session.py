@@ -161,7 +161,8 @@ def make_session(
 
     `metrics` receives the pool's figures and every request not charged to a run
     through `trace_request_ctx`; None gives the session private metrics, readable
-    as `session_metrics(session)`. `trust_env` honours HTTP(S)_PROXY / NO_PROXY.
+    as `session_metrics(session)`. `trust_env` honours HTTP(S)_PROXY / NO_PROXY but
+    also reads ~/.netrc in a thread on every request: prefer a per-request `proxy=`.
     """
     pool_metrics = metrics if metrics is not None else RunMetrics()
     connector = TelemetryConnector(

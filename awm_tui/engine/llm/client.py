@@ -12,11 +12,13 @@ import asyncio
 import json
 import logging
 import re
+import urllib.request
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import aiohttp
 from pydantic import SecretStr
+from yarl import URL
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -75,6 +77,7 @@ class LLMClient:
         self._url = f"{profile.effective_base_url}/chat/completions"
         self._timeout = aiohttp.ClientTimeout(
             total=profile.timeout, connect=min(http.connect, profile.timeout))
+        self._proxy = _env_proxy(self._url)
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._retrying = AsyncRetrying(
@@ -111,8 +114,7 @@ class LLMClient:
         if self._closed:
             raise RuntimeError("LLMClient is closed")
         if self._session is None:
-            self._session = make_session(
-                self._http, self.metrics, headers={"X-Title": "awm-tui"}, trust_env=True)
+            self._session = make_session(self._http, self.metrics, headers={"X-Title": "awm-tui"})
         return self._session
 
     async def chat(self, messages: list[dict[str, Any]], *, purpose: Purpose = "agent") -> ChatResult:
@@ -162,7 +164,8 @@ class LLMClient:
         # The key leaves its SecretStr here and only here, straight into the header.
         headers = {"Authorization": "Bearer " + self._api_key.get_secret_value()}
         try:
-            async with session.post(self._url, json=body, headers=headers, timeout=self._timeout) as resp:
+            async with session.post(self._url, json=body, headers=headers,
+                                    timeout=self._timeout, proxy=self._proxy) as resp:
                 try:
                     raw = await resp.read()   # always drain: an unread body pins its pool slot
                 except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
@@ -256,6 +259,19 @@ class LLMClient:
             retries=retries,
             model=str(data.get("model") or self.profile.api_model),
         )
+
+
+def _env_proxy(url: str) -> str | None:
+    """HTTPS_PROXY / HTTP_PROXY for `url` unless NO_PROXY covers it, read once.
+
+    Not the session's trust_env: that also looks up ~/.netrc in a thread on every
+    request, and a netrc entry would clash with our Authorization header.
+    """
+    target = URL(url)
+    proxies = urllib.request.getproxies_environment()
+    if not target.host or urllib.request.proxy_bypass_environment(target.host, proxies):
+        return None
+    return proxies.get(target.scheme)
 
 
 def _json(raw: bytes) -> Any:
