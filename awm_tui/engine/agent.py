@@ -1,0 +1,114 @@
+"""The bash-only agent: one model reply, one command, one observation, until submit."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from awm_tui.config.models import RunConfig
+from awm_tui.engine import prompts, protocol
+from awm_tui.engine.events import AgentStep, Event, LLMCall, StatusChanged
+from awm_tui.engine.llm import ChatResult, LLMClient, LLMError, LLMFatalError
+from awm_tui.engine.sandbox.base import Sandbox
+from awm_tui.engine.tasks import Task
+
+PREVIEW_CHARS = 400
+PATCH_COMMAND = "git add -A >/dev/null 2>&1; git diff --cached --no-color HEAD"
+"""`git add -A` first, so files the agent created are part of the patch."""
+
+
+@dataclass
+class Step:
+    command: str
+    exit_code: int | None
+    output: str
+    timed_out: bool = False
+
+
+@dataclass
+class AgentResult:
+    exit_status: str
+    """`Submitted`, `FormatError`, `StepLimit`, `CostLimit`, `TimeLimit`."""
+    patch: str
+    steps: list[Step] = field(default_factory=list)
+    messages: list[dict] = field(default_factory=list)
+    cost: float = 0.0
+    elapsed_s: float = 0.0
+
+
+class Agent:
+    """Solves one task in one sandbox. Raises LLMFatalError (stop the run) and
+    LLMError (this task failed after retries); every other outcome is a result."""
+
+    def __init__(self, llm: LLMClient, run: RunConfig, emit: Callable[[Event], None]) -> None:
+        self.llm, self.run, self.emit = llm, run, emit
+
+    async def solve(self, task: Task, sandbox: Sandbox, workflows_block: str) -> AgentResult:
+        started = time.monotonic()
+        result = AgentResult("Submitted", "", messages=[
+            {"role": "system", "content": prompts.SYSTEM},
+            {"role": "user", "content": prompts.instance_prompt(task, sandbox.workdir, workflows_block)},
+        ])
+        try:
+            async with asyncio.timeout(self.run.task_timeout):
+                result.exit_status = await self._loop(task, sandbox, result)
+        except TimeoutError:
+            result.exit_status = "TimeLimit"
+        result.patch = await self._patch(sandbox)
+        result.elapsed_s = time.monotonic() - started
+        return result
+
+    async def _loop(self, task: Task, sandbox: Sandbox, result: AgentResult) -> str:
+        run, messages = self.run, result.messages
+        format_errors = 0
+        for step in range(1, run.max_steps + 1):
+            if result.cost >= run.max_cost:
+                return "CostLimit"
+            self.emit(StatusChanged(run=run.name, phase="running", instance_id=task.instance_id, step=step))
+            reply = await self._chat(messages)
+            result.cost += reply.cost
+            messages.append({"role": "assistant", "content": reply.content})
+            command, why = protocol.extract_command(reply.content)
+            if command is None:
+                format_errors += 1
+                self.emit(AgentStep(run=run.name, instance_id=task.instance_id, step=step, command="",
+                                    exit_code=None, output_preview=why, format_error=True))
+                if format_errors >= run.max_format_errors:
+                    return "FormatError"
+                messages.append({"role": "user", "content": prompts.format_error(why)})
+                continue
+            format_errors = 0
+            out = await sandbox.exec(command, timeout_s=run.command_timeout, workdir=sandbox.workdir)
+            result.steps.append(Step(command, out.exit_code, out.output, out.timed_out))
+            self.emit(AgentStep(run=run.name, instance_id=task.instance_id, step=step, command=command,
+                                exit_code=out.exit_code, output_preview=out.output[:PREVIEW_CHARS],
+                                truncated=out.truncated, timed_out=out.timed_out))
+            if out.output.lstrip().startswith(protocol.SUBMIT_MARKER):
+                return "Submitted"
+            messages.append({"role": "user", "content": prompts.observation(
+                out.exit_code, out.output, truncated=out.truncated, timed_out=out.timed_out,
+                timeout_s=run.command_timeout)})
+        return "StepLimit"
+
+    async def _chat(self, messages: list[dict]) -> ChatResult:
+        started = time.monotonic()
+        try:
+            reply = await self.llm.chat(messages, purpose="agent")
+        except LLMError as exc:
+            self.emit(LLMCall(run=self.run.name, purpose="agent", latency_s=time.monotonic() - started,
+                              ok=False, error=str(exc), retries=getattr(exc, "retries", 0) or 0))
+            raise
+        self.emit(LLMCall(run=self.run.name, purpose="agent", latency_s=reply.latency_s,
+                          prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+                          cost=reply.cost, retries=reply.retries))
+        return reply
+
+    async def _patch(self, sandbox: Sandbox) -> str:
+        out = await sandbox.exec(PATCH_COMMAND, timeout_s=60, workdir=sandbox.workdir,
+                                 max_output=4 * 1024 * 1024)
+        return out.output if out.exit_code == 0 else ""
+
+
+__all__ = ["Agent", "AgentResult", "LLMFatalError", "Step"]

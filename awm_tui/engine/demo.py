@@ -1,0 +1,61 @@
+"""The embedded default: a simulated model on loopback and the bundled sample tasks.
+
+Works offline on a fresh machine. Everything the demo shows is labelled
+"simulated", so nobody mistakes its figures for a real model's.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import platformdirs
+from pydantic import SecretStr
+
+from awm_tui.config.models import AppConfig, LLMProfile, RunConfig
+from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
+
+DEMO_LABEL = "simulated model (offline demo)"
+DEMO_OPTIONS = SimOptions(latency=0.15, latency_jitter=0.1, rate_429=0.03, retry_after=0.5,
+                          wrong_patch_rate=0.1, seed=7)
+"""Enough latency and faults to make the dashboard move, all of it simulated."""
+
+
+def default_output_root() -> Path:
+    """A fresh folder per demo under the user's data dir, so a demo never just resumes."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path(platformdirs.user_data_dir("awm-tui")) / "demo" / stamp
+
+
+def demo_key(name: str) -> SecretStr:
+    """The simulator takes any key; each run gets its own so per-key counts show isolation."""
+    return SecretStr(f"sim-demo-key-{name}")
+
+
+class DemoEnvironment:
+    """`async with DemoEnvironment(root) as demo:` then `demo.config`."""
+
+    def __init__(self, output_root: Path | None = None, *, runs: int = 2, limit: int = 5,
+                 options: SimOptions = DEMO_OPTIONS) -> None:
+        self.output_root = (output_root or default_output_root()).expanduser().resolve()
+        self.runs, self.limit, self.options = runs, limit, options
+        self.sim = SimLLMServer(options)
+        self.config: AppConfig | None = None
+
+    async def __aenter__(self) -> DemoEnvironment:
+        await self.sim.start("127.0.0.1", 0)
+        profile = LLMProfile(model="awm-sim", base_url=self.sim.url, label=DEMO_LABEL,
+                             timeout=60, num_retries=5, retry_min_wait=0.2, retry_max_wait=2.0,
+                             input_cost_per_token=1e-7, output_cost_per_token=4e-7)
+        runs = [
+            RunConfig(name=f"demo-{chr(ord('a') + i)}", llm="llm.sim", output_dir=self.output_root / f"demo-{chr(ord('a') + i)}",
+                      api_key=demo_key(chr(ord("a") + i)), limit=self.limit, induce_every=2,
+                      # one run asks the (simulated) model to induce, the other derives workflows offline
+                      induction="llm" if i % 2 == 0 else "rule", command_timeout=60)
+            for i in range(self.runs)
+        ]
+        self.config = AppConfig(llm={"llm": profile, "llm.sim": profile}, runs=runs)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.sim.close()

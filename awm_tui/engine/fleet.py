@@ -1,0 +1,163 @@
+"""Runs side by side on one event loop, sharing one evaluation client and Docker link."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from awm_tui.config.loader import profile_name
+from awm_tui.config.models import AppConfig, RunConfig
+from awm_tui.config.plan import with_key
+from awm_tui.engine.evaluator import Evaluator, LocalEvaluation, ServerEvaluation
+from awm_tui.engine.events import EventSink, LogLine, StatusChanged
+from awm_tui.engine.http.metrics import RunMetrics
+from awm_tui.engine.run import AWMRun, RunOutcome, RunRefused
+from awm_tui.engine.sandbox.base import SandboxError
+from awm_tui.engine.sandbox.factory import SandboxFactory, open_factory
+from awm_tui.engine.tasks import Dataset, TaskError, load_dataset
+
+__all__ = ["Fleet", "RunHandle", "RunOutcome", "RunRefused"]
+
+
+@dataclass
+class RunHandle:
+    name: str
+    run: RunConfig
+    awm: AWMRun
+    task: asyncio.Task[RunOutcome]
+
+    @property
+    def metrics(self) -> RunMetrics:
+        return self.awm.metrics
+
+    @property
+    def output_dir(self) -> Path:
+        return self.awm.out.path
+
+    @property
+    def active(self) -> bool:
+        return not self.task.done()
+
+
+class Fleet:
+    """Start, stop and wait for runs. `async with` it: leaving stops every run cleanly."""
+
+    def __init__(self, config: AppConfig, sink: EventSink, *, metrics_interval: float = 1.0) -> None:
+        self.config, self.sink, self.metrics_interval = config, sink, metrics_interval
+        self.handles: dict[str, RunHandle] = {}
+        self._factories: dict[str, SandboxFactory] = {}
+        self._datasets: dict[str, Dataset] = {}
+        self._evaluator: Evaluator | None = None
+        self._eval_client = None
+        self._guard = asyncio.Lock()  # start() checks then acts; keep that atomic
+
+    async def __aenter__(self) -> Fleet:
+        if self.config.eval.mode == "server":
+            from awm_tui.engine.evaluation.client import EvalClient
+            self._eval_client = EvalClient(self.config.eval, self.config.http)
+            self._evaluator = ServerEvaluation(self._eval_client)
+        else:
+            self._evaluator = LocalEvaluation(self.config.eval)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.stop_all()
+        if self._eval_client is not None:
+            await self._eval_client.aclose()
+            self._eval_client = None
+        factories, self._factories = list(self._factories.values()), {}
+        for factory in dict.fromkeys(factories):
+            await factory.aclose()
+
+    # -- runs ---------------------------------------------------------------------
+
+    @property
+    def active(self) -> list[str]:
+        return [name for name, handle in self.handles.items() if handle.active]
+
+    async def start(self, run: RunConfig, api_key: SecretStr | None = None) -> RunHandle:
+        """Start one run; RunRefused (one line) when it cannot."""
+        if self._evaluator is None:
+            raise RuntimeError("use `async with Fleet(...)` before starting runs")
+        async with self._guard:
+            old = self.handles.get(run.name)
+            if old is not None and old.active:
+                raise RunRefused(f"run {run.name!r} is already running; stop it first or pick another name")
+            for other in self.handles.values():
+                if other.active and other.output_dir == Path(run.output_dir).resolve():
+                    raise RunRefused(f"output directory {run.output_dir} is in use by run {other.name!r}; "
+                                     "give each run its own directory")
+            try:
+                profile = self.config.llm[profile_name(run.llm)]
+            except KeyError:
+                raise RunRefused(f"run {run.name!r}: no LLM profile [{profile_name(run.llm)}]; "
+                                 f"use one of: {', '.join(sorted(self.config.llm))}") from None
+            key = api_key or run.api_key or profile.api_key
+            if key is None or not key.get_secret_value().strip():
+                raise RunRefused(f"run {run.name!r} has no API key; enter one in its pane, "
+                                 "or set api_key in the config or --api-key")
+            dataset = await self._dataset(run.dataset)
+            sandboxes = await self._sandboxes(run.sandbox)
+            awm = AWMRun(run, with_key(profile, key), http=self.config.http, sandboxes=sandboxes,
+                         evaluator=None if run.skip_eval else self._evaluator, dataset=dataset,
+                         sink=self.sink, metrics_interval=self.metrics_interval)
+            await awm.prepare()
+            await self._sweep_leftovers(sandboxes, run.name)
+            task = asyncio.create_task(awm.execute(), name=f"awm-run-{run.name}")
+            handle = self.handles[run.name] = RunHandle(run.name, run, awm, task)
+        self.sink(StatusChanged(run=run.name, phase="starting", detail=sandboxes.description))
+        return handle
+
+    async def stop(self, name: str) -> RunOutcome | None:
+        """Cancel the run's in-flight task; returns once its checkpoint and containers are settled."""
+        handle = self.handles.get(name)
+        if handle is None:
+            return None
+        if handle.active:
+            handle.task.cancel()
+        return (await asyncio.gather(handle.task, return_exceptions=True))[0]
+
+    async def stop_all(self) -> None:
+        await asyncio.gather(*(self.stop(name) for name in self.active))
+
+    async def wait(self, name: str | None = None) -> dict[str, RunOutcome]:
+        names = [name] if name else list(self.handles)
+        results = await asyncio.gather(*(self.handles[n].task for n in names), return_exceptions=True)
+        return {n: r for n, r in zip(names, results) if isinstance(r, RunOutcome)}
+
+    # -- shared parts -----------------------------------------------------------------
+
+    async def _dataset(self, spec: str) -> Dataset:
+        if spec not in self._datasets:
+            try:
+                self._datasets[spec] = await asyncio.to_thread(load_dataset, spec)
+            except TaskError as exc:
+                raise RunRefused(str(exc)) from None
+        return self._datasets[spec]
+
+    async def _sandboxes(self, kind: str) -> SandboxFactory:
+        if kind not in self._factories:
+            d = self.config.docker
+            try:
+                factory = await open_factory(kind, docker_url=d.url, image=d.image, memory=d.memory,
+                                             cpus=d.cpus, pids_limit=d.pids_limit, network=d.network)
+            except SandboxError as exc:
+                raise RunRefused(str(exc)) from None
+            self._factories[kind] = factory
+        return self._factories[kind]
+
+    async def _sweep_leftovers(self, sandboxes: SandboxFactory, run_name: str) -> None:
+        """Containers a killed process left for this run (we hold its directory's lock now)."""
+        if sandboxes.docker is None:
+            return
+        from awm_tui.engine.sandbox.docker import sweep
+        removed = await sweep(sandboxes.docker, run_name)
+        if removed:
+            self.sink(LogLine(run=run_name, level="warning",
+                              message=f"removed {removed} container(s) left by an earlier crash"))

@@ -1,0 +1,300 @@
+"""One AWM online loop: task by task, with memory, buffer, induction and checkpoint."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Literal
+
+from awm_tui.config.models import HttpConfig, LLMProfile, RunConfig
+from awm_tui.engine.agent import Agent, AgentResult
+from awm_tui.engine.evaluator import Evaluator
+from awm_tui.engine.events import (
+    CheckpointSaved, EvaluationDone, Event, EventSink, InductionDone, LLMCall, LogLine,
+    MemoryUpdated, MetricsSnapshot, RunFailed, RunFinished, RunStarted, StatusChanged,
+    TaskFinished, TaskStarted,
+)
+from awm_tui.engine.http.metrics import RunMetrics
+from awm_tui.engine.llm import LLMClient, LLMError, LLMFatalError
+from awm_tui.engine.sandbox.base import Sandbox, SandboxError
+from awm_tui.engine.sandbox.factory import SandboxFactory
+from awm_tui.engine.state import (
+    Checkpoint, Experience, ExperienceBuffer, Memory, OutputDir, OutputDirLocked, StateError,
+    TaskResult, build_induction_messages, induce_rule, parse_llm_induction, select_workflows,
+)
+from awm_tui.engine.tasks import Dataset, Task
+
+PREPARE_REPO = (
+    "git init -q && printf '__pycache__/\\n*.pyc\\n.pytest_cache/\\n' >> .git/info/exclude && "
+    "git add -A && git -c user.name=awm-tui -c user.email=awm-tui@localhost "
+    "commit -q --allow-empty -m base"
+)
+INDUCTION_EXAMPLES = 8
+MAX_TASK_ERRORS_IN_A_ROW = 3
+
+
+class RunRefused(Exception):
+    """The run cannot start; the message is one line for the user."""
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    name: str
+    status: Literal["finished", "failed", "stopped"]
+    done: int
+    resolved: int
+    errors: int = 0
+    """Tasks that ended in an error; they are not checkpointed, so a rerun retries them."""
+    reason: str = ""
+    output_dir: str = ""
+
+
+class AWMRun:
+    def __init__(self, run: RunConfig, profile: LLMProfile, *, http: HttpConfig,
+                 sandboxes: SandboxFactory, evaluator: Evaluator | None, dataset: Dataset,
+                 sink: EventSink, metrics_interval: float = 1.0) -> None:
+        self.run, self.profile, self.http = run, profile, http
+        self.sandboxes, self.evaluator, self.dataset = sandboxes, evaluator, dataset
+        self.sink, self.metrics_interval = sink, metrics_interval
+        self.name = run.name
+        self.metrics = RunMetrics()
+        self.out = OutputDir(run.output_dir)
+        self.log = None
+        self.done = self.resolved = self.errors = 0
+
+    # -- lifecycle ------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        """Lock the output directory and read its state; RunRefused if that fails."""
+        try:
+            await asyncio.to_thread(self.out.lock, self.name)
+        except OutputDirLocked as exc:
+            raise RunRefused(str(exc)) from None
+        try:
+            self.checkpoint = await Checkpoint.aload(self.out.checkpoint_path, self.name)
+            self.buffer = await ExperienceBuffer.aload(self.out.buffer_path)
+            self.memory = await Memory.aload(self.out.memory_path)
+            self.preds = await asyncio.to_thread(self.out.predictions)
+            self.log = await asyncio.to_thread(self.out.event_log)
+        except StateError as exc:
+            await asyncio.to_thread(self.out.unlock)
+            raise RunRefused(str(exc)) from None
+
+    async def execute(self) -> RunOutcome:
+        """Run to the limit. Cancelling the task stops the run cleanly."""
+        status, reason = "finished", ""
+        ticker = asyncio.create_task(self._tick(), name=f"{self.name}-metrics")
+        llm = LLMClient(self.profile, api_key=self.profile.api_key, http=self.http,
+                        metrics=self.metrics, run_name=self.name)
+        try:
+            await self._loop(llm)
+        except asyncio.CancelledError:
+            status, reason = "stopped", "stopped by the user"
+        except LLMFatalError as exc:
+            status, reason = "failed", str(exc)
+        except _TooManyErrors as exc:
+            status, reason = "failed", str(exc)
+        except Exception as exc:  # a bug must end this run only, never the fleet
+            status, reason = "failed", f"{type(exc).__name__}: {exc}"
+            self._log("error", "".join(traceback.format_exception(exc)).rstrip())
+        finally:
+            ticker.cancel()
+            await asyncio.gather(ticker, return_exceptions=True)
+            await llm.aclose()
+        self._emit(MetricsSnapshot(run=self.name, metrics=self.metrics.snapshot()))
+        if status == "failed":
+            self._emit(StatusChanged(run=self.name, phase="failed", detail=reason))
+            self._emit(RunFailed(run=self.name, reason=reason))
+        else:
+            self._emit(StatusChanged(run=self.name, phase="stopped" if status == "stopped" else "finished"))
+            self._emit(RunFinished(run=self.name, done=self.checkpoint.done, resolved=self.checkpoint.resolved,
+                                   stopped=status == "stopped"))
+        await self._close()
+        return RunOutcome(self.name, status, self.checkpoint.done, self.checkpoint.resolved,
+                          self.errors, reason, str(self.out.path))
+
+    async def _close(self) -> None:
+        if self.log is not None:
+            await self.log.aclose()
+        await asyncio.to_thread(self.out.unlock)
+
+    # -- the loop ---------------------------------------------------------------
+
+    async def _loop(self, llm: LLMClient) -> None:
+        run = self.run
+        chosen = self.dataset.select(limit=run.limit, include_medium=run.include_medium)
+        todo = [t for t in chosen if not self.checkpoint.is_done(t.instance_id)]
+        self._emit(RunStarted(run=self.name, output_dir=str(self.out.path), limit=run.limit,
+                              model=self.profile.model, sandbox=self.sandboxes.description,
+                              tasks_total=len(chosen), resumed=len(chosen) - len(todo)))
+        if len(chosen) < run.limit:
+            self._log("warning", f"dataset {self.dataset.name} has only {len(chosen)} tasks of the "
+                                 f"sizes this run takes (limit {run.limit})")
+        agent = Agent(llm, run, self._emit)
+        since_induction, errors_in_a_row = 0, 0
+        for index, task in enumerate(chosen, 1):
+            if self.checkpoint.is_done(task.instance_id):
+                continue
+            try:
+                resolved = await self._task(agent, task, index, len(chosen))
+            except (LLMFatalError, asyncio.CancelledError):
+                raise
+            except (LLMError, SandboxError, OSError) as exc:
+                self.errors += 1
+                errors_in_a_row += 1
+                self._task_error(task, exc)
+                if errors_in_a_row >= MAX_TASK_ERRORS_IN_A_ROW:
+                    raise _TooManyErrors(f"{errors_in_a_row} tasks in a row failed; last: {exc}") from None
+                continue
+            errors_in_a_row = 0
+            if resolved:
+                since_induction += 1
+                if since_induction >= run.induce_every:
+                    since_induction = 0
+                    await self._induce(llm)
+
+    async def _task(self, agent: Agent, task: Task, index: int, total: int) -> bool:
+        run = self.run
+        workflows = select_workflows(self.memory, task, run.memory_budget_chars)
+        injected = tuple(w.id for w in workflows)
+        self._emit(TaskStarted(run=self.name, instance_id=task.instance_id, index=index, total=total,
+                               injected_workflows=injected))
+        self._log("info", f"task {index}/{total} {task.instance_id}"
+                          + (f" with workflows {', '.join(injected)}" if injected else ""))
+        started = time.monotonic()
+        sandbox = await self.sandboxes.create(run_name=self.name, instance_id=task.instance_id, image=task.image)
+        try:
+            self._emit(StatusChanged(run=self.name, phase="running", instance_id=task.instance_id,
+                                     detail="preparing sandbox"))
+            await self._prepare(sandbox, task)
+            result = await agent.solve(task, sandbox, Memory.to_prompt_block(workflows))
+            outcome = None
+            if not run.skip_eval and self.evaluator is not None:
+                self._emit(StatusChanged(run=self.name, phase="evaluating", instance_id=task.instance_id))
+                outcome = await self.evaluator.evaluate(
+                    sandbox=sandbox, task=task, dataset_name=self.dataset.name, split=run.split,
+                    exit_status=result.exit_status, patch=result.patch, metrics=self.metrics)
+        finally:
+            await sandbox.close()
+        elapsed = time.monotonic() - started
+        if outcome is not None:
+            self._emit(EvaluationDone(run=self.name, instance_id=task.instance_id, resolved=outcome.resolved,
+                                      reward=outcome.reward, speedup=outcome.speedup,
+                                      duration_s=float(outcome.info.get("duration_s", 0.0) or 0.0),
+                                      detail=str(outcome.info.get("summary", ""))[:200]))
+        await self._record(task, result, outcome, injected, elapsed)
+        return bool(outcome and outcome.resolved)
+
+    async def _prepare(self, sandbox: Sandbox, task: Task) -> None:
+        await sandbox.start()
+        snapshot = self.dataset.snapshot_path(task)
+        if snapshot is None:
+            return  # the task's image holds the repository already
+        await sandbox.put_directory(snapshot, sandbox.workdir)
+        out = await sandbox.exec(PREPARE_REPO, timeout_s=120, workdir=sandbox.workdir)
+        if out.exit_code != 0:
+            raise SandboxError(f"cannot prepare the repository: {out.output.strip()[-200:]}")
+
+    async def _record(self, task: Task, result: AgentResult, outcome, injected: tuple[str, ...],
+                      elapsed: float) -> None:
+        """Write every state file, the checkpoint last: a checkpointed task is fully recorded."""
+        evaluated = outcome is not None
+        resolved = bool(outcome and outcome.resolved)
+        reward = outcome.reward if outcome else 0.0
+        speedup = outcome.speedup if outcome else None
+        await self.out.asave_trajectory(task.instance_id, {
+            "instance_id": task.instance_id, "exit_status": result.exit_status,
+            "injected_workflows": list(injected), "messages": result.messages,
+            "patch": result.patch, "evaluation": outcome.info if outcome else None,
+        })
+        self.preds.set(task.instance_id, self.profile.model, result.patch)
+        await self.preds.asave()
+        if evaluated:
+            self.buffer.append(Experience.condense(
+                instance_id=task.instance_id, repo=task.repo, problem_statement=task.problem_statement,
+                steps=[(s.command, s.exit_code, s.output) for s in result.steps],
+                patch=result.patch, exit_status=result.exit_status, reward=reward, speedup=speedup,
+                resolved=resolved, injected_workflows=list(injected)))
+            await self.buffer.asave()
+            if injected:
+                self.memory.record_use(list(injected), resolved)
+                await self.memory.asave()
+        self.checkpoint.record(TaskResult(
+            instance_id=task.instance_id, exit_status=result.exit_status, resolved=resolved,
+            reward=reward, speedup=speedup, steps=len(result.steps), cost=result.cost,
+            elapsed_s=elapsed, evaluated=evaluated))
+        await self.checkpoint.asave()
+        self._emit(CheckpointSaved(run=self.name, done=self.checkpoint.done, resolved=self.checkpoint.resolved))
+        self._emit(TaskFinished(run=self.name, instance_id=task.instance_id, exit_status=result.exit_status,
+                                resolved=resolved, reward=reward, speedup=speedup, steps=len(result.steps),
+                                elapsed_s=elapsed, cost=result.cost, evaluated=evaluated))
+        verdict = "resolved" if resolved else ("not resolved" if evaluated else "not evaluated")
+        self._log("info", f"{task.instance_id}: {result.exit_status}, {verdict} "
+                          f"({len(result.steps)} steps, {elapsed:.1f} s)")
+
+    def _task_error(self, task: Task, exc: BaseException) -> None:
+        self._emit(TaskFinished(run=self.name, instance_id=task.instance_id, exit_status=f"Error: {exc}",
+                                resolved=False, reward=0.0, speedup=None, steps=0, elapsed_s=0.0,
+                                cost=0.0, evaluated=False))
+        self._log("error", f"{task.instance_id}: {exc} (not checkpointed: a rerun retries it)")
+
+    # -- induction --------------------------------------------------------------
+
+    async def _induce(self, llm: LLMClient) -> None:
+        run = self.run
+        examples = self.buffer.recent_successes(INDUCTION_EXAMPLES)
+        self._emit(StatusChanged(run=self.name, phase="inducing", detail=f"from {len(examples)} successes"))
+        try:
+            if run.induction == "llm":
+                messages = build_induction_messages(examples, self.memory.workflows)
+                started = time.monotonic()
+                reply = await llm.chat(messages, purpose="induction")
+                self._emit(LLMCall(run=self.name, purpose="induction", latency_s=time.monotonic() - started,
+                                   prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+                                   cost=reply.cost, retries=reply.retries))
+                workflows = parse_llm_induction(reply.content)
+            else:
+                workflows = induce_rule(examples)
+        except (ValueError, LLMError) as exc:
+            if isinstance(exc, LLMFatalError):
+                raise
+            self._emit(InductionDone(run=self.name, mode=run.induction, ok=False, error=str(exc)[:300]))
+            self._log("warning", f"induction failed, memory kept as it was: {exc}")
+            return
+        diff = self.memory.apply_induction(
+            workflows, run.induction, sources=[e.instance_id for e in examples],
+            repos=sorted({e.repo for e in examples}))
+        await self.memory.asave()
+        self._emit(InductionDone(run=self.name, mode=run.induction, ok=True, added=diff.added,
+                                 changed=diff.changed, removed=diff.removed))
+        self._emit(MemoryUpdated(run=self.name, version=self.memory.version, workflows=len(self.memory.workflows)))
+        self._log("info", f"induction: +{len(diff.added)} ~{len(diff.changed)} -{len(diff.removed)}, "
+                          f"{len(self.memory.workflows)} workflows in memory (v{self.memory.version})")
+
+    # -- reporting --------------------------------------------------------------
+
+    def _emit(self, event: Event) -> None:
+        if self.log is not None:
+            self.log.append(event)
+        try:
+            self.sink(event)
+        except Exception:  # a broken face must not stop the run
+            pass
+
+    def _log(self, level: str, message: str) -> None:
+        self._emit(LogLine(run=self.name, level=level, message=message))  # type: ignore[arg-type]
+
+    async def _tick(self) -> None:
+        last = None
+        while True:
+            await asyncio.sleep(self.metrics_interval)
+            snap = self.metrics.snapshot()
+            if snap != last:
+                last = snap
+                self._emit(MetricsSnapshot(run=self.name, metrics=snap))
+
+
+class _TooManyErrors(Exception):
+    pass
