@@ -11,6 +11,7 @@ import pytest
 
 from awm_tui.engine.sandbox.local import LocalSandbox
 from awm_tui.engine.tasks import Dataset, Task, load_dataset
+from awm_tui.servers.eval_server import EvalServer
 
 CALC_OPS = '''import time
 
@@ -160,3 +161,28 @@ async def task_sandbox(calc_dataset: Dataset) -> AsyncIterator[Callable[[str], A
     finally:
         for sandbox in made:
             await sandbox.close()
+
+
+@pytest.fixture
+async def eval_server(calc_dataset: Dataset) -> AsyncIterator[EvalServer]:
+    """The real evaluation server on a loopback port, serving the calc dataset."""
+    async with EvalServer([calc_dataset]) as server:
+        yield server
+
+
+@pytest.fixture
+async def eval_server_factory(calc_dataset: Dataset) -> AsyncIterator[Callable[..., Awaitable[EvalServer]]]:
+    """Start evaluation servers with options: `await eval_server_factory(simulate=0.2)`."""
+    servers: list[EvalServer] = []
+
+    async def start(**options: object) -> EvalServer:
+        server = EvalServer(options.pop("datasets", [calc_dataset]), **options)  # type: ignore[arg-type]
+        servers.append(server)
+        await server.start("127.0.0.1", 0)
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            await server.close()
