@@ -250,3 +250,26 @@ async def test_main_reports_a_bad_dataset(tmp_path: Path) -> None:
     )
     _, err = await asyncio.wait_for(proc.communicate(), 30)
     assert proc.returncode == 2 and b"no such file" in err
+
+
+@pytest.mark.docker
+async def test_evaluates_inside_a_real_container(eval_server_factory, calc_dataset: Dataset,
+                                                 docker_client, docker_url, docker_run_name) -> None:
+    from awm_tui.engine.sandbox.docker import DockerSandbox
+
+    task = calc_dataset.get("calc__add-1")
+    server = await eval_server_factory(docker_url=docker_url)
+    async with DockerSandbox(docker_client, run_name=docker_run_name, instance_id=task.instance_id,
+                             memory="512m") as sandbox:
+        await sandbox.put_directory(calc_dataset.snapshot_path(task))
+        made = await sandbox.exec("git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm base")
+        assert made.exit_code == 0, made.output
+        await sandbox.write_file("calc/ops.py", FIX_ADD)
+        async with client_for(server.url) as client:
+            reward, _, info = await client.evaluate_info(
+                "Submitted", "", sandbox.id, task.instance_id, "tasks", "test")
+        assert reward == 1.0, info
+        assert info["tests"]["PASS_TO_PASS"]["passed"] == 2
+        # The agent's container is left as the agent had it: only its own edit.
+        status = await sandbox.exec("git status --porcelain")
+        assert status.output.split() == ["M", "calc/ops.py"]
