@@ -69,7 +69,8 @@ class TelemetryConnector(aiohttp.TCPConnector):
         super().__init__(**kwargs)
         self.metrics = metrics
         # Every transport the connector opens (direct, happy-eyeballs winner,
-        # proxy tunnel, TLS wrap) is built from this factory.
+        # proxy tunnel, TLS wrap) is built from this factory (aiohttp 3.14 internals;
+        # tests/test_http_metrics.py checks the count against the OS on upgrades).
         self._factory = functools.partial(_CountedHandler, loop=self._loop, metrics=metrics)
 
     async def _create_connection(self, req: Any, traces: Any, timeout: Any) -> ResponseHandler:

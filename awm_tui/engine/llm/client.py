@@ -140,7 +140,7 @@ class LLMClient:
             retries = exc.last_attempt.attempt_number - 1
             reason = last.reason if isinstance(last, RetryableError) else repr(last)
             status = last.status if isinstance(last, RetryableError) else None
-            raise LLMError(f"{purpose} call failed after {retries} retries: {reason}",
+            raise LLMError(f"{purpose} call failed after {retries} {'retry' if retries == 1 else 'retries'}: {reason}",
                            status=status, retries=retries, latency_s=loop.time() - started) from None
         except LLMError as exc:
             exc.retries = retrying.statistics.get("attempt_number", 1) - 1
