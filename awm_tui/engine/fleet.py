@@ -52,12 +52,14 @@ class Fleet:
         self._datasets: dict[str, Dataset] = {}
         self._evaluator: Evaluator | None = None
         self._eval_client = None
+        self.eval_metrics = RunMetrics()
+        """The shared evaluation pool: its open connections belong to no single run."""
         self._guard = asyncio.Lock()  # start() checks then acts; keep that atomic
 
     async def __aenter__(self) -> Fleet:
         if self.config.eval.mode == "server":
             from awm_tui.engine.evaluation.client import EvalClient
-            self._eval_client = EvalClient(self.config.eval, self.config.http)
+            self._eval_client = EvalClient(self.config.eval, self.config.http, self.eval_metrics)
             self._evaluator = ServerEvaluation(self._eval_client)
         else:
             self._evaluator = LocalEvaluation(self.config.eval)
@@ -76,6 +78,11 @@ class Fleet:
             await factory.aclose()
 
     # -- runs ---------------------------------------------------------------------
+
+    def open_connections(self) -> int:
+        """Every connection this process holds: the runs' LLM pools and the evaluation pool."""
+        runs = sum(h.metrics.connections_open for h in self.handles.values())
+        return runs + self.eval_metrics.connections_open
 
     @property
     def active(self) -> list[str]:
