@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 from pathlib import Path
 
@@ -176,6 +177,21 @@ async def test_cancelling_the_task_removes_the_container(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    assert await _containers(docker_client, docker_run_name) == []
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.01, 0.03, 0.1])
+async def test_cancelling_start_leaves_no_container(
+    docker_client, docker_run_name, delay_s
+) -> None:
+    sb = DockerSandbox(docker_client, run_name=docker_run_name, instance_id="early")
+    task = asyncio.create_task(sb.start())
+    await asyncio.sleep(delay_s)
+    task.cancel()
+    # On a fast daemon start may already be done; either way nothing is left.
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await sb.close()
     assert await _containers(docker_client, docker_run_name) == []
 
 

@@ -157,13 +157,14 @@ class DockerSandbox(Sandbox):
                 return
             if self._container is not None:
                 return
+            # Shielded so a cancel cannot lose the id of a container the daemon
+            # did create: the except waits for it, then removes it.
+            create = asyncio.ensure_future(self._create())
             try:
-                # Shielded so a cancel cannot lose the id of a container the
-                # daemon did create; the except below then removes it.
-                await run_shielded(self._create())
+                await asyncio.shield(create)
                 await self._require().start()
             except BaseException as exc:
-                await self.close()
+                await run_shielded(self._discard(create))
                 if isinstance(exc, DockerError):
                     raise SandboxError(
                         f"cannot start container from {self.image}: {exc.message}"
@@ -174,6 +175,10 @@ class DockerSandbox(Sandbox):
         self._container = await self.docker.containers.create(
             self._config(), name=self.name
         )
+
+    async def _discard(self, create: asyncio.Future[None]) -> None:
+        await asyncio.wait([create])
+        await self.close()
 
     async def _check_attached(self) -> None:
         try:
