@@ -1,0 +1,117 @@
+"""From the command line to the runs a batch will start, each with its key.
+
+Three ways in, checked before the event loop starts (reading a few small
+files is all this does):
+- `--config FILE`: every `[[runs]]` entry; `--limit`, `--skip-eval`,
+  `--include-medium` apply to each run when given.
+- the users' single-run flags (`--llm-config/--api-key/--output-dir`), or a
+  config without `[[runs]]`: one run like their old runner script.
+- `--parallel N --keys-file FILE`: `run_1..run_N`, one key each.
+`--demo` is built later, inside the loop (it starts the simulated model).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import SecretStr
+
+from awm_tui.config.errors import ConfigError
+from awm_tui.config.loader import find_config_path, load_config
+from awm_tui.config.models import AppConfig, RunConfig
+from awm_tui.config.overrides import parallel_runs, read_keys_file, single_run
+from awm_tui.config.plan import require_keys, resolve_run
+from awm_tui.engine.llm.keys import mask_key
+
+DEFAULT_PARALLEL_ROOT = Path("outputs")
+"""`--parallel` without `--output-root` writes `./outputs/run_i`, like the users' terminals did."""
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    run: RunConfig
+    key: SecretStr | None
+    """The key this run uses (override, run or profile key); None only for the demo's own keys."""
+
+    @property
+    def masked_key(self) -> str:
+        return mask_key(self.key or self.run.api_key)
+
+
+@dataclass
+class BatchPlan:
+    config: AppConfig | None
+    """None for `--demo`: the demo environment makes its config on the loop."""
+    runs: list[PlannedRun] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)
+    demo_root: Path | None = None
+    demo_root_chosen: bool = False
+    """True when the demo's output root is the default one (so it is printed)."""
+
+    @property
+    def secrets(self) -> list[str]:
+        """Raw keys, only so the reporter can scrub them from anything it prints."""
+        return [p.key.get_secret_value() for p in self.runs if p.key is not None]
+
+
+def build_plan(args: argparse.Namespace) -> BatchPlan:
+    """Raises ConfigError (one line, exit 2) for anything the user must fix."""
+    single = any(getattr(args, f) is not None for f in ("llm_config", "api_key", "output_dir"))
+    if args.demo:
+        if single or args.parallel or args.keys_file:
+            raise ConfigError("command line", "--demo", "cannot be combined with single-run or --parallel flags",
+                              "drop --demo to use your own model, or drop the other flags")
+        return BatchPlan(config=None, demo_root=args.output_root, demo_root_chosen=args.output_root is None)
+    if args.keys_file and not args.parallel:
+        raise ConfigError("command line", "--keys-file", "only used with --parallel N", "add --parallel N")
+    if args.parallel and single and (args.api_key is not None or args.output_dir is not None):
+        raise ConfigError("command line", "--parallel", "takes its keys from --keys-file and its dirs from "
+                          "--output-root", "drop --api-key/--output-dir")
+    path = find_config_path(args.config)
+    loaded = load_config(path)
+    config = loaded.config
+    source = str(path) if path else "(built-in defaults: no config file found)"
+    common = dict(limit=args.limit, skip_eval=args.skip_eval, include_medium=args.include_medium)
+    if args.parallel:
+        if args.keys_file is None:
+            raise ConfigError("command line", "--parallel", "needs --keys-file", "give a file with one key per line")
+        pairs = parallel_runs(config, n=args.parallel, keys=read_keys_file(args.keys_file),
+                              output_root=args.output_root or DEFAULT_PARALLEL_ROOT, llm=args.llm_config,
+                              share_keys=args.share_keys, **common)
+        overrides: list[SecretStr | None] = [key for _, key in pairs]
+        runs = [run for run, _ in pairs]
+    elif single or not config.runs:
+        if args.output_root is not None:
+            raise ConfigError("command line", "--output-root", "applies to --parallel and --demo",
+                              "use --output-dir for a single run")
+        run, key = single_run(config, llm=args.llm_config, api_key=args.api_key,
+                              output_dir=args.output_dir, **common)
+        runs, overrides = [run], [key]
+    else:
+        if args.output_root is not None:
+            raise ConfigError("command line", "--output-root", "applies to --parallel and --demo",
+                              "set output_dir in each [[runs]] entry")
+        runs = [_with_flags(run, args) for run in config.runs]
+        overrides = [None] * len(runs)
+    resolved = [resolve_run(config, run, i, loaded.key_problems, api_key=key)
+                for i, (run, key) in enumerate(zip(runs, overrides))]
+    require_keys(resolved, source)
+    return BatchPlan(config=config, notices=list(loaded.notices),
+                     runs=[PlannedRun(r.run, r.api_key) for r in resolved])
+
+
+def _with_flags(run: RunConfig, args: argparse.Namespace) -> RunConfig:
+    """A config run with the command line's --limit/--skip-eval/--include-medium, validated."""
+    changes: dict[str, object] = {}
+    if args.limit is not None:
+        changes["limit"] = args.limit
+    if args.skip_eval:
+        changes["skip_eval"] = True
+    if args.include_medium:
+        changes["include_medium"] = True
+    if not changes:
+        return run
+    # model_copy(update=...) would skip validation; the dump keeps SecretStr objects as they are.
+    return RunConfig.model_validate({**run.model_dump(), **changes})

@@ -1,0 +1,192 @@
+"""What a batch prints: one line per finished task and key moment, status lines, JSON lines.
+
+Written for a terminal and for log files alike: a time stamp and the run name
+start every line, colour only on a TTY and never with NO_COLOR. With `--json`
+stdout carries nothing but JSON lines (`event.to_dict()`), and the notes go
+to stderr. Keys appear only masked: events never hold one, and every line is
+scrubbed of the raw keys anyway, as a second guard.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass
+from typing import IO, Any
+
+from rich.console import Console
+from rich.text import Text
+
+from awm_tui.engine.events import (
+    CheckpointSaved, Event, InductionDone, LogLine, MemoryUpdated, MetricsData, RunFailed, RunFinished, RunStarted,
+    TaskFinished,
+)
+from awm_tui.engine.llm.keys import mask_key
+
+
+def use_colour(stream: IO[str]) -> bool:
+    """Colour only on a terminal, never with NO_COLOR set to anything non-empty (no-color.org)."""
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    return tty and not os.environ.get("NO_COLOR")
+
+
+def make_console(stream: IO[str]) -> Console:
+    colour = use_colour(stream)
+    # Decided here, not guessed by rich from TERM/FORCE_COLOR: logs stay free of escapes.
+    return Console(file=stream, force_terminal=colour, no_color=not colour, highlight=False,
+                   soft_wrap=True, emoji=False, markup=False, width=None if colour else 200)
+
+
+@dataclass
+class RunTally:
+    """What the lines and the summary need to know about one run, kept from its events."""
+
+    total: int = 0
+    done: int = 0
+    resolved: int = 0
+    workflows: int | None = None
+    sandbox: str = ""
+    model: str = ""
+    output_dir: str = ""
+
+
+class Reporter:
+    def __init__(self, *, json_lines: bool, secrets: list[str], out: IO[str] | None = None,
+                 err: IO[str] | None = None) -> None:
+        self.json_lines = json_lines
+        self._out = out or sys.stdout
+        self.console = make_console(self._out)
+        self.err_console = make_console(err or sys.stderr)
+        self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
+        self.tallies: dict[str, RunTally] = {}
+        self.keys: dict[str, str] = {}
+        """Masked key per run, shown when the run starts and when it fails."""
+        self._broken = False
+
+    # -- the event sink (on the loop; must not block or raise) -----------------------------
+
+    def sink(self, event: Event) -> None:
+        tally = self.tallies.setdefault(event.run, RunTally())
+        if isinstance(event, RunStarted):
+            tally.total, tally.done = event.tasks_total, event.resumed
+            tally.sandbox, tally.model, tally.output_dir = event.sandbox, event.model, event.output_dir
+        elif isinstance(event, CheckpointSaved):  # the checkpoint's counts include resumed tasks
+            tally.done, tally.resolved = event.done, event.resolved
+        elif isinstance(event, MemoryUpdated):
+            tally.workflows = event.workflows
+        if self.json_lines:
+            self._write_json(event.to_dict())
+        else:
+            line = self._describe(event, tally)
+            if line is not None:
+                self._line(event.run, line, ts=event.ts)
+
+    def _describe(self, event: Event, tally: RunTally) -> Text | None:
+        if isinstance(event, TaskFinished):
+            return self._task_line(event, tally)
+        if isinstance(event, RunStarted):
+            resumed = f" ({event.resumed} already done, resuming)" if event.resumed else ""
+            key = f" · key {self.keys[event.run]}" if event.run in self.keys else ""
+            return Text.assemble(("run started", "bold"), f" · sandbox {event.sandbox} · output {event.output_dir}"
+                                 f" · {event.tasks_total} tasks{resumed} · model {event.model}{key}")
+        if isinstance(event, InductionDone):
+            if not event.ok:
+                return Text.assemble((f"induction ({event.mode}) failed", "yellow"), f": {event.error}"
+                                     " (memory kept as it was)")
+            return Text(f"induction ({event.mode}): +{len(event.added)} added, ~{len(event.changed)} changed, "
+                        f"-{len(event.removed)} removed", style="cyan")
+        if isinstance(event, MemoryUpdated):
+            return Text(f"memory v{event.version}: {event.workflows} workflows", style="cyan")
+        if isinstance(event, RunFailed):
+            key = f" (key {self.keys[event.run]})" if event.run in self.keys else ""
+            return Text.assemble(("run failed", "bold red"), f": {event.reason}{key}")
+        if isinstance(event, RunFinished):
+            if event.stopped:
+                return Text.assemble(("run stopped", "bold yellow"), f": {event.done} done, {event.resolved} resolved "
+                                     "(rerun the same command to resume)")
+            return Text.assemble(("run finished", "bold green"), f": {event.done} done, {event.resolved} resolved")
+        if isinstance(event, LogLine) and event.level in ("warning", "error"):
+            first = event.message.strip().splitlines()[0] if event.message.strip() else ""
+            return Text(f"{event.level}: {first}", style="red" if event.level == "error" else "yellow")
+        return None
+
+    def _task_line(self, event: TaskFinished, tally: RunTally) -> Text:
+        where = f"[{tally.done}/{tally.total}]" if tally.total else ""
+        if event.exit_status.startswith("Error"):
+            return Text.assemble(("task error", "red"), f" {event.instance_id}: {event.exit_status[7:]} "
+                                 "(not checkpointed: a rerun retries it)")
+        if not event.evaluated:
+            verdict = ("not evaluated", "dim")
+        else:
+            verdict = ("resolved", "green") if event.resolved else ("unresolved", "red")
+        speedup = f"{event.speedup:.2f}x" if event.speedup is not None else "-"
+        return Text.assemble(f"task {where} {event.instance_id} ", verdict,
+                             f" · reward {event.reward:.2f} · speedup {speedup} · {event.steps} steps · "
+                             f"{event.elapsed_s:.1f}s · {event.exit_status}")
+
+    # -- status lines, notes, the summary --------------------------------------------------
+
+    def status(self, run: str, metrics: MetricsData) -> None:
+        """The periodic line per active run (human output only: --json has metrics events)."""
+        if self.json_lines:
+            return
+        tally = self.tallies.get(run, RunTally())
+        total = tally.total or "?"
+        self._line(run, Text(
+            f"status {tally.done}/{total} done, {tally.resolved} resolved · "
+            f"{metrics.evaluations_per_minute:.1f} evals/min · {metrics.connections_open} connections open · "
+            f"{metrics.retries} retries ({metrics.rate_limited} rate-limited) · ${metrics.cost:.4f}", style="dim"))
+
+    def note(self, message: str, *, style: str | None = None) -> None:
+        """A line for the user that is not an event; stderr when stdout is JSON."""
+        console = self.err_console if self.json_lines else self.console
+        self._print(console, Text(self.scrub(message), style=style or ""))
+
+    def error(self, message: str) -> None:
+        self._print(self.err_console, Text(f"awm-tui: {self.scrub(message)}"))
+
+    def renderable(self, renderable: Any) -> None:
+        """The summary table: stdout for humans, stderr beside JSON lines."""
+        self._print(self.err_console if self.json_lines else self.console, renderable)
+
+    def json_line(self, data: dict[str, Any]) -> None:
+        if self.json_lines:
+            self._write_json(data)
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, mask_key(secret))
+        return text
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def _line(self, run: str, body: Text, *, ts: float | None = None) -> None:
+        stamp = time.strftime("%H:%M:%S", time.localtime(ts or time.time()))
+        line = Text.assemble((stamp, "dim"), " ", (f"{run:<12}", "bold"), " ", body)
+        if self._secrets:
+            line = Text(self.scrub(line.plain)) if any(s in line.plain for s in self._secrets) else line
+        self._print(self.console, line)
+
+    def _write_json(self, data: dict[str, Any]) -> None:
+        if self._broken:
+            return
+        try:
+            self._out.write(self.scrub(json.dumps(data, ensure_ascii=False, default=str)) + "\n")
+            self._out.flush()  # one line at a time, so a reader (or `tail -f`) sees it now
+        except (OSError, ValueError):
+            self._broken = True  # the terminal went away (SSH dropped): keep running, stop writing
+
+    def _print(self, console: Console, renderable: Any) -> None:
+        if self._broken:
+            return
+        try:
+            console.print(renderable)
+            console.file.flush()
+        except (OSError, ValueError):
+            self._broken = True

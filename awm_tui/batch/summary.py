@@ -1,0 +1,101 @@
+"""The end of a batch: a table per run and `summary.json` in each output directory."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rich import box
+from rich.table import Table
+from rich.text import Text
+
+from awm_tui.engine.events import MetricsData
+from awm_tui.engine.fleet import RunOutcome
+from awm_tui.engine.state import Memory, StateError
+from awm_tui.engine.state.atomic import write_json_atomic
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    name: str
+    status: str
+    """`finished`, `failed`, `stopped`, or `not started`."""
+    reason: str
+    output_dir: str
+    tasks: int
+    """Tasks done in total (the checkpoint's count, so resumed ones included)."""
+    limit: int
+    resolved: int
+    task_errors: int
+    rate: float
+    """resolved / tasks."""
+    evaluations: int
+    evals_per_minute: float
+    """This session's evaluations over its wall-clock time."""
+    prompt_tokens: int
+    completion_tokens: int
+    cost: float
+    retries: int
+    rate_limited: int
+    workflows: int
+    model: str
+    sandbox: str
+    api_key: str
+    """Masked."""
+    elapsed_s: float
+    finished_at: str
+
+
+def summarise(name: str, outcome: RunOutcome | None, metrics: MetricsData, *, limit: int, workflows: int,
+              model: str, sandbox: str, masked_key: str, elapsed_s: float, output_dir: str) -> RunSummary:
+    done = outcome.done if outcome else 0
+    resolved = outcome.resolved if outcome else 0
+    minutes = max(elapsed_s, 1e-6) / 60
+    return RunSummary(
+        name=name, status=outcome.status if outcome else "not started",
+        reason=outcome.reason if outcome else "", output_dir=outcome.output_dir if outcome else output_dir,
+        tasks=done, limit=limit, resolved=resolved, task_errors=outcome.errors if outcome else 0,
+        rate=resolved / done if done else 0.0, evaluations=metrics.evaluations,
+        evals_per_minute=metrics.evaluations / minutes if metrics.evaluations else 0.0,
+        prompt_tokens=metrics.prompt_tokens, completion_tokens=metrics.completion_tokens, cost=metrics.cost,
+        retries=metrics.retries, rate_limited=metrics.rate_limited, workflows=workflows, model=model,
+        sandbox=sandbox, api_key=masked_key, elapsed_s=round(elapsed_s, 3),
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+
+
+async def count_workflows(output_dir: str | Path) -> int:
+    """Workflows in the run's memory.json now (a resumed run may have induced none this time)."""
+    try:
+        memory = await Memory.aload(Path(output_dir) / "memory.json")
+    except (StateError, OSError):
+        return 0
+    return len(memory.workflows)
+
+
+async def write_summary(summary: RunSummary, *, interrupted: bool) -> Path | None:
+    """`summary.json` next to the run's state, atomically; None when the dir does not exist."""
+    out = Path(summary.output_dir)
+    if not out.is_dir():
+        return None  # a run refused before it made its directory has nothing to summarise
+    path = out / "summary.json"
+    await asyncio.to_thread(write_json_atomic, path, {**asdict(summary), "interrupted": interrupted})
+    return path
+
+
+STATUS_STYLE = {"finished": "green", "failed": "red", "stopped": "yellow"}
+
+
+def summary_table(rows: list[RunSummary]) -> Table:
+    table = Table(title="AWM batch summary", box=box.SIMPLE_HEAD, title_justify="left", show_edge=False)
+    for column in ("run", "status", "tasks", "resolved", "rate", "evals/min", "tokens", "cost", "retries",
+                   "workflows"):
+        table.add_column(column, justify="left" if column in ("run", "status") else "right")
+    for r in rows:
+        errors = f" +{r.task_errors} err" if r.task_errors else ""
+        table.add_row(Text(r.name), Text(r.status, style=STATUS_STYLE.get(r.status, "red")), f"{r.tasks}/{r.limit}{errors}",
+                      str(r.resolved), f"{r.rate:.0%}", f"{r.evals_per_minute:.1f}",
+                      f"{r.prompt_tokens + r.completion_tokens:,}", f"${r.cost:.4f}", str(r.retries),
+                      str(r.workflows))
+    return table
