@@ -60,7 +60,7 @@ class Fleet:
         if self.config.eval.mode == "server":
             from awm_tui.engine.evaluation.client import EvalClient
             self._eval_client = EvalClient(self.config.eval, self.config.http, self.eval_metrics)
-            self._evaluator = ServerEvaluation(self._eval_client)
+            self._evaluator = ServerEvaluation(self._eval_client, self.config.eval)
         else:
             self._evaluator = LocalEvaluation(self.config.eval)
         return self
