@@ -26,11 +26,12 @@ def _get(url: str, path: str) -> int | None:
     try:
         if parts.scheme == "unix":
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            sock.settimeout(5)
-            sock.connect(parts.path)
         else:
             sock = socket.create_connection((parts.hostname, parts.port or 2375), timeout=5)
         with sock:
+            if parts.scheme == "unix":
+                sock.settimeout(5)
+                sock.connect(parts.path)
             sock.sendall(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
             status_line = sock.recv(64).split(b"\r\n", 1)[0]
         return int(status_line.split()[1])
