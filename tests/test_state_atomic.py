@@ -19,8 +19,10 @@ import sys
 from awm_tui.engine.state.atomic import write_json_atomic
 path = sys.argv[1]
 big = {"rows": [{"i": i, "text": "x" * 200} for i in range(5000)]}
-n = 0
-print("ready", flush=True)
+n = 1
+big["n"] = n
+write_json_atomic(path, big)
+print("ready", flush=True)  # only once a first version exists: the kill must hit a rewrite
 while True:
     n += 1
     big["n"] = n
