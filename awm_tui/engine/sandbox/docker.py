@@ -27,13 +27,13 @@ from awm_tui.engine.sandbox.base import (
     SandboxError,
     wrap_with_timeout,
 )
-from awm_tui.engine.sandbox.local import (
+from awm_tui.engine.sandbox.output import (
     CLIENT_GRACE_S,
     KILL_AFTER_S,
     BoundedOutput,
-    _slug,
     is_timeout,
     run_shielded,
+    slug,
 )
 
 DEFAULT_IMAGE = "awm-sandbox:bookworm"
@@ -98,7 +98,7 @@ class DockerSandbox(Sandbox):
         self.pids_limit = pids_limit
         self.network = network
         self.name = (
-            f"awm-{_slug(run_name)}-{_slug(instance_id)}-{secrets.token_hex(3)}"
+            f"awm-{slug(run_name)}-{slug(instance_id)}-{secrets.token_hex(3)}"
         )
         self._container: DockerContainer | None = None
         self._attached = False
