@@ -1,0 +1,181 @@
+"""Several runs on one event loop, each with its own key, model answers and output dir.
+
+Real peers only: the simulated model on loopback (whose `/stats` count requests
+per masked key), local sandboxes, local evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+from pydantic import SecretStr
+
+from awm_tui.config.models import AppConfig, EvalConfig, LLMProfile, RunConfig
+from awm_tui.engine.events import Event, LLMCall, MetricsSnapshot, RunFailed, RunFinished
+from awm_tui.engine.fleet import Fleet
+from awm_tui.engine.llm.keys import mask_key as engine_mask
+from awm_tui.engine.state import OutputDir
+from awm_tui.engine.tasks import load_dataset, sample_dataset_path
+from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
+from awm_tui.servers.sim_llm import mask_key as sim_mask
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+
+
+def subset(root: Path, name: str, ids: list[str]) -> Path:
+    """A dataset file holding only these sample tasks (snapshots point at the bundled repos)."""
+    sample = load_dataset("sample")
+    lines = []
+    for iid in ids:
+        task = sample.get(iid)
+        assert task is not None and task.size == "small"
+        record = task.model_dump(mode="json")
+        record["repo_snapshot"] = str(sample.snapshot_path(task))
+        lines.append(json.dumps(record))
+    path = root / f"{name}.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def profile_for(sim: SimLLMServer, **overrides: object) -> LLMProfile:
+    fields = dict(model="awm-sim", base_url=sim.url, label="simulated", timeout=30,
+                  num_retries=3, retry_min_wait=0.05, retry_max_wait=0.2)
+    fields.update(overrides)
+    return LLMProfile(**fields)  # type: ignore[arg-type]
+
+
+def assert_released(out: Path) -> None:
+    """The run let go of its output directory: another run may take it now."""
+    directory = OutputDir(out)
+    directory.lock("next")
+    directory.unlock()
+
+
+def events_file(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
+
+
+async def test_three_runs_three_keys_one_loop(tmp_path: Path) -> None:
+    plan = {  # run name -> (key, its own tasks)
+        "alpha": (SecretStr("sim-runs-key-alpha-00001111"), ["minicsv__minicsv-3", "minicsv__minicsv-7"]),
+        "beta": (SecretStr("sim-runs-key-beta-000002222"), ["textkit__textkit-4", "textkit__textkit-9"]),
+        "gamma": (SecretStr("sim-runs-key-gamma-00003333"), ["rangeset__rangeset-2", "rangeset__rangeset-5"]),
+    }
+    events: list[Event] = []
+    async with SimLLMServer(SimOptions(seed=5)) as sim:
+        runs = [RunConfig(name=name, llm="llm.sim", output_dir=tmp_path / f"out-{name}",
+                          dataset=str(subset(tmp_path, name, ids)), limit=len(ids), sandbox="local",
+                          induce_every=2, induction="llm", command_timeout=60)
+                for name, (_, ids) in plan.items()]
+        config = AppConfig(llm={"llm.sim": profile_for(sim)}, runs=runs, eval=EvalConfig(mode="local"))
+        async with Fleet(config, events.append, metrics_interval=0.2) as fleet:
+            for run in runs:
+                await fleet.start(run, plan[run.name][0])
+            assert sorted(fleet.active) == sorted(plan)  # all three at once on this loop
+            outcomes = await fleet.wait()
+        # the same figures over HTTP, as any client of the simulator sees them
+        async with aiohttp.ClientSession() as session, session.get(f"{sim.base_url}/stats") as response:
+            stats = await response.json()
+
+    for name, (_, ids) in plan.items():
+        assert outcomes[name].status == "finished", outcomes[name]
+        assert (outcomes[name].done, outcomes[name].resolved) == (len(ids), len(ids))
+
+    # each key was used by exactly its own run's tasks, and by nothing else
+    assert stats["tasks_by_key"] == {sim_mask(key.get_secret_value()): ids for key, ids in plan.values()}
+    for key, _ in plan.values():
+        per_key = stats["by_key"][sim_mask(key.get_secret_value())]
+        assert per_key["induction"] == 1 and per_key["status"] == {"200": per_key["requests"]}
+    assert stats["requests"] == sum(v["requests"] for v in stats["by_key"].values())
+
+    # each run's LLM calls were charged to that run only
+    for name in plan:
+        calls = [e for e in events if isinstance(e, LLMCall) and e.run == name]
+        key = sim_mask(plan[name][0].get_secret_value())
+        assert len(calls) == stats["by_key"][key]["requests"]
+
+    # output dirs are disjoint: each holds its own run and nothing of the others'
+    dirs = {name: Path(outcomes[name].output_dir) for name in plan}
+    assert len(set(dirs.values())) == 3
+    for name, (_, ids) in plan.items():
+        out = dirs[name]
+        checkpoint = json.loads((out / "checkpoint.json").read_text())
+        assert checkpoint["run_name"] == name and list(checkpoint["finished"]) == ids
+        assert list(json.loads((out / "preds.json").read_text())) == ids
+        buffer = json.loads((out / "buffer.json").read_text())
+        assert [e["instance_id"] for e in buffer["experiences"]] == ids
+        memory = json.loads((out / "memory.json").read_text())
+        assert {s for w in memory["workflows"] for s in w["source_instances"]} <= set(ids)
+        assert sorted(p.stem for p in (out / "trajectories").iterdir()) == sorted(ids)
+        logged = events_file(out)
+        assert {e["run"] for e in logged} == {name}
+        assert {e["instance_id"] for e in logged if e["kind"] == "task_finished"} == set(ids)
+        assert_released(out)
+
+
+async def test_invalid_key_fails_only_its_own_run(tmp_path: Path) -> None:
+    bad = SecretStr("sk-sim-revoked-key-0123456789abcd")
+    good = SecretStr("sk-sim-good-key-9876543210fedc")
+    events: list[Event] = []
+    async with SimLLMServer(SimOptions(seed=2, invalid_keys=frozenset({bad.get_secret_value()}))) as sim:
+        runs = [RunConfig(name=name, llm="llm.sim", output_dir=tmp_path / name, limit=2, sandbox="local",
+                          induce_every=2, induction="rule", command_timeout=60)
+                for name in ("refused", "fine")]
+        config = AppConfig(llm={"llm.sim": profile_for(sim)}, runs=runs, eval=EvalConfig(mode="local"))
+        async with Fleet(config, events.append, metrics_interval=0.2) as fleet:
+            await fleet.start(runs[0], bad)
+            await fleet.start(runs[1], good)
+            outcomes = await fleet.wait()
+        stats = sim.stats()
+
+    refused, fine = outcomes["refused"], outcomes["fine"]
+    assert refused.status == "failed" and refused.done == 0
+    assert "invalid API key" in refused.reason
+    assert engine_mask(bad) in refused.reason and bad.get_secret_value() not in refused.reason
+    assert fine.status == "finished" and (fine.done, fine.resolved) == (2, 2)
+
+    failed = [e for e in events if isinstance(e, RunFailed)]
+    assert [(e.run, e.reason) for e in failed] == [("refused", refused.reason)]
+    assert [e.run for e in events if isinstance(e, RunFinished)] == ["fine"]
+    assert [e["kind"] for e in events_file(tmp_path / "refused")].count("run_failed") == 1
+    # a refused key is not retried: one request, one 401
+    assert stats["by_key"][sim_mask(bad.get_secret_value())]["status"] == {"401": 1}
+    # the whole key appears nowhere: not in an event, not in any file the runs wrote
+    assert all(bad.get_secret_value() not in repr(e) for e in events)
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert bad.get_secret_value() not in path.read_text(errors="replace"), path
+    assert_released(tmp_path / "refused")  # the failed run let go of its directory
+
+
+async def test_rate_limits_with_retry_after_are_waited_out(tmp_path: Path) -> None:
+    key = SecretStr("sim-busy-key-00000000-4290")
+    events: list[Event] = []
+    options = SimOptions(seed=9, rate_429=0.5, retry_after=0.05)
+    async with SimLLMServer(options) as sim:
+        # A backoff of 1-2 s: finishing quickly shows the server's Retry-After was used instead.
+        profile = profile_for(sim, num_retries=10, retry_min_wait=1.0, retry_max_wait=2.0)
+        run = RunConfig(name="busy", llm="llm.sim", output_dir=tmp_path / "busy", limit=2, sandbox="local",
+                        skip_eval=True, command_timeout=60)
+        config = AppConfig(llm={"llm.sim": profile}, runs=[run])
+        started = time.monotonic()
+        async with Fleet(config, events.append, metrics_interval=0.2) as fleet:
+            handle = await fleet.start(run, key)
+            outcome = (await fleet.wait())["busy"]
+        elapsed = time.monotonic() - started
+        per_key = sim.stats()["by_key"][sim_mask(key.get_secret_value())]
+
+    assert outcome.status == "finished" and outcome.done == 2 and outcome.errors == 0, outcome
+    limited = per_key["status"].get("429", 0)
+    assert limited >= 3, f"the simulator rate-limited only {limited} requests: {per_key}"
+    metrics = handle.metrics.snapshot()
+    assert metrics.rate_limited == limited and metrics.retries == limited
+    assert metrics.requests == per_key["requests"]
+    assert sum(e.retries for e in events if isinstance(e, LLMCall)) == limited
+    final = [e for e in events if isinstance(e, MetricsSnapshot)][-1]
+    assert (final.metrics.retries, final.metrics.rate_limited) == (limited, limited)
+    assert elapsed < limited * 1.0, f"{elapsed:.1f}s for {limited} retries: Retry-After was not honoured"
