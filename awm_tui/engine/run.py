@@ -10,6 +10,7 @@ from typing import Literal
 
 from awm_tui.config.models import HttpConfig, LLMProfile, RunConfig
 from awm_tui.engine.agent import Agent, AgentResult
+from awm_tui.engine.evaluation.client import EvaluationError
 from awm_tui.engine.evaluator import Evaluator
 from awm_tui.engine.events import (
     CheckpointSaved, EvaluationDone, Event, EventSink, InductionDone, LLMCall, LogLine,
@@ -141,7 +142,9 @@ class AWMRun:
                 resolved = await self._task(agent, task, index, len(chosen))
             except (LLMFatalError, asyncio.CancelledError):
                 raise
-            except (LLMError, SandboxError, OSError) as exc:
+            except (LLMError, SandboxError, EvaluationError, OSError) as exc:
+                # EvaluationError: the server could not grade this one task (unknown to it,
+                # 5xx after retries, unreachable); the run goes on, 3 in a row stop it.
                 self.errors += 1
                 errors_in_a_row += 1
                 self._task_error(task, exc)
