@@ -14,12 +14,13 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
-from awm_tui.config.models import AppConfig, EvalConfig, LLMProfile, RunConfig
-from awm_tui.engine.events import Event, LLMCall, MetricsSnapshot, RunFailed, RunFinished
+from awm_tui.config.models import AppConfig, EvalConfig, HttpConfig, LLMProfile, RunConfig
+from awm_tui.engine.events import Event, LLMCall, MetricsSnapshot, RunFailed, RunFinished, TaskFinished
 from awm_tui.engine.fleet import Fleet
 from awm_tui.engine.llm.keys import mask_key as engine_mask
 from awm_tui.engine.state import OutputDir
 from awm_tui.engine.tasks import load_dataset, sample_dataset_path
+from awm_tui.servers.eval_server import EvalServer
 from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
 from awm_tui.servers.sim_llm import mask_key as sim_mask
 
@@ -179,3 +180,30 @@ async def test_rate_limits_with_retry_after_are_waited_out(tmp_path: Path) -> No
     final = [e for e in events if isinstance(e, MetricsSnapshot)][-1]
     assert (final.metrics.retries, final.metrics.rate_limited) == (limited, limited)
     assert elapsed < limited * 1.0, f"{elapsed:.1f}s for {limited} retries: Retry-After was not honoured"
+
+
+async def test_a_failed_evaluation_is_a_task_error_not_the_end_of_the_run(tmp_path: Path) -> None:
+    """The evaluation server does not know one task (an older dataset file): that task
+    errors and is left for a rerun; the run goes on with the next one."""
+    ids = ["minicsv__minicsv-3", "minicsv__minicsv-7", "minicsv__minicsv-12"]
+    unknown = ids[1]
+    events: list[Event] = []
+    served = subset(tmp_path, "served", [i for i in ids if i != unknown])
+    async with SimLLMServer(SimOptions(seed=4)) as sim, \
+            EvalServer([load_dataset(served)], simulate=0.01) as server:
+        run = RunConfig(name="gap", llm="llm.sim", output_dir=tmp_path / "gap", limit=3, sandbox="local",
+                        dataset=str(subset(tmp_path, "gap", ids)), induce_every=5, command_timeout=60)
+        config = AppConfig(llm={"llm.sim": profile_for(sim)}, runs=[run],
+                           eval=EvalConfig(mode="server", server_url=server.url, timeout=30),
+                           http=HttpConfig(retry_min_wait=0.01, retry_max_wait=0.05))
+        async with Fleet(config, events.append, metrics_interval=0.2) as fleet:
+            await fleet.start(run, SecretStr("sim-gap-key-00000000-0404"))
+            outcome = (await fleet.wait())["gap"]
+
+    assert outcome.status == "finished", outcome
+    assert (outcome.done, outcome.resolved, outcome.errors) == (2, 2, 1)
+    finished = {e.instance_id: e for e in events if isinstance(e, TaskFinished)}
+    assert list(finished) == ids
+    assert finished[unknown].exit_status.startswith("Error: ") and "404" in finished[unknown].exit_status
+    checkpoint = json.loads((tmp_path / "gap" / "checkpoint.json").read_text())
+    assert unknown not in checkpoint["finished"] and len(checkpoint["finished"]) == 2  # a rerun retries it
