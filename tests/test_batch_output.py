@@ -20,11 +20,10 @@ KEY = "sk-or-v1-outputtestsecret0123456789wxyz"
 @pytest.fixture
 def tty():
     leader, follower = pty.openpty()
-    stream = open(follower, "w", encoding="utf-8", closefd=True)
     try:
-        yield stream
+        with open(follower, "w", encoding="utf-8", closefd=True) as stream:
+            yield stream
     finally:
-        stream.close()
         os.close(leader)
 
 

@@ -11,9 +11,20 @@ from pathlib import Path
 import aiodocker
 import pytest
 
-from awm_tui.engine.sandbox.docker import RUN_LABEL, docker_url_candidates, normalize_docker_url
+from awm_tui.engine.sandbox.docker import (
+    RUN_LABEL,
+    docker_url_candidates,
+    normalize_docker_url,
+)
 from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
-from tests.test_batch import KEYS, assert_no_raw_keys, batch, batch_env, summary, write_config
+from tests.test_batch import (
+    KEYS,
+    assert_no_raw_keys,
+    batch,
+    batch_env,
+    summary,
+    write_config,
+)
 
 
 async def start_batch(*args: str | Path, cwd: Path) -> asyncio.subprocess.Process:

@@ -73,7 +73,7 @@ def build_plan(args: argparse.Namespace) -> BatchPlan:
     loaded = load_config(path)
     config = loaded.config
     source = str(path) if path else "(built-in defaults: no config file found)"
-    common = dict(limit=args.limit, skip_eval=args.skip_eval, include_medium=args.include_medium)
+    common = {"limit": args.limit, "skip_eval": args.skip_eval, "include_medium": args.include_medium}
     if args.parallel:
         if args.keys_file is None:
             raise ConfigError("command line", "--parallel", "needs --keys-file", "give a file with one key per line")

@@ -20,7 +20,15 @@ from rich.console import Console
 from rich.text import Text
 
 from awm_tui.engine.events import (
-    CheckpointSaved, Event, InductionDone, LogLine, MemoryUpdated, MetricsData, RunFailed, RunFinished, RunStarted,
+    CheckpointSaved,
+    Event,
+    InductionDone,
+    LogLine,
+    MemoryUpdated,
+    MetricsData,
+    RunFailed,
+    RunFinished,
+    RunStarted,
     TaskFinished,
 )
 from awm_tui.engine.llm.keys import mask_key
@@ -169,8 +177,8 @@ class Reporter:
     def _line(self, run: str, body: Text, *, ts: float | None = None) -> None:
         stamp = time.strftime("%H:%M:%S", time.localtime(ts or time.time()))
         line = Text.assemble((stamp, "dim"), " ", (f"{run:<12}", "bold"), " ", body)
-        if self._secrets:
-            line = Text(self.scrub(line.plain)) if any(s in line.plain for s in self._secrets) else line
+        if self.scrub(line.plain) != line.plain:
+            line = Text(self.scrub(line.plain))  # a leak is rare: losing the colours then is fine
         self._print(self.console, line)
 
     def _write_json(self, data: dict[str, Any]) -> None:

@@ -11,7 +11,13 @@ from dataclasses import asdict
 from awm_tui.batch.plan import BatchPlan, PlannedRun
 from awm_tui.batch.report import Reporter
 from awm_tui.batch.signals import EXIT_INTERRUPTED, StopSignals
-from awm_tui.batch.summary import RunSummary, count_workflows, summarise, summary_table, write_summary
+from awm_tui.batch.summary import (
+    RunSummary,
+    count_workflows,
+    summarise,
+    summary_table,
+    write_summary,
+)
 from awm_tui.config.models import AppConfig
 from awm_tui.engine.demo import DemoEnvironment, default_output_root
 from awm_tui.engine.events import MetricsData

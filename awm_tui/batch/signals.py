@@ -22,6 +22,7 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from typing import Self
 
 EXIT_INTERRUPTED = 130
 FORCING = (signal.SIGINT, signal.SIGTERM)
@@ -36,7 +37,7 @@ class StopSignals:
         self.signal_name: str | None = None
         self._installed: list[int] = []
 
-    def __enter__(self) -> StopSignals:
+    def __enter__(self) -> Self:
         for sig in (signal.SIGINT, signal.SIGTERM, getattr(signal, "SIGHUP", None)):
             if sig is None:
                 continue
