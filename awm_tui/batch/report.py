@@ -111,7 +111,8 @@ class Reporter:
         if isinstance(event, MemoryUpdated):
             return Text(f"memory v{event.version}: {event.workflows} workflows", style="cyan")
         if isinstance(event, RunFailed):
-            key = f" (key {self.keys[event.run]})" if event.run in self.keys else ""
+            masked = self.keys.get(event.run, "")
+            key = f" (key {masked})" if masked and masked not in event.reason else ""
             return Text.assemble(("run failed", "bold red"), f": {event.reason}{key}")
         if isinstance(event, RunFinished):
             if event.stopped:
