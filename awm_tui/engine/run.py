@@ -79,9 +79,20 @@ class AWMRun:
             self.memory = await Memory.aload(self.out.memory_path)
             self.preds = await asyncio.to_thread(self.out.predictions)
             self.log = await asyncio.to_thread(self.out.event_log)
+            await self._write_missing_state()
         except StateError as exc:
             await asyncio.to_thread(self.out.unlock)
             raise RunRefused(str(exc)) from None
+
+    async def _write_missing_state(self) -> None:
+        """A fresh directory gets valid (empty) state files at once, so a run stopped
+        before its first task still leaves the files the users' scripts read."""
+        for path, save in ((self.out.checkpoint_path, self.checkpoint.asave),
+                           (self.out.buffer_path, self.buffer.asave),
+                           (self.out.memory_path, self.memory.asave),
+                           (self.out.preds_path, self.preds.asave)):
+            if not await asyncio.to_thread(path.exists):
+                await save()
 
     async def execute(self) -> RunOutcome:
         """Run to the limit. Cancelling the task stops the run cleanly."""
