@@ -54,7 +54,7 @@ async def test_reported_eval_connections_match_the_os(tmp_path: Path) -> None:
                 await asyncio.sleep(0.005)
 
         async with fleet:
-            evaluator = fleet._evaluator  # the one evaluation path every run of this fleet takes
+            evaluator = fleet.evaluator  # the one evaluation path every run of this fleet takes
             assert isinstance(evaluator, ServerEvaluation)
             runs = [RunMetrics() for _ in range(RUNS)]
 

@@ -12,7 +12,7 @@ from awm_tui.config.loader import profile_name
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.config.plan import with_key
 from awm_tui.engine.evaluator import Evaluator, LocalEvaluation, ServerEvaluation
-from awm_tui.engine.events import EventSink, LogLine, StatusChanged
+from awm_tui.engine.events import EventSink, StatusChanged
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.run import AWMRun, RunOutcome, RunRefused
 from awm_tui.engine.sandbox.base import SandboxError
@@ -85,6 +85,11 @@ class Fleet:
         return runs + self.eval_metrics.connections_open
 
     @property
+    def evaluator(self) -> Evaluator | None:
+        """What runs evaluate with: one shared client/pool (server) or the local harness."""
+        return self._evaluator
+
+    @property
     def active(self) -> list[str]:
         return [name for name, handle in self.handles.items() if handle.active]
 
@@ -115,7 +120,7 @@ class Fleet:
                          evaluator=None if run.skip_eval else self._evaluator, dataset=dataset,
                          sink=self.sink, metrics_interval=self.metrics_interval)
             await awm.prepare()
-            await self._sweep_leftovers(sandboxes, run.name)
+            await self._sweep_leftovers(sandboxes, awm)
             task = asyncio.create_task(awm.execute(), name=f"awm-run-{run.name}")
             handle = self.handles[run.name] = RunHandle(run.name, run, awm, task)
         self.sink(StatusChanged(run=run.name, phase="starting", detail=sandboxes.description))
@@ -159,12 +164,17 @@ class Fleet:
             self._factories[kind] = factory
         return self._factories[kind]
 
-    async def _sweep_leftovers(self, sandboxes: SandboxFactory, run_name: str) -> None:
-        """Containers a killed process left for this run (we hold its directory's lock now)."""
+    async def _sweep_leftovers(self, sandboxes: SandboxFactory, awm: AWMRun) -> None:
+        """Containers a killed process left for this run (we hold its directory's lock now).
+
+        A failed sweep is worth a warning, not a refusal: the run itself can go on."""
         if sandboxes.docker is None:
             return
         from awm_tui.engine.sandbox.docker import sweep
-        removed = await sweep(sandboxes.docker, run_name)
+        try:
+            removed = await sweep(sandboxes.docker, awm.name)
+        except Exception as exc:  # the daemon hiccuped; the containers stay for the next start
+            awm.warn(f"could not sweep containers left by an earlier crash: {exc}")
+            return
         if removed:
-            self.sink(LogLine(run=run_name, level="warning",
-                              message=f"removed {removed} container(s) left by an earlier crash"))
+            awm.warn(f"removed {removed} container(s) left by an earlier crash")

@@ -297,6 +297,10 @@ class AWMRun:
         except Exception:  # a broken face must not stop the run
             pass
 
+    def warn(self, message: str) -> None:
+        """A warning in this run's log (and its events.jsonl), from the fleet too."""
+        self._log("warning", message)
+
     def _log(self, level: str, message: str) -> None:
         self._emit(LogLine(run=self.name, level=level, message=message))  # type: ignore[arg-type]
 
