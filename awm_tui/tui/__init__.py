@@ -1,0 +1,1 @@
+"""The Textual face of awm-tui: the app, its screens and widgets."""

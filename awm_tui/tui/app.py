@@ -1,0 +1,411 @@
+"""The control center app: owns the Fleet, routes its events to panes, runs the actions.
+
+Engine code never touches a widget: the Fleet calls `EventRelay`, which posts
+merged, typed messages; the handlers here hand them to the pane of each run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from pydantic import SecretStr
+from textual import on
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.worker import Worker, WorkerState
+
+from awm_tui.config.models import AppConfig, RunConfig
+from awm_tui.tui.key_display import resolve_reference
+from awm_tui.tui.messages import MetricsArrived, RunEventsArrived
+from awm_tui.tui.output_reading import OutputSummary, read_output_dir
+from awm_tui.tui.relay import EventRelay
+from awm_tui.tui.run_view import RunView
+from awm_tui.tui.screens.dialogs import OpenOutputDir, QuitConfirm
+from awm_tui.tui.screens.main import MainScreen
+from awm_tui.tui.screens.memory import MemoryScreen
+from awm_tui.tui.themes import DEFAULT_THEME, load_themes, stylesheet_path
+from awm_tui.tui.widgets.fleet_bar import FleetBar, FleetTotals
+from awm_tui.tui.widgets.pane_form import Note
+from awm_tui.tui.widgets.run_pane import RunPane, RunProblem
+
+FleetFactory = Callable[[AppConfig, EventRelay], Any]
+"""(config, sink) -> async context manager yielding a Fleet."""
+
+
+def _default_fleet_factory(config: AppConfig, sink: EventRelay) -> Any:
+    from awm_tui.engine.fleet import Fleet  # the engine loads only when the app starts
+
+    return Fleet(config, sink)
+
+
+def _full_profile(name: str) -> str:
+    return name if name == "llm" or name.startswith("llm.") else f"llm.{name}"
+
+
+class AWMApp(App[int]):
+    CSS_PATH = stylesheet_path()
+    TITLE = "awm-tui"
+    BINDINGS = [
+        Binding("ctrl+n", "add_pane", "Add pane"),
+        Binding("ctrl+r", "remove_pane", "Remove"),
+        Binding("ctrl+s", "start_pane", "Start"),
+        Binding("ctrl+t", "stop_pane", "Stop"),
+        Binding("ctrl+g", "start_all", "Start all"),
+        Binding("ctrl+l", "memory", "Memory"),
+        Binding("ctrl+o", "open_output_dir", "Open dir"),
+        Binding("f2", "maximize_pane", "Maximise"),
+        Binding("f3", "toggle_hosts", "Hosts"),
+        Binding("f8", "next_pane", "Next pane"),
+    ]
+
+    def __init__(self, config: AppConfig, *, theme: str | None = None, demo: Any = None,
+                 fleet_factory: FleetFactory | None = None, output_root: Path | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self.config = config
+        self.demo = demo
+        self._theme_choice = theme or config.ui.theme
+        self._fleet_factory = fleet_factory or _default_fleet_factory
+        self._output_root = output_root or Path("outputs")
+        self._clock = clock
+        self._first_start: float | None = None
+        self._pane_count = 0
+        self.relay = EventRelay(self.post_message, log_lines=config.ui.log_lines)
+        self.fleet: Any = None
+        self._fleet_ready = asyncio.Event()
+        self._fleet_error: str | None = None
+        self._quitting = asyncio.Event()
+        self._fleet_worker: Worker | None = None
+        self.main_screen: MainScreen
+
+    # -- start-up -----------------------------------------------------------------------
+    def get_default_screen(self) -> Screen:
+        self.main_screen = MainScreen()
+        return self.main_screen
+
+    def on_mount(self) -> None:
+        self._apply_themes()
+        self._fleet_worker = self.run_worker(self._hold_fleet(), group="fleet", name="fleet",
+                                             description="engine (Fleet)", exit_on_error=False)
+
+    async def on_main_screen_ready(self) -> None:
+        for run in self.config.runs:
+            await self.add_pane(run)
+        if not self.config.runs:
+            await self.add_pane()
+        if self.main_screen.panes:
+            self.main_screen.show_pane(self.main_screen.panes[0])
+        self.set_interval(1.0, self.refresh_fleet_bar)
+
+    def _apply_themes(self) -> None:
+        themes, problems = load_themes()
+        for theme in themes:
+            self.register_theme(theme)
+        for problem in problems:
+            self.notify(f"broken theme file skipped: {problem}", severity="warning", timeout=8)
+        wanted = self._theme_choice
+        if wanted not in self.available_themes:
+            fallback = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"
+            self.notify(f"theme {wanted!r} is not available; using {fallback}", severity="warning", timeout=8)
+            wanted = fallback
+        self.theme = wanted
+
+    async def _hold_fleet(self) -> None:
+        async with self._fleet_factory(self.config, self.relay) as fleet:
+            self.fleet = fleet
+            self._fleet_ready.set()
+            await self._quitting.wait()
+        self.fleet = None
+
+    async def _wait_fleet(self) -> Any:
+        await self._fleet_ready.wait()
+        if self.fleet is None:
+            raise RuntimeError(self._fleet_error or "the engine is not running")
+        return self.fleet
+
+    @on(Worker.StateChanged)
+    def _worker_changed(self, event: Worker.StateChanged) -> None:
+        # The one place background failures land: notify, never crash.
+        worker = event.worker
+        if event.state != WorkerState.ERROR:
+            return
+        error = worker.error
+        line = f"{type(error).__name__}: {error}".splitlines()[0] if error else "unknown error"
+        if worker.group == "fleet":
+            self._fleet_error = f"engine failed to start: {line}"
+            self._fleet_ready.set()
+            line = self._fleet_error
+        self.notify(line, title=worker.description or worker.name, severity="error", timeout=10)
+
+    # -- panes --------------------------------------------------------------------------
+    def _new_pane_defaults(self) -> tuple[str, str]:
+        used = {pane.values().name for pane in self.main_screen.panes}
+        n = 1
+        while f"run_{n}" in used:
+            n += 1
+        return f"run_{n}", str(self._output_root / f"run_{n}")
+
+    async def add_pane(self, base: RunConfig | None = None, *, output: str | None = None,
+                       name: str | None = None, limit: int | None = None) -> RunPane:
+        self._pane_count += 1
+        default_name, default_output = self._new_pane_defaults()
+        profiles = list(self.config.llm)
+        template = base or (self.config.runs[0] if self.config.runs else None)
+        profile = _full_profile(template.llm) if template else (profiles[0] if profiles else None)
+        pane = RunPane(
+            base=base, config=self.config, id=f"pane-{self._pane_count}",
+            name=name or (base.name if base else default_name),
+            output=output or (str(base.output_dir) if base else default_output),
+            limit=limit or (base.limit if base else 5), profile=profile,
+        )
+        await self.main_screen.add_pane(pane)
+        self.run_worker(self._show_checkpoint(pane), group="read", description="read output directory",
+                        exit_on_error=False)
+        return pane
+
+    async def _show_checkpoint(self, pane: RunPane, *, announce: bool = False) -> OutputSummary:
+        """Show what the pane's output directory already holds (Start resumes from it)."""
+        path = Path(pane.values().output)
+        summary = await asyncio.to_thread(read_output_dir, path)
+        if summary.done or summary.workflows or announce:
+            pane.view = replace(pane.view, done=summary.done, resolved=summary.resolved,
+                                workflows=len(summary.workflows), memory_version=summary.memory_version)
+            pane.add_log_lines([f"checkpoint in {path}: {summary.done} done, {summary.resolved} resolved, "
+                                f"{len(summary.workflows)} workflow(s); Start resumes"])
+        return summary
+
+    def _pane(self) -> RunPane | None:
+        pane = self.main_screen.current
+        if pane is None:
+            self.notify("no pane: add one with ctrl+n", severity="warning")
+        return pane
+
+    async def action_add_pane(self) -> None:
+        await self.add_pane()
+
+    async def action_remove_pane(self) -> None:
+        pane = self._pane()
+        if pane is None:
+            return
+        if pane.running:
+            self.notify("stop the run before removing its pane (ctrl+t)", severity="warning")
+            return
+        await self.main_screen.remove_pane(pane)
+
+    def action_next_pane(self) -> None:
+        self.main_screen.cycle(1)
+
+    def action_maximize_pane(self) -> None:
+        screen = self.main_screen
+        if screen.maximized is not None:
+            screen.minimize()
+        elif screen.current is not None:
+            screen.maximize(screen.current, container=False)
+
+    def action_toggle_hosts(self) -> None:
+        from awm_tui.tui.widgets.pane_stats import PaneStats
+
+        if (pane := self._pane()) is not None:
+            stats = pane.query_one(PaneStats)
+            stats.per_host = not stats.per_host
+
+    # -- start and stop -------------------------------------------------------------------
+    def on_run_pane_requested(self, message: RunPane.Requested) -> None:
+        if message.action == "start":
+            self.start_pane(message.pane)
+        else:
+            self.stop_pane(message.pane)
+
+    def action_start_pane(self) -> None:
+        if (pane := self._pane()) is not None:
+            pane.form.stash_key()
+            self.start_pane(pane)
+
+    def action_stop_pane(self) -> None:
+        if (pane := self._pane()) is not None:
+            self.stop_pane(pane)
+
+    def action_start_all(self) -> None:
+        for pane in self.main_screen.panes:
+            if not pane.running:
+                self.start_pane(pane)
+
+    def start_pane(self, pane: RunPane) -> None:
+        if pane.running:
+            return
+        self.main_screen.check_panes()
+        if pane.form.has_errors:
+            self.notify(f"{pane.border_title}: fix the marked fields first", severity="warning")
+            return
+        try:
+            run, key = pane.build_run()
+            key = self._resolve_key(key)
+        except RunProblem as problem:
+            pane.show_notes([Note(problem.field, "error", problem.text)])
+            return
+        pane.run_name = run.name
+        pane.set_running(True)  # read-only at once: no edits while the engine takes it
+        if self._first_start is None:
+            self._first_start = self._clock()
+        self.run_worker(self._start_run(pane, run, key), group="runs",
+                        description=f"start run {run.name}", exit_on_error=False)
+
+    @staticmethod
+    def _resolve_key(key: SecretStr | None) -> SecretStr | None:
+        if key is None:
+            return None
+        value, problem = resolve_reference(key.get_secret_value())
+        if problem:
+            raise RunProblem("key", problem)
+        return SecretStr(value or "")
+
+    async def _start_run(self, pane: RunPane, run: RunConfig, key: SecretStr | None) -> None:
+        from awm_tui.engine.fleet import RunRefused
+
+        try:
+            fleet = await self._wait_fleet()
+            await fleet.start(run, api_key=key)
+        except (RunRefused, RuntimeError) as refused:
+            pane.set_running(False)
+            pane.view = replace(pane.view, phase="failed", reason=str(refused))
+            self.notify(str(refused), title=f"{run.name} refused", severity="error", timeout=10)
+
+    def stop_pane(self, pane: RunPane) -> None:
+        if pane.running and pane.run_name and self.fleet is not None:
+            pane.add_log_lines([f"stopping {pane.run_name}: checkpoint, then containers removed…"])
+            self.run_worker(self.fleet.stop(pane.run_name), group="runs",
+                            description=f"stop run {pane.run_name}", exit_on_error=False)
+
+    # -- events from the engine -----------------------------------------------------------
+    def on_run_events_arrived(self, message: RunEventsArrived) -> None:
+        screen = self.main_screen
+        by_run: dict[str, list] = {}
+        for event in message.events:
+            by_run.setdefault(event.run, []).append(event)
+        with self.batch_update():
+            for run, events in by_run.items():
+                if (pane := screen.pane_by_run(run)) is not None:
+                    pane.apply_events(events)
+            for run, lines in message.log_lines.items():
+                if (pane := screen.pane_by_run(run)) is not None:
+                    if dropped := message.dropped.get(run):
+                        pane.add_log_lines([f"… {dropped} older line(s) skipped (see events.jsonl)"])
+                    pane.add_log_lines(lines)
+
+    def on_metrics_arrived(self, message: MetricsArrived) -> None:
+        with self.batch_update():
+            for snapshot in message.snapshots:
+                if (pane := self.main_screen.pane_by_run(snapshot.run)) is not None:
+                    pane.apply_events([snapshot])
+            self.refresh_fleet_bar()
+
+    def refresh_fleet_bar(self) -> None:
+        bars = self.main_screen.query(FleetBar)
+        if not bars:  # the screen is being torn down
+            return
+        panes = self.main_screen.panes
+        views: Iterable[RunView] = [pane.view for pane in panes]
+        elapsed = None if self._first_start is None else self._clock() - self._first_start
+        bars.first().totals = FleetTotals(
+            panes=len(panes),
+            active=sum(1 for pane in panes if pane.running),
+            evals_per_minute=sum(v.metrics.evaluations_per_minute for v in views if v.active),
+            connections_open=sum(v.metrics.connections_open for v in views),
+            cost=sum(v.metrics.cost for v in views),
+            elapsed_s=elapsed,
+        )
+
+    # -- memory and old output directories ------------------------------------------------
+    def action_memory(self) -> None:
+        if (pane := self._pane()) is not None:
+            output = pane.values().output
+            if not output:
+                self.notify("this pane has no output directory yet", severity="warning")
+                return
+            self.push_screen(MemoryScreen(pane.border_title or pane.id, Path(output)))
+
+    def action_open_output_dir(self) -> None:
+        self.push_screen(OpenOutputDir(), callback=self._open_output_dir)
+
+    def _open_output_dir(self, path: Path | None) -> None:
+        if path is not None:
+            self.run_worker(self._open(path), group="read", description=f"open {path}", exit_on_error=False)
+
+    async def _open(self, path: Path) -> None:
+        if not await asyncio.to_thread(path.is_dir):
+            self.notify(f"not a directory: {path}", severity="error")
+            return
+        summary = await asyncio.to_thread(read_output_dir, path)
+        same = [r for r in self.config.runs if r.output_dir.resolve() == path.resolve()]
+        name = (same[0].name if same else None) or summary.run_name or path.name
+        pane = await self.add_pane(same[0] if same else None, output=str(path), name=name,
+                                   limit=max(5, summary.done))
+        await self._show_checkpoint(pane, announce=True)
+
+    # -- quitting ---------------------------------------------------------------------------
+    async def action_quit(self) -> None:
+        active = list(self.fleet.active) if self.fleet is not None else []
+        if active:
+            self.push_screen(QuitConfirm(active), callback=self._quit_answered)
+        else:
+            self._begin_shutdown()
+
+    def _quit_answered(self, confirmed: bool | None) -> None:
+        if confirmed:
+            self._begin_shutdown()
+
+    def _begin_shutdown(self) -> None:
+        self.run_worker(self._stop_runs_then_exit(), group="shutdown", exclusive=True,
+                        description="stop runs and quit", exit_on_error=False)
+
+    async def _stop_runs_then_exit(self) -> None:
+        if self.fleet is not None and list(self.fleet.active):
+            self.notify("stopping runs: checkpoints, then containers removed…", timeout=30)
+            await self.fleet.stop_all()
+        self._quitting.set()
+        if self._fleet_worker is not None and self._fleet_worker.is_running:
+            await self._fleet_worker.wait()
+        self.relay.close()
+        self.exit(0)
+
+    # -- command palette -----------------------------------------------------------------------
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Add pane", "A new run pane (ctrl+n)", self.action_add_pane)
+        yield SystemCommand("Remove pane", "Remove the current pane (ctrl+r)", self.action_remove_pane)
+        yield SystemCommand("Start run", "Start the current pane's run (ctrl+s)", self.action_start_pane)
+        yield SystemCommand("Stop run", "Stop the current pane's run (ctrl+t)", self.action_stop_pane)
+        yield SystemCommand("Start all runs", "Start every idle pane (ctrl+g)", self.action_start_all)
+        yield SystemCommand("Memory browser", "Workflows, inductions and tasks (ctrl+l)", self.action_memory)
+        yield SystemCommand("Open output directory", "Show and resume an old run (ctrl+o)",
+                            self.action_open_output_dir)
+        yield SystemCommand("Switch theme", "awm-dark, awm-light, awm-ansi, …", self.action_change_theme)
+        yield SystemCommand("Maximise pane", "Toggle the current pane full screen (f2)",
+                            self.action_maximize_pane)
+        yield SystemCommand("Per-host connections", "Toggle per-host connection counts (f3)",
+                            self.action_toggle_hosts)
+
+
+def run_tui(config: AppConfig | None, *, theme: str | None, demo: bool, output_root: Path | None) -> int:
+    """Run the control center until the user quits; the exit code."""
+    if not demo:
+        app = AWMApp(config or AppConfig(), theme=theme, output_root=output_root)
+        app.run()
+        return app.return_code or 0
+
+    async def _demo() -> int:
+        from awm_tui.engine.demo import DemoEnvironment
+
+        environment = DemoEnvironment(output_root)
+        async with environment as demo_config:
+            app = AWMApp(demo_config, theme=theme, demo=environment, output_root=output_root)
+            await app.run_async()
+            return app.return_code or 0
+
+    return asyncio.run(_demo())

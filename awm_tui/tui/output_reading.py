@@ -1,0 +1,102 @@
+"""Reading a run's output directory for display: memory, buffer, checkpoint, events.
+
+Sync functions, called through `asyncio.to_thread` so the UI never waits on disk.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from awm_tui.engine.state import Checkpoint, ExperienceBuffer, Memory, StateError, Workflow
+
+
+@dataclass(frozen=True)
+class InductionEntry:
+    version: int
+    at: float
+    mode: str
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    instance_id: str
+    workflows: tuple[str, ...]
+    resolved: bool | None
+    """None while the task has not been evaluated (seen only in events)."""
+
+
+@dataclass(frozen=True)
+class OutputSummary:
+    """What an output directory holds, for the memory browser and for resuming."""
+
+    path: Path
+    done: int = 0
+    resolved: int = 0
+    run_name: str = ""
+    memory_version: int = 0
+    workflows: tuple[Workflow, ...] = ()
+    inductions: tuple[InductionEntry, ...] = ()
+    tasks: tuple[TaskEntry, ...] = ()
+    problems: tuple[str, ...] = field(default=())
+    """One line per unreadable file; the rest is still shown."""
+
+
+def _events(path: Path) -> list[dict]:
+    """task_started events from events.jsonl (tasks still running are not in the buffer)."""
+    found = []
+    try:
+        with path.open("rb") as handle:
+            for raw in handle:
+                if b'"task_started"' in raw:
+                    try:
+                        found.append(json.loads(raw))
+                    except ValueError:
+                        continue  # a torn last line while the run is writing
+    except FileNotFoundError:
+        pass
+    return found
+
+
+def read_output_dir(path: Path) -> OutputSummary:
+    path = path.expanduser()
+    problems: list[str] = []
+    checkpoint = memory = buffer = None
+    try:
+        checkpoint = Checkpoint.load(path / "checkpoint.json")
+    except (StateError, OSError) as error:
+        problems.append(str(error))
+    try:
+        memory = Memory.load(path / "memory.json")
+    except (StateError, OSError) as error:
+        problems.append(str(error))
+    try:
+        buffer = ExperienceBuffer.load(path / "buffer.json")
+    except (StateError, OSError) as error:
+        problems.append(str(error))
+
+    tasks: dict[str, TaskEntry] = {}
+    for event in _events(path / "events.jsonl"):
+        instance = str(event.get("instance_id", "?"))
+        tasks[instance] = TaskEntry(instance, tuple(event.get("injected_workflows") or ()), None)
+    for experience in buffer.experiences if buffer else []:
+        tasks[experience.instance_id] = TaskEntry(
+            experience.instance_id, tuple(experience.injected_workflows), experience.resolved)
+    inductions = tuple(
+        InductionEntry(r.version, r.at, r.mode, tuple(r.added), tuple(r.changed), tuple(r.removed))
+        for r in (memory.history if memory else []))
+    return OutputSummary(
+        path=path,
+        done=checkpoint.done if checkpoint else 0,
+        resolved=checkpoint.resolved if checkpoint else 0,
+        run_name=checkpoint.run_name if checkpoint else "",
+        memory_version=memory.version if memory else 0,
+        workflows=tuple(memory.workflows) if memory else (),
+        inductions=inductions,
+        tasks=tuple(tasks.values()),
+        problems=tuple(problems),
+    )

@@ -1,0 +1,166 @@
+"""What one pane shows, folded from the engine's events.
+
+`RunView` is immutable: every event gives a new one, so assigning it to a
+reactive always triggers a refresh and tests can fold events without widgets.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+
+from awm_tui.engine.events import (
+    AgentStep,
+    CheckpointSaved,
+    EvaluationDone,
+    Event,
+    InductionDone,
+    LLMCall,
+    LogLine,
+    MemoryUpdated,
+    MetricsData,
+    MetricsSnapshot,
+    RunFailed,
+    RunFinished,
+    RunStarted,
+    StatusChanged,
+    TaskFinished,
+    TaskStarted,
+)
+
+SPARK_POINTS = 60
+"""Evaluation-throughput history kept for the sparkline (one point per metrics tick)."""
+
+ACTIVE_PHASES = frozenset({"starting", "running", "evaluating", "inducing"})
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    phase: str = "idle"
+    instance_id: str | None = None
+    step: int | None = None
+    detail: str = ""
+    reason: str = ""
+    task_index: int = 0
+    tasks_total: int = 0
+    limit: int = 0
+    done: int = 0
+    resolved: int = 0
+    resumed: int = 0
+    model: str = ""
+    sandbox: str = ""
+    workflows: int = 0
+    memory_version: int = 0
+    metrics: MetricsData = field(default_factory=MetricsData)
+    evals_history: tuple[float, ...] = ()
+    started_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.phase in ACTIVE_PHASES
+
+    @property
+    def resolve_rate(self) -> float | None:
+        return self.resolved / self.done if self.done else None
+
+
+def apply_event(view: RunView, event: Event) -> RunView:
+    """The view after `event`; events that change no figure return `view` itself."""
+    match event:
+        case RunStarted():
+            return replace(
+                view, phase="starting", reason="", limit=event.limit, tasks_total=event.tasks_total,
+                model=event.model, sandbox=event.sandbox, resumed=event.resumed,
+                done=max(view.done, event.resumed), started_at=view.started_at or event.ts,
+            )
+        case StatusChanged():
+            return replace(view, phase=event.phase, instance_id=event.instance_id or view.instance_id,
+                           step=event.step, detail=event.detail)
+        case TaskStarted():
+            return replace(view, phase="running", instance_id=event.instance_id, step=0,
+                           task_index=event.index, tasks_total=event.total)
+        case AgentStep():
+            return replace(view, instance_id=event.instance_id, step=event.step)
+        case TaskFinished():
+            return replace(view, done=view.done + 1, resolved=view.resolved + int(event.resolved))
+        case CheckpointSaved():
+            # The checkpoint is the truth (it counts resumed tasks too).
+            return replace(view, done=event.done, resolved=event.resolved)
+        case MemoryUpdated():
+            return replace(view, workflows=event.workflows, memory_version=event.version)
+        case MetricsSnapshot():
+            history = (view.evals_history + (event.metrics.evaluations_per_minute,))[-SPARK_POINTS:]
+            return replace(view, metrics=event.metrics, evals_history=history)
+        case RunFinished():
+            phase = "stopped" if event.stopped else "finished"
+            return replace(view, phase=phase, done=event.done, resolved=event.resolved, step=None)
+        case RunFailed():
+            return replace(view, phase="failed", reason=event.reason, step=None)
+        case _:
+            return view
+
+
+def status_text(view: RunView) -> str:
+    """One line in the users' words: idle / running task X step N / evaluating / …"""
+    task = view.instance_id or "?"
+    match view.phase:
+        case "idle":
+            if view.done:
+                return f"idle · checkpoint: {view.done} done, {view.resolved} resolved (Start resumes)"
+            return "idle"
+        case "starting":
+            return "starting…"
+        case "running":
+            where = f" ({view.task_index}/{view.tasks_total})" if view.tasks_total else ""
+            step = f" step {view.step}" if view.step else ""
+            return f"running task {task}{where}{step}"
+        case "evaluating":
+            return f"evaluating {task}"
+        case "inducing":
+            return "inducing workflows"
+        case "finished":
+            return f"finished · {view.done} done, {view.resolved} resolved"
+        case "stopped":
+            return f"stopped · {view.done} done, {view.resolved} resolved"
+        case "failed":
+            return f"failed: {view.reason or view.detail or 'unknown reason'}"
+        case other:
+            return other
+
+
+def _clock(ts: float) -> str:
+    return time.strftime("%H:%M:%S", time.localtime(ts))
+
+
+def log_text(event: Event) -> str | None:
+    """The log line an event adds to its pane, or None for events the log skips."""
+    match event:
+        case LogLine():
+            mark = {"debug": "·", "info": " ", "warning": "!", "error": "✗"}[event.level]
+            return f"{_clock(event.ts)} {mark} {event.message}"
+        case TaskStarted():
+            injected = ", ".join(event.injected_workflows) or "none"
+            return f"{_clock(event.ts)} ▶ task {event.instance_id} ({event.index}/{event.total}); workflows: {injected}"
+        case AgentStep():
+            exit_code = "timeout" if event.timed_out else event.exit_code
+            command = event.command.splitlines()[0][:160] if event.command else "(format error)"
+            return f"{_clock(event.ts)}   step {event.step} $ {command} → {exit_code}"
+        case EvaluationDone():
+            verdict = "resolved" if event.resolved else "not resolved"
+            return f"{_clock(event.ts)}   evaluated {event.instance_id}: {verdict} in {event.duration_s:.1f}s"
+        case TaskFinished():
+            verdict = "✓ resolved" if event.resolved else "✗ unresolved"
+            return f"{_clock(event.ts)} ■ task {event.instance_id}: {event.exit_status}, {verdict}, {event.steps} steps"
+        case InductionDone():
+            if not event.ok:
+                return f"{_clock(event.ts)} ! induction ({event.mode}) failed: {event.error}"
+            return (f"{_clock(event.ts)} ◆ induction ({event.mode}): +{len(event.added)} "
+                    f"~{len(event.changed)} -{len(event.removed)}")
+        case LLMCall() if not event.ok:
+            return f"{_clock(event.ts)} ! LLM call failed after {event.retries} retries: {event.error}"
+        case RunFinished():
+            return f"{_clock(event.ts)} ● run {'stopped' if event.stopped else 'finished'}: {event.done} done, {event.resolved} resolved"
+        case RunFailed():
+            return f"{_clock(event.ts)} ✗ run failed: {event.reason}"
+        case _:
+            return None

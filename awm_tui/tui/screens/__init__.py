@@ -1,0 +1,1 @@
+"""Screens: the main screen, the memory browser and the dialogs."""

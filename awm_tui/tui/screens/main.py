@@ -1,0 +1,136 @@
+"""The main screen: the fleet bar, the run panes and the footer.
+
+Wide terminals (≥ WIDE_COLUMNS) show every pane in a grid; narrow ones show
+one pane at a time under a tab bar. Panes are never re-mounted when the
+layout changes, only shown or hidden, so their logs and forms keep state.
+"""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Container
+from textual.events import DescendantFocus, Resize
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Tab, Tabs
+
+from awm_tui.tui.pane_checks import check_panes
+from awm_tui.tui.widgets.fleet_bar import FleetBar
+from awm_tui.tui.widgets.pane_form import PaneForm
+from awm_tui.tui.widgets.run_pane import RunPane
+
+WIDE_COLUMNS = 140
+
+
+class MainScreen(Screen):
+    def __init__(self) -> None:
+        super().__init__(id="main")
+        self.current: RunPane | None = None
+        self.wide = False
+
+    class Ready(Message):
+        """The screen is composed: panes can be added."""
+
+    def compose(self) -> ComposeResult:
+        yield FleetBar()
+        yield Tabs(id="pane-tabs")
+        yield Container(id="pane-deck")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.post_message(self.Ready())
+
+    @property
+    def panes(self) -> list[RunPane]:
+        return list(self.query_one("#pane-deck").query_children(RunPane))
+
+    def pane_by_run(self, run: str) -> RunPane | None:
+        for pane in self.panes:
+            if pane.run_name == run:
+                return pane
+        return None
+
+    # -- adding and removing --------------------------------------------------------
+    async def add_pane(self, pane: RunPane, *, focus: bool = True) -> None:
+        await self.query_one("#pane-deck").mount(pane)
+        await self.query_one(Tabs).add_tab(Tab(pane.border_title or pane.id, id=f"tab-{pane.id}"))
+        if focus or self.current is None:
+            self.show_pane(pane)
+        self.check_panes()
+        self._relayout()
+
+    async def remove_pane(self, pane: RunPane) -> None:
+        panes = self.panes
+        index = panes.index(pane)
+        await self.query_one(Tabs).remove_tab(f"tab-{pane.id}")
+        await pane.remove()
+        rest = self.panes
+        self.current = None
+        if rest:
+            self.show_pane(rest[min(index, len(rest) - 1)])
+        self.check_panes()
+        self._relayout()
+
+    # -- which pane is current --------------------------------------------------------
+    def show_pane(self, pane: RunPane, *, focus: bool = True) -> None:
+        self.current = pane
+        tabs = self.query_one(Tabs)
+        if tabs.active != f"tab-{pane.id}":
+            tabs.active = f"tab-{pane.id}"
+        self._update_visibility()
+        if focus and not (self.focused and pane in self.focused.ancestors):
+            self.call_after_refresh(pane.form.query_one("#name").focus)
+
+    def cycle(self, step: int) -> None:
+        panes = self.panes
+        if panes:
+            index = panes.index(self.current) if self.current in panes else 0
+            self.show_pane(panes[(index + step) % len(panes)])
+
+    @on(Tabs.TabActivated, "#pane-tabs")
+    def _tab_activated(self, event: Tabs.TabActivated) -> None:
+        pane_id = (event.tab.id or "").removeprefix("tab-")
+        for pane in self.panes:
+            if pane.id == pane_id and pane is not self.current:
+                self.show_pane(pane)
+
+    def on_descendant_focus(self, event: DescendantFocus) -> None:
+        for node in event.widget.ancestors_with_self:
+            if isinstance(node, RunPane):
+                if node is not self.current:
+                    self.current = node
+                    self.query_one(Tabs).active = f"tab-{node.id}"
+                    self._update_visibility()
+                return
+
+    # -- layout ---------------------------------------------------------------------------
+    def on_resize(self, event: Resize) -> None:
+        self.wide = event.size.width >= WIDE_COLUMNS
+        self.set_class(self.wide, "-wide")
+        self._relayout()
+        self._update_visibility()
+
+    def _relayout(self) -> None:
+        deck = self.query_one("#pane-deck")
+        count = len(self.panes) if self.wide else 1
+        deck.styles.grid_size_columns = 1 if count < 2 else 2 if count <= 4 else 3 if count <= 9 else 4
+
+    def _update_visibility(self) -> None:
+        for pane in self.panes:
+            shown = self.wide or pane is self.current
+            pane.set_class(pane is self.current, "-current")
+            pane.set_shown(shown)
+
+    # -- checks that span panes ------------------------------------------------------------
+    @on(PaneForm.Edited)
+    def check_panes(self) -> None:
+        panes = self.panes
+        notes = check_panes({pane.id: pane.values() for pane in panes}, self.app.config.llm)
+        tabs = self.query_one(Tabs)
+        for pane in panes:
+            pane.show_notes(notes[pane.id])
+            try:
+                tabs.query_one(f"#tab-{pane.id}", Tab).label = pane.border_title or pane.id
+            except Exception:  # noqa: BLE001 - the tab may not be mounted yet
+                pass

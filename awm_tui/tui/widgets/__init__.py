@@ -1,0 +1,1 @@
+"""Widgets of the control center, one per module."""

@@ -1,0 +1,170 @@
+"""A pane's settings: name, API key, output directory, limit, LLM profile, Start/Stop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.markup import escape
+from textual.message import Message
+from textual.widgets import Button, Input, Label, Select, Static
+
+from awm_tui.config.models import LLMProfile
+from awm_tui.tui.key_display import mask_key
+
+FIELDS = ("name", "key", "output", "limit", "profile")
+
+
+@dataclass(frozen=True)
+class FormValues:
+    """What the user has typed, as text; checked by the screen, built by `run_config`."""
+
+    name: str
+    key: SecretStr | None
+    """Literal key or `env:VAR`; None means "use the profile's key"."""
+    output: str
+    limit: str
+    profile: str | None
+
+
+@dataclass(frozen=True)
+class Note:
+    field: str
+    level: str
+    """`error` (blocks Start) or `warning`."""
+    text: str
+
+
+class PaneForm(Vertical):
+    """The editable half of a pane. Keys are taken out of the input as soon as
+    the user leaves it or presses Enter, and only ever shown masked."""
+
+    DEFAULT_CSS = """
+    PaneForm { height: auto; }
+    PaneForm .form-row { height: 1; margin-bottom: 0; }
+    PaneForm Label { padding: 0 1 0 0; }
+    PaneForm #name { width: 18; }
+    PaneForm #limit { width: 6; }
+    PaneForm #profile { width: 26; margin: 0 1; }
+    PaneForm #key, PaneForm #output { width: 1fr; }
+    PaneForm #key-shown { width: auto; padding: 0 1; }
+    PaneForm Button { margin-left: 1; min-width: 7; }
+    PaneForm #notes { height: auto; }
+    """
+
+    class Edited(Message):
+        """A field changed: the screen re-checks every pane (duplicates span panes)."""
+
+    class Action(Message):
+        def __init__(self, action: str) -> None:
+            super().__init__()
+            self.action = action
+            """`start` or `stop`."""
+
+    def __init__(self, *, name: str, output: str, limit: int, profile: str | None,
+                 profiles: dict[str, LLMProfile], key: SecretStr | None = None, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._initial = (name, output, str(limit), profile)
+        self._profiles = profiles
+        self._key = key
+        self.running = False
+        self.has_errors = False
+
+    def compose(self) -> ComposeResult:
+        name, output, limit, profile = self._initial
+        options = [(p.label or n, n) for n, p in self._profiles.items()]
+        with Horizontal(classes="form-row"):
+            yield Input(name, placeholder="run name", id="name", compact=True)
+            yield Select(options, value=profile if profile in self._profiles else Select.NULL,
+                         allow_blank=not options, prompt="LLM profile", id="profile", compact=True)
+            yield Label("limit")
+            yield Input(limit, type="integer", id="limit", compact=True)
+            yield Button("Start", id="start", variant="success", compact=True)
+            yield Button("Stop", id="stop", variant="error", compact=True, disabled=True)
+        with Horizontal(classes="form-row"):
+            yield Label("key")
+            yield Input(password=True, placeholder=self._key_placeholder(), id="key", compact=True)
+            yield Label("out", classes="gap")
+            yield Input(output, placeholder="output directory", id="output", compact=True)
+        yield Static(id="notes").set_styles("display: none;")
+
+    def _key_placeholder(self) -> str:
+        if self._key is None:
+            return "API key or env:VAR"
+        return f"key {mask_key(self._key.get_secret_value())} (type to replace)"
+
+    # -- reading -----------------------------------------------------------------
+    def values(self) -> FormValues:
+        typed = self.query_one("#key", Input).value.strip()
+        key = SecretStr(typed) if typed else self._key
+        profile = self.query_one("#profile", Select).value
+        return FormValues(
+            name=self.query_one("#name", Input).value.strip(),
+            key=key,
+            output=self.query_one("#output", Input).value.strip(),
+            limit=self.query_one("#limit", Input).value.strip(),
+            profile=None if profile is Select.NULL else str(profile),
+        )
+
+    def set_output(self, output: str) -> None:
+        self.query_one("#output", Input).value = output
+
+    # -- the key never stays in a widget ----------------------------------------
+    def stash_key(self) -> None:
+        field = self.query_one("#key", Input)
+        typed = field.value.strip()
+        if typed:
+            self._key = SecretStr(typed)
+            field.value = ""
+            field.placeholder = self._key_placeholder()
+            self.post_message(self.Edited())
+
+    @on(Input.Submitted, "#key")
+    @on(Input.Blurred, "#key")
+    def _key_left(self) -> None:
+        self.stash_key()
+
+    @on(Input.Changed)
+    @on(Select.Changed)
+    def _edited(self, event: Message) -> None:
+        event.stop()
+        self.post_message(self.Edited())
+
+    @on(Button.Pressed, "#start")
+    def _start(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.stash_key()
+        self.post_message(self.Action("start"))
+
+    @on(Button.Pressed, "#stop")
+    def _stop(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.post_message(self.Action("stop"))
+
+    # -- showing checks and state -------------------------------------------------
+    def show_notes(self, notes: list[Note]) -> None:
+        by_field = {f: [n for n in notes if n.field == f] for f in FIELDS}
+        for field, found in by_field.items():
+            widget = self.query_one(f"#{field}")
+            widget.set_class(any(n.level == "error" for n in found), "-error")
+            widget.set_class(bool(found) and all(n.level == "warning" for n in found), "-warning")
+        lines = [f"[$error]✗ {n.field}: {escape(n.text)}[/]" if n.level == "error"
+                 else f"[$warning]! {n.field}: {escape(n.text)}[/]" for n in notes]
+        notes_widget = self.query_one("#notes", Static)
+        notes_widget.update("\n".join(lines))
+        notes_widget.display = bool(lines)
+        self.has_errors = any(n.level == "error" for n in notes)
+        self._refresh_buttons()
+
+    def set_running(self, running: bool) -> None:
+        self.running = running
+        for widget in self.query("Input, Select"):
+            widget.disabled = running  # a running pane's settings are read-only
+        self._refresh_buttons()
+
+    def _refresh_buttons(self) -> None:
+        self.query_one("#start", Button).disabled = self.running or self.has_errors
+        self.query_one("#stop", Button).disabled = not self.running

@@ -1,0 +1,94 @@
+"""A pane's live figures: status, progress, throughput, connections, LLM, cost."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.markup import escape
+from textual.reactive import reactive
+from textual.widgets import Sparkline, Static
+
+from awm_tui.tui.run_view import RunView, status_text
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}s" if value < 10 else f"{value:.0f}s"
+
+
+def _count(value: int) -> str:
+    return f"{value / 1000:.1f}k" if value >= 10_000 else str(value)
+
+
+def progress_line(view: RunView) -> str:
+    limit = view.limit or view.tasks_total
+    rate = "–" if view.resolve_rate is None else f"{view.resolve_rate:.0%}"
+    where = f" · {escape(view.sandbox)}" if view.sandbox else ""
+    return (f"tasks [b]{view.done}[/b]/{limit or '–'} · resolved [b]{view.resolved}[/b] ({rate})"
+            f" · workflows [b]{view.workflows}[/b]{where}")
+
+
+def connections_line(view: RunView, per_host: bool) -> str:
+    m = view.metrics
+    line = f"conn open [b]{m.connections_open}[/b] · created {m.connections_created} · reused {m.connections_reused}"
+    if per_host:
+        hosts = [f"  {escape(h.host)}: open {h.open} · created {h.created} · reused {h.reused}"
+                 for h in m.per_host] or ["  (no connections yet)"]
+        line += "\n" + "\n".join(hosts)
+    return line
+
+
+def llm_line(view: RunView) -> str:
+    m = view.metrics
+    return (f"LLM p50 {_seconds(m.llm_latency_p50)} p95 {_seconds(m.llm_latency_p95)}"
+            f" · retries {m.retries} · 429s {m.rate_limited}"
+            f" · tokens {_count(m.prompt_tokens)}/{_count(m.completion_tokens)} · ${m.cost:.4f}")
+
+
+class PaneStats(Vertical):
+    """Figures for one run; the owning pane pushes `view` down with data_bind."""
+
+    DEFAULT_CSS = """
+    PaneStats { height: auto; }
+    PaneStats Static { height: auto; }
+    PaneStats #throughput { height: 1; }
+    PaneStats #throughput Static { width: auto; }
+    PaneStats Sparkline { width: 1fr; height: 1; margin-left: 1; }
+    """
+
+    view: reactive[RunView] = reactive(RunView, always_update=True)
+    per_host: reactive[bool] = reactive(False)
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="status", classes="status", markup=False)
+        yield Static(id="progress")
+        with Horizontal(id="throughput"):
+            yield Static(id="evals")
+            yield Sparkline([], id="evals-spark")
+        yield Static(id="connections")
+        yield Static(id="llm")
+
+    def on_mount(self) -> None:
+        self._render_view()
+
+    def watch_view(self) -> None:
+        if self.is_mounted:
+            self._render_view()
+
+    def watch_per_host(self) -> None:
+        if self.is_mounted:
+            self._render_view()
+
+    def _render_view(self) -> None:
+        view = self.view
+        status = self.query_one("#status", Static)
+        status.update(status_text(view))
+        status.set_class(view.phase == "failed", "-failed")
+        status.set_class(view.phase == "finished", "-finished")
+        status.set_class(view.active, "-active")
+        self.query_one("#progress", Static).update(progress_line(view))
+        self.query_one("#evals", Static).update(
+            f"evals/min [b]{view.metrics.evaluations_per_minute:.1f}[/b] ({view.metrics.evaluations} total)")
+        # A new list each time: Sparkline only sees assignment, not mutation.
+        self.query_one(Sparkline).data = list(view.evals_history)
+        self.query_one("#connections", Static).update(connections_line(view, self.per_host))
+        self.query_one("#llm", Static).update(llm_line(view))

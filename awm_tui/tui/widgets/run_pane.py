@@ -1,0 +1,131 @@
+"""One pane = one run: its settings, live figures and log, composed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from pydantic import SecretStr, ValidationError
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.message import Message
+from textual.reactive import reactive
+
+from awm_tui.config.models import AppConfig, RunConfig
+from awm_tui.engine.events import Event, InductionDone, TaskStarted
+from awm_tui.tui.run_view import RunView, apply_event
+from awm_tui.tui.widgets.pane_form import FormValues, Note, PaneForm
+from awm_tui.tui.widgets.pane_stats import PaneStats
+from awm_tui.tui.widgets.log_view import PaneLog
+
+# RunConfig field → the form field that shows its errors.
+_FIELD_OF = {"name": "name", "output_dir": "output", "limit": "limit", "llm": "profile", "api_key": "key"}
+
+
+class RunProblem(ValueError):
+    """A one-line reason a pane's settings cannot become a run, tied to a field."""
+
+    def __init__(self, field: str, text: str) -> None:
+        super().__init__(text)
+        self.field = field
+        self.text = text
+
+
+class RunPane(Vertical):
+    ALLOW_MAXIMIZE = True
+
+    view: reactive[RunView] = reactive(RunView, always_update=True)
+
+    class Requested(Message):
+        """The user asked this pane's run to start or stop."""
+
+        def __init__(self, pane: "RunPane", action: str) -> None:
+            super().__init__()
+            self.pane = pane
+            self.action = action
+
+    def __init__(self, *, base: RunConfig | None, name: str, output: str, limit: int,
+                 profile: str | None, config: AppConfig, **kwargs) -> None:
+        super().__init__(classes="run-pane", **kwargs)
+        self.base = base
+        """The config entry or opened directory this pane came from: other fields carry over."""
+        self._config = config
+        self._form = PaneForm(name=name, output=output, limit=limit, profile=profile,
+                              profiles=config.llm, key=base.api_key if base else None)
+        self.run_name: str | None = None
+        """The name this pane's run was started under (events are routed by it)."""
+        self.inductions: list[InductionDone] = []
+        self.injected: dict[str, tuple[str, ...]] = {}
+        self.border_title = name
+
+    def compose(self) -> ComposeResult:
+        yield self._form
+        yield PaneStats().data_bind(RunPane.view)
+        yield PaneLog(max_lines=self._config.ui.log_lines)
+
+    @property
+    def form(self) -> PaneForm:
+        return self._form
+
+    @property
+    def log_view(self) -> PaneLog:
+        return self.query_one(PaneLog)
+
+    @property
+    def running(self) -> bool:
+        return self._form.running
+
+    # -- events in ------------------------------------------------------------------
+    def apply_events(self, events: Iterable[Event]) -> None:
+        view = self.view
+        for event in events:
+            view = apply_event(view, event)
+            if isinstance(event, InductionDone):
+                self.inductions.append(event)
+            elif isinstance(event, TaskStarted):
+                self.injected[event.instance_id] = event.injected_workflows
+        self.view = view
+        if self.running and view.phase in ("finished", "stopped", "failed"):
+            self.set_running(False)
+
+    def add_log_lines(self, lines: Iterable[str]) -> None:
+        self.log_view.add_lines(lines)
+
+    def set_running(self, running: bool) -> None:
+        self._form.set_running(running)
+        self.set_class(running, "-running")
+
+    def set_shown(self, shown: bool) -> None:
+        self.log_view.set_shown(shown)
+
+    # -- settings out ---------------------------------------------------------------
+    def on_pane_form_action(self, message: PaneForm.Action) -> None:
+        message.stop()
+        self.post_message(self.Requested(self, message.action))
+
+    def on_pane_form_edited(self, message: PaneForm.Edited) -> None:
+        self.border_title = self._form.values().name or "(unnamed)"
+
+    def values(self) -> FormValues:
+        return self._form.values()
+
+    def show_notes(self, notes: list[Note]) -> None:
+        self._form.show_notes(notes)
+
+    def build_run(self) -> tuple[RunConfig, SecretStr | None]:
+        """A validated RunConfig from the form; RunProblem (one line) otherwise."""
+        values = self._form.values()
+        if not values.output:
+            raise RunProblem("output", "an output directory is required")
+        if values.profile is None:
+            raise RunProblem("profile", "choose an LLM profile")
+        data = {} if self.base is None else {k: getattr(self.base, k) for k in RunConfig.model_fields}
+        data.update(name=values.name, output_dir=Path(values.output), limit=values.limit or "0",
+                    llm=values.profile, api_key=None)
+        try:
+            run = RunConfig.model_validate(data)
+        except ValidationError as error:
+            first = error.errors()[0]
+            field = str(first["loc"][0]) if first["loc"] else "name"
+            raise RunProblem(_FIELD_OF.get(field, "name"), f"{field}: {first['msg']}") from None
+        return run, values.key
