@@ -22,9 +22,24 @@ class Event:
     kind: ClassVar[str] = "event"
 
     def to_dict(self) -> dict[str, Any]:
-        data = {"kind": self.kind}
-        data.update(dataclasses.asdict(self))
+        """A JSON-ready dict. Shallow on purpose: `dataclasses.asdict` deep-copies,
+        which cost a sixth of the engine's CPU at 100 runs; fields are immutable
+        scalars and tuples, so only nested dataclasses need converting."""
+        data: dict[str, Any] = {"kind": self.kind}
+        for name in _field_names(type(self)):
+            value = getattr(self, name)
+            data[name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
         return data
+
+
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls))
+    return names
 
 
 EventSink = Callable[[Event], None]

@@ -163,7 +163,7 @@ class EventLog:
     def __init__(self, path: str | os.PathLike, interval: float = 0.5) -> None:
         self.path = Path(path)
         self.interval = interval
-        self._pending: list[str] = []
+        self._pending: list[Any] = []
         self._guard = threading.Lock()
         self._wake = threading.Event()
         self._closed = False
@@ -173,18 +173,23 @@ class EventLog:
         self._thread.start()
 
     def append(self, event: Any) -> None:
-        """Queue one event: a dict or an `Event` (anything with `to_dict`)."""
+        """Queue one event: a dict or an `Event` (anything with `to_dict`).
+
+        Serialising happens in the writer thread: events are immutable, so the
+        loop only pays for a list append."""
         if self._closed:
             raise RuntimeError(f"{self.path}: event log is closed")
-        data = event.to_dict() if hasattr(event, "to_dict") else event
-        line = json.dumps(data, ensure_ascii=False, default=str)
+        if isinstance(event, dict):
+            event = dict(event)  # the caller may mutate its dict later
         with self._guard:
-            self._pending.append(line)
+            self._pending.append(event)
 
     def _drain(self) -> None:
         with self._guard:
-            lines, self._pending = self._pending, []
-        if lines:
+            events, self._pending = self._pending, []
+        if events:
+            lines = [json.dumps(e.to_dict() if hasattr(e, "to_dict") else e,
+                                ensure_ascii=False, default=str) for e in events]
             self._file.write("\n".join(lines) + "\n")
             self._file.flush()
 
