@@ -23,7 +23,8 @@ from awm_tui.engine.sandbox.base import Sandbox, SandboxError
 from awm_tui.engine.sandbox.factory import SandboxFactory
 from awm_tui.engine.state import (
     Checkpoint, Experience, ExperienceBuffer, Memory, OutputDir, OutputDirLocked, StateError,
-    TaskResult, build_induction_messages, induce_rule, parse_llm_induction, select_workflows,
+    StateFile, TaskResult, build_induction_messages, induce_rule, parse_llm_induction,
+    select_workflows, write_json_batch,
 )
 from awm_tui.engine.tasks import Dataset, Task
 
@@ -218,28 +219,33 @@ class AWMRun:
         resolved = bool(outcome and outcome.resolved)
         reward = outcome.reward if outcome else 0.0
         speedup = outcome.speedup if outcome else None
-        await self.out.asave_trajectory(task.instance_id, {
+        trajectory = {
             "instance_id": task.instance_id, "exit_status": result.exit_status,
             "injected_workflows": list(injected), "messages": result.messages,
             "patch": result.patch, "evaluation": outcome.info if outcome else None,
-        })
+        }
         self.preds.set(task.instance_id, self.profile.model, result.patch)
-        await self.preds.asave()
+        files = [StateFile(self.out.trajectory_path(task.instance_id), trajectory, durable=False, pretty=False),
+                 StateFile(self.out.preds_path, self.preds.entries, pretty=False)]
         if evaluated:
             self.buffer.append(Experience.condense(
                 instance_id=task.instance_id, repo=task.repo, problem_statement=task.problem_statement,
                 steps=[(s.command, s.exit_code, s.output) for s in result.steps],
                 patch=result.patch, exit_status=result.exit_status, reward=reward, speedup=speedup,
                 resolved=resolved, injected_workflows=list(injected)))
-            await self.buffer.asave()
+            files.append(StateFile(self.out.buffer_path, self.buffer.to_json, pretty=False))
             if injected:
                 self.memory.record_use(list(injected), resolved)
-                await self.memory.asave()
+                files.append(StateFile(self.out.memory_path, lambda: self.memory.model_dump(mode="json")))
         self.checkpoint.record(TaskResult(
             instance_id=task.instance_id, exit_status=result.exit_status, resolved=resolved,
             reward=reward, speedup=speedup, steps=len(result.steps), cost=result.cost,
             elapsed_s=elapsed, evaluated=evaluated))
-        await self.checkpoint.asave()
+        files.append(StateFile(self.out.checkpoint_path, lambda: self.checkpoint.model_dump(mode="json")))
+        # One thread hop, one fsync per state file and one per folder; the checkpoint
+        # is renamed last. Serialising happens in the thread: nothing else touches
+        # this run's state while the run awaits the write.
+        await asyncio.to_thread(write_json_batch, files)
         self._emit(CheckpointSaved(run=self.name, done=self.checkpoint.done, resolved=self.checkpoint.resolved))
         self._emit(TaskFinished(run=self.name, instance_id=task.instance_id, exit_status=result.exit_status,
                                 resolved=resolved, reward=reward, speedup=speedup, steps=len(result.steps),

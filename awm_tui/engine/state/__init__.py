@@ -12,7 +12,10 @@ Sync functions are the testable cores; from the event loop use the `a…`
 variants, which run the file I/O in a thread.
 """
 
-from .atomic import StateError, aread_json, awrite_json_atomic, move_aside, read_json, write_json_atomic
+from .atomic import (
+    StateError, StateFile, aread_json, awrite_json_atomic, move_aside, read_json, write_json_atomic,
+    write_json_batch,
+)
 from .buffer import Experience, ExperienceBuffer, StepRecord
 from .checkpoint import Checkpoint, TaskResult
 from .induction import build_induction_messages, induce_rule, parse_llm_induction
@@ -22,8 +25,8 @@ from .selection import select_workflows
 
 __all__ = [
     "Checkpoint", "EventLog", "Experience", "ExperienceBuffer", "InductionDiff", "InductionRecord",
-    "Memory", "OutputDir", "OutputDirLocked", "PredictionsFile", "StateError", "StepRecord",
+    "Memory", "OutputDir", "OutputDirLocked", "PredictionsFile", "StateError", "StateFile", "StepRecord",
     "TaskResult", "Workflow", "aread_json", "awrite_json_atomic", "build_induction_messages",
     "induce_rule", "move_aside", "parse_llm_induction", "read_json", "select_workflows",
-    "write_json_atomic",
+    "write_json_atomic", "write_json_batch",
 ]

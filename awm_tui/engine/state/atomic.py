@@ -12,6 +12,8 @@ import json
 import os
 import tempfile
 import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -62,6 +64,57 @@ def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Serialise first (a bad value never touches the file), then write atomically."""
     text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     write_text_atomic(path, text)
+
+
+@dataclass(frozen=True)
+class StateFile:
+    """One file of a batch written by `write_json_batch`."""
+
+    path: Path
+    data: Callable[[], Any] | Any
+    """The content, or a function giving it (called in the writer's thread)."""
+    durable: bool = True
+    """fsync before the rename; False for records that are logs, not resume state."""
+    pretty: bool = True
+    """Indented JSON for files people read; compact for large machine-read ones
+    (json.dumps with an indent falls back to the pure-Python encoder)."""
+
+
+def write_json_batch(files: Sequence[StateFile]) -> None:
+    """Write several files, each atomically, with one directory fsync per folder.
+
+    Everything is serialised before any file is touched; then each temp file is
+    written (fsynced when durable), the renames happen in the given order — put
+    the file that vouches for the others (the checkpoint) last — and each folder
+    is fsynced once. A fsync costs about a millisecond on this kind of disk and
+    they do not overlap, so halving them doubles how many tasks a fleet can record.
+    """
+    texts = []
+    for item in files:
+        data = item.data() if callable(item.data) else item.data
+        texts.append(json.dumps(data, indent=2 if item.pretty else None, ensure_ascii=False) + "\n")
+    temps: list[tuple[str, Path]] = []
+    try:
+        for item, text in zip(files, texts):
+            item.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{item.path.name}.", suffix=".tmp", dir=item.path.parent)
+            temps.append((tmp, item.path))
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(text)
+                if item.durable:
+                    fh.flush()
+                    os.fsync(fh.fileno())
+        for tmp, path in temps:
+            os.replace(tmp, path)
+    except BaseException:
+        for tmp, _ in temps:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+        raise
+    for folder in dict.fromkeys(item.path.parent for item in files if item.durable):
+        _fsync_dir(folder)
 
 
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:
