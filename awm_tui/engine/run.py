@@ -132,6 +132,9 @@ class AWMRun:
         if self.log is not None:
             await self.log.aclose()
         await asyncio.to_thread(self.out.unlock)
+        # A finished run's buffer and predictions live on in their files; a long
+        # session that starts many runs must not keep every one in memory.
+        self.buffer = self.preds = None  # type: ignore[assignment]
 
     # -- the loop ---------------------------------------------------------------
 
