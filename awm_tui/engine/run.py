@@ -188,19 +188,21 @@ class AWMRun:
                                      detail="preparing sandbox"))
             await self._prepare(sandbox, task)
             result = await agent.solve(task, sandbox, Memory.to_prompt_block(workflows))
-            outcome = None
+            outcome, eval_s = None, 0.0
             if not run.skip_eval and self.evaluator is not None:
                 self._emit(StatusChanged(run=self.name, phase="evaluating", instance_id=task.instance_id))
+                eval_started = time.monotonic()
                 outcome = await self.evaluator.evaluate(
                     sandbox=sandbox, task=task, dataset_name=self.dataset.name, split=run.split,
                     exit_status=result.exit_status, patch=result.patch, metrics=self.metrics)
+                eval_s = time.monotonic() - eval_started
         finally:
             await sandbox.close()
         elapsed = time.monotonic() - started
         if outcome is not None:
             self._emit(EvaluationDone(run=self.name, instance_id=task.instance_id, resolved=outcome.resolved,
                                       reward=outcome.reward, speedup=outcome.speedup,
-                                      duration_s=float(outcome.info.get("duration_s", 0.0) or 0.0),
+                                      duration_s=eval_s,
                                       detail=str(outcome.info.get("summary", ""))[:200]))
         await self._record(task, result, outcome, injected, elapsed)
         return bool(outcome and outcome.resolved)
