@@ -128,6 +128,12 @@ class ServerProcess:
     def stats(self) -> dict:
         return self._ask("stats")
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU the servers' process has burnt so far (psutil, from outside)."""
+        assert self.proc is not None
+        t = psutil.Process(self.proc.pid).cpu_times()
+        return t.user + t.system
+
     def reset(self) -> dict:
         return self._ask("reset")
 

@@ -70,12 +70,22 @@ async def engine_trial(args: argparse.Namespace) -> dict:
         config = RunConfig(name=f"run{i}", output_dir=Path(args.out) / f"run{i}", limit=args.m,
                            dataset=args.dataset, induce_every=10**6, induction="rule", sandbox="local")
         runs.append(AWMRun(config, profile, http=http, sandboxes=factory, evaluator=evaluator,  # type: ignore[arg-type]
-                           dataset=dataset, sink=sink))
+                           dataset=dataset, sink=sink, metrics_interval=args.metrics_interval))
+    prep0 = time.perf_counter()
     for run in runs:
         await run.prepare()
+    prepare_s = time.perf_counter() - prep0
+    profiler = None
+    if args.profile:
+        import cProfile
+        profiler = cProfile.Profile()  # the event loop's thread only
+        profiler.enable()
     cpu0, t0 = time.process_time(), time.perf_counter()
     outcomes = await asyncio.gather(*(run.execute() for run in runs))
     wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    if profiler is not None:
+        profiler.disable()
+        profiler.dump_stats(args.profile)
     pool = client._session.connector.metrics if client._session is not None else None  # type: ignore[union-attr]
     await client.aclose()
     llm_requests = [r.metrics.requests - r.metrics.evaluations for r in runs]
@@ -86,7 +96,7 @@ async def engine_trial(args: argparse.Namespace) -> dict:
         "llm_calls_max": max(llm_requests), "evals_max": max(r.metrics.evaluations for r in runs),
         "client_connections_created": sum(r.metrics.connections_created for r in runs),
         "eval_pool_connections_created": pool.connections_created if pool else 0,
-        "events": events[0],
+        "events": events[0], "prepare_s": prepare_s,
     }
 
 
@@ -248,6 +258,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100, help="engine: HttpConfig.limit")
     p.add_argument("--limit-per-host", type=int, default=50, help="engine: HttpConfig.limit_per_host")
     p.add_argument("--index", type=int, default=0, help="worker: which run this process is")
+    p.add_argument("--metrics-interval", type=float, default=1.0,
+                   help="engine: AWMRun(metrics_interval=...), the per-run metrics ticker's period")
+    p.add_argument("--profile", metavar="PATH", help="engine: cProfile the timed window into PATH (pstats)")
     return p
 
 
