@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -23,7 +22,8 @@ from aiohttp import web
 
 from awm_tui.engine.evaluation.harness import evaluate_in_sandbox
 from awm_tui.engine.sandbox.base import Sandbox, SandboxError
-from awm_tui.engine.tasks import SAMPLE, Dataset, Task, TaskError, load_dataset
+from awm_tui.servers.serving import serve_until_signal
+from awm_tui.engine.tasks import SAMPLE, Dataset, Task, load_dataset
 
 log = logging.getLogger(__name__)
 
@@ -235,25 +235,9 @@ def build_parser() -> argparse.ArgumentParser:
 async def _serve(args: argparse.Namespace) -> int:
     server = EvalServer(args.dataset or [SAMPLE], docker_url=args.docker_url,
                         simulate=args.simulate, timeout_s=args.timeout)
-    try:
-        await server.start(args.host, args.port)
-    except TaskError as exc:
-        print(f"eval-server: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"eval-server: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
-        return 1
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     mode = f" (SIMULATED evaluations, {args.simulate:g}s each)" if args.simulate is not None else ""
-    print(f"evaluation server listening on {server.url}{mode}", flush=True)
-    try:
-        await stop.wait()
-    finally:
-        await server.close()
-    return 0
+    return await serve_until_signal(server, args.host, args.port, name="eval-server",
+                                    banner=lambda url: f"evaluation server listening on {url}{mode}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import random
-import signal
 import sys
 import time
 import uuid
@@ -24,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from awm_tui.engine import protocol
+from awm_tui.servers.serving import serve_until_signal
 from awm_tui.engine.tasks import SAMPLE, Task, TaskError, load_dataset
 
 from .sim_agent import BAD_INDUCTION, agent_reply, induction_reply, read_conversation
@@ -337,37 +336,16 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         datasets=datasets)
 
 
-async def _serve(options: SimOptions, host: str, port: int) -> None:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows
-            loop.add_signal_handler(sig, stop.set)
-    server = SimLLMServer(options)
-    try:
-        await server.start(host, port)
-        print(f"simulated model ({MODEL_ID}) listening on {server.url}", flush=True)
-        await stop.wait()
-    finally:
-        await server.close()
-    print("simulated model stopped", file=sys.stderr, flush=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s: %(message)s")
-    try:
-        options = options_from_args(args)
-        asyncio.run(_serve(options, args.host, args.port))
-    except TaskError as exc:
-        print(f"awm-tui sim-llm: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"awm-tui sim-llm: cannot listen on {args.host}:{args.port} ({exc.strerror})", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        pass
-    return 0
+    server = SimLLMServer(options_from_args(args))
+    code = asyncio.run(serve_until_signal(
+        server, args.host, args.port, name="sim-llm",
+        banner=lambda url: f"simulated model ({MODEL_ID}) listening on {url}"))
+    if code == 0:
+        print("simulated model stopped", file=sys.stderr, flush=True)
+    return code
 
 
 if __name__ == "__main__":
