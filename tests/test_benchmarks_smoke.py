@@ -9,7 +9,7 @@ import pytest
 
 from awm_tui.engine import protocol
 from awm_tui.engine.agent import PATCH_COMMAND
-from benchmarks import concurrency, connection_reuse, cost_per_call
+from benchmarks import concurrency, connection_reuse, cost_per_call, scale
 from benchmarks.__main__ import main
 from benchmarks.common import NullSandbox
 
@@ -36,6 +36,11 @@ def test_concurrency_tiny_runs_all_three_contenders() -> None:
     # the engine's 2 runs overlap; 'before' takes turns
     assert summary["before@2"]["wall_s"] > summary["engine@2"]["wall_s"]
     assert summary["before@2"]["connections"] == summary["before@2"]["requests"]
+    # server CPU and the CPU budget are measured; the unsaturated x4 row runs the engine only
+    assert summary["engine@2"]["server_cpu_s"] >= 0 and 0 < summary["engine@2"]["cpu_budget"] < 1
+    x4 = summary[f"engine-x{concurrency.SCALE}@2"]
+    assert x4["resolved"] == 2 and x4["latency_s"] == concurrency.LATENCY * concurrency.SCALE
+    assert any(f"x{concurrency.SCALE}" in t.name for t in res.targets)
 
 
 @pytest.mark.timeout(60)
@@ -44,6 +49,18 @@ def test_reuse_and_cost_tiny(tmp_path) -> None:
     assert reuse.data["summary"]["engine"]["connections"] <= 4
     cost = cost_per_call.run(True, log=lambda _: None, tasks=5)
     assert cost.data["ratio"] > 0
+
+
+@pytest.mark.timeout(60)
+def test_soak_tiny_runs_come_and_go() -> None:
+    res = scale.run(True, log=lambda _: None, n=3, m=1, warmup=1, soak=2, long_s=2, latency=0.01, eval_time=0.02)
+    soak, long = res.data["soak"], res.data["long"]
+    assert soak["runs_done"] > soak["n"], soak          # slots started new runs after old ones finished
+    assert soak["outcomes"].get("finished", 0) >= soak["n"] and soak["tasks_done"] > 0
+    assert soak["threads_end"] <= soak["threads_after_warmup"] + soak["n"]  # no thread per finished run
+    assert soak["lag_p99_ms"] >= 0 and soak["rss_end_mb"] > 0
+    assert long["tasks_done"] > 10 and long["bytes_per_task"] == long["bytes_per_task"]  # a number
+    assert {t.name.split(":")[0] for t in res.targets} >= {"one long run"}
 
 
 def test_cli_rejects_unknown_benchmark(capsys) -> None:
