@@ -82,6 +82,8 @@ class AWMApp(App[int]):
         self._fleet_error: str | None = None
         self._quitting = asyncio.Event()
         self._fleet_worker: Worker | None = None
+        self.panes_ready = asyncio.Event()
+        """Set once the configured runs have their panes (tests and scripts wait on it)."""
         self.main_screen: MainScreen
 
     # -- start-up -----------------------------------------------------------------------
@@ -96,11 +98,12 @@ class AWMApp(App[int]):
 
     async def on_main_screen_ready(self) -> None:
         for run in self.config.runs:
-            await self.add_pane(run)
+            await self.add_pane(run, focus=False)
         if not self.config.runs:
-            await self.add_pane()
+            await self.add_pane(focus=False)
         if self.main_screen.panes:
             self.main_screen.show_pane(self.main_screen.panes[0])
+        self.panes_ready.set()
         self.set_interval(1.0, self.refresh_fleet_bar)
 
     def _apply_themes(self) -> None:
@@ -152,7 +155,7 @@ class AWMApp(App[int]):
         return f"run_{n}", str(self._output_root / f"run_{n}")
 
     async def add_pane(self, base: RunConfig | None = None, *, output: str | None = None,
-                       name: str | None = None, limit: int | None = None) -> RunPane:
+                       name: str | None = None, limit: int | None = None, focus: bool = True) -> RunPane:
         self._pane_count += 1
         default_name, default_output = self._new_pane_defaults()
         profiles = list(self.config.llm)
@@ -164,7 +167,7 @@ class AWMApp(App[int]):
             output=output or (str(base.output_dir) if base else default_output),
             limit=limit or (base.limit if base else 5), profile=profile,
         )
-        await self.main_screen.add_pane(pane)
+        await self.main_screen.add_pane(pane, focus=focus)
         self.run_worker(self._show_checkpoint(pane), group="read", description="read output directory",
                         exit_on_error=False)
         return pane
@@ -311,12 +314,15 @@ class AWMApp(App[int]):
             return
         panes = self.main_screen.panes
         views: Iterable[RunView] = [pane.view for pane in panes]
+        running = [pane.view for pane in panes if pane.running]
         elapsed = None if self._first_start is None else self._clock() - self._first_start
         bars.first().totals = FleetTotals(
             panes=len(panes),
             active=sum(1 for pane in panes if pane.running),
-            evals_per_minute=sum(v.metrics.evaluations_per_minute for v in views if v.active),
-            connections_open=sum(v.metrics.connections_open for v in views),
+            evals_per_minute=sum(v.metrics.evaluations_per_minute for v in running),
+            # The fleet also counts the shared evaluation pool, which belongs to no run.
+            connections_open=(self.fleet.open_connections() if self.fleet is not None
+                              else sum(v.metrics.connections_open for v in views)),
             cost=sum(v.metrics.cost for v in views),
             elapsed_s=elapsed,
         )
@@ -402,9 +408,9 @@ def run_tui(config: AppConfig | None, *, theme: str | None, demo: bool, output_r
     async def _demo() -> int:
         from awm_tui.engine.demo import DemoEnvironment
 
-        environment = DemoEnvironment(output_root)
-        async with environment as demo_config:
-            app = AWMApp(demo_config, theme=theme, demo=environment, output_root=output_root)
+        async with DemoEnvironment(output_root) as environment:
+            app = AWMApp(environment.config, theme=theme, demo=environment,
+                         output_root=environment.output_root)
             await app.run_async()
             return app.return_code or 0
 

@@ -133,14 +133,14 @@ def _clock(ts: float) -> str:
 
 
 def log_text(event: Event) -> str | None:
-    """The log line an event adds to its pane, or None for events the log skips."""
+    """The log line an event adds to its pane, or None for events the log skips.
+
+    The engine already logs task starts, task results and inductions as LogLine;
+    only what it does not say in words is added here (steps, evaluations, the end)."""
     match event:
         case LogLine():
             mark = {"debug": "·", "info": " ", "warning": "!", "error": "✗"}[event.level]
             return f"{_clock(event.ts)} {mark} {event.message}"
-        case TaskStarted():
-            injected = ", ".join(event.injected_workflows) or "none"
-            return f"{_clock(event.ts)} ▶ task {event.instance_id} ({event.index}/{event.total}); workflows: {injected}"
         case AgentStep():
             exit_code = "timeout" if event.timed_out else event.exit_code
             command = event.command.splitlines()[0][:160] if event.command else "(format error)"
@@ -148,14 +148,6 @@ def log_text(event: Event) -> str | None:
         case EvaluationDone():
             verdict = "resolved" if event.resolved else "not resolved"
             return f"{_clock(event.ts)}   evaluated {event.instance_id}: {verdict} in {event.duration_s:.1f}s"
-        case TaskFinished():
-            verdict = "✓ resolved" if event.resolved else "✗ unresolved"
-            return f"{_clock(event.ts)} ■ task {event.instance_id}: {event.exit_status}, {verdict}, {event.steps} steps"
-        case InductionDone():
-            if not event.ok:
-                return f"{_clock(event.ts)} ! induction ({event.mode}) failed: {event.error}"
-            return (f"{_clock(event.ts)} ◆ induction ({event.mode}): +{len(event.added)} "
-                    f"~{len(event.changed)} -{len(event.removed)}")
         case LLMCall() if not event.ok:
             return f"{_clock(event.ts)} ! LLM call failed after {event.retries} retries: {event.error}"
         case RunFinished():

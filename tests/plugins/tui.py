@@ -37,9 +37,130 @@ def tui_screen_text():
     return screen_text
 
 
-def injected(app, events: Iterable) -> None:
-    """Feed engine events through the app's own sink, then flush its timers now."""
+async def inject(pilot, events: Iterable) -> None:
+    """Feed engine events through the app's own sink, flushing as its timers would.
+
+    Metrics are flushed and processed one snapshot at a time (one per 4 Hz tick),
+    so the sparkline sees every point, as it would live."""
+    from awm_tui.engine.events import MetricsSnapshot
+
+    relay = pilot.app.relay
     for event in events:
-        app.relay(event)
-    app.relay.flush_events()
-    app.relay.flush_metrics()
+        relay(event)
+        if isinstance(event, MetricsSnapshot):
+            relay.flush_events()
+            relay.flush_metrics()
+            await pilot.pause()
+    relay.flush_events()
+    relay.flush_metrics()
+    await pilot.pause()
+
+
+# -- a stand-in Fleet for widget tests (the real one is used in test_tui_fleet.py) ---------------
+
+class RecordingFleet:
+    """Accepts runs and remembers them; the test injects the events a run would make."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, str | None]] = []
+        self.stopped: list[str] = []
+        self._active: list[str] = []
+
+    @property
+    def active(self) -> list[str]:
+        return list(self._active)
+
+    def open_connections(self) -> int:
+        return 0
+
+    async def start(self, run, api_key=None):
+        self.started.append((run.name, None if api_key is None else "<secret>"))
+        self._active.append(run.name)
+
+    async def stop(self, name: str) -> None:
+        self.stopped.append(name)
+        if name in self._active:
+            self._active.remove(name)
+
+    async def stop_all(self) -> None:
+        for name in self.active:
+            await self.stop(name)
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.stop_all()
+
+
+class FrozenClock:
+    """A monotonic clock the test moves by hand (the fleet bar's elapsed time)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+SECRET_KEY = "sk-or-v1-" + "0123456789abcdef" * 4
+"""A well-formed OpenRouter key that must never appear on screen."""
+
+
+def sample_config(root: str = "outputs", *, runs: int = 2, log_lines: int = 2000):
+    from awm_tui.config.models import AppConfig, LLMProfile, RunConfig, UIConfig
+
+    sim = LLMProfile(model="awm-sim", base_url="http://127.0.0.1:9/v1", label="simulated model")
+    router = LLMProfile(model="openrouter/moonshotai/kimi-k2")
+    return AppConfig(
+        llm={"llm.sim": sim, "llm.kimi-k2": router},
+        runs=[RunConfig(name=name, llm="llm.sim", output_dir=f"{root}/{name}", limit=5)
+              for name in ("alpha", "beta", "gamma", "delta")[:runs]],
+        ui=UIConfig(log_lines=log_lines),
+    )
+
+
+def fixed_events(run: str, ts: float = 1_767_225_600.0):
+    """A run three tasks in: what the engine would have said, with fixed times."""
+    from awm_tui.engine.events import (
+        AgentStep, CheckpointSaved, EvaluationDone, HostConnections, LogLine, MemoryUpdated,
+        MetricsData, MetricsSnapshot, RunStarted, StatusChanged, TaskFinished, TaskStarted,
+    )
+
+    events = [
+        RunStarted(run=run, ts=ts, output_dir=f"outputs/{run}", limit=5, model="awm-sim",
+                   sandbox="docker", tasks_total=5),
+        LogLine(run=run, ts=ts, message=f"task 1/5 minicsv__minicsv-3"),
+    ]
+    for i, instance in enumerate(("minicsv__minicsv-3", "minicsv__minicsv-7", "textkit__textkit-2"), 1):
+        events += [
+            TaskStarted(run=run, ts=ts + i, instance_id=instance, index=i, total=5,
+                        injected_workflows=("wf-001",) if i > 2 else ()),
+            AgentStep(run=run, ts=ts + i, instance_id=instance, step=1, command="cd /testbed && git status",
+                      exit_code=0),
+            EvaluationDone(run=run, ts=ts + i, instance_id=instance, resolved=i != 2, reward=float(i != 2),
+                           speedup=None, duration_s=2.5),
+            TaskFinished(run=run, ts=ts + i, instance_id=instance, exit_status="Submitted", resolved=i != 2,
+                         reward=float(i != 2), speedup=None, steps=5, elapsed_s=11.0, cost=0.0012),
+            CheckpointSaved(run=run, ts=ts + i, done=i, resolved=i - (i >= 2)),
+        ]
+    events += [
+        MemoryUpdated(run=run, ts=ts + 4, version=1, workflows=2),
+        TaskStarted(run=run, ts=ts + 5, instance_id="rangeset__rangeset-4", index=4, total=5,
+                    injected_workflows=("wf-001", "wf-002")),
+        StatusChanged(run=run, ts=ts + 5, phase="running", instance_id="rangeset__rangeset-4", step=3),
+    ]
+    for n, rate in enumerate((0.0, 1.0, 2.0, 2.5, 3.0, 2.0, 4.0)):
+        events.append(MetricsSnapshot(run=run, ts=ts + 6 + n, metrics=MetricsData(
+            requests=40, retries=2, rate_limited=1, connections_open=2, connections_created=3,
+            connections_reused=37, per_host=(HostConnections("127.0.0.1:8088", 2, 3, 37),),
+            llm_latency_p50=0.42, llm_latency_p95=1.37, evaluations=3, evaluations_per_minute=rate,
+            prompt_tokens=12_345, completion_tokens=1_234, cost=0.0036)))
+    return events
+
+
+async def settle(app, group: str = "runs") -> None:
+    """Wait for the app's workers of one group (the fleet's own worker lives until quit)."""
+    workers = [w for w in app.workers if w.group == group]
+    if workers:
+        await app.workers.wait_for_complete(workers)

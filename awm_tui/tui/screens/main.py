@@ -56,7 +56,7 @@ class MainScreen(Screen):
         await self.query_one("#pane-deck").mount(pane)
         await self.query_one(Tabs).add_tab(Tab(pane.border_title or pane.id, id=f"tab-{pane.id}"))
         if focus or self.current is None:
-            self.show_pane(pane)
+            self.show_pane(pane, focus=focus)
         self.check_panes()
         self._relayout()
 
@@ -80,7 +80,7 @@ class MainScreen(Screen):
             tabs.active = f"tab-{pane.id}"
         self._update_visibility()
         if focus and not (self.focused and pane in self.focused.ancestors):
-            self.call_after_refresh(pane.form.query_one("#name").focus)
+            pane.form.query_one("#name").focus()
 
     def cycle(self, step: int) -> None:
         panes = self.panes
@@ -90,6 +90,8 @@ class MainScreen(Screen):
 
     @on(Tabs.TabActivated, "#pane-tabs")
     def _tab_activated(self, event: Tabs.TabActivated) -> None:
+        if event.tab.id != event.tabs.active:
+            return  # stale: the active tab moved on while this message was queued
         pane_id = (event.tab.id or "").removeprefix("tab-")
         for pane in self.panes:
             if pane.id == pane_id and pane is not self.current:

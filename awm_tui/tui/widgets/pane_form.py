@@ -94,7 +94,7 @@ class PaneForm(Vertical):
     def _key_placeholder(self) -> str:
         if self._key is None:
             return "API key or env:VAR"
-        return f"key {mask_key(self._key.get_secret_value())} (type to replace)"
+        return f"{mask_key(self._key.get_secret_value())} (type to replace)"
 
     # -- reading -----------------------------------------------------------------
     def values(self) -> FormValues:

@@ -1,0 +1,132 @@
+"""Pure parts of the TUI: event folding, the relay's merging, cross-pane checks, themes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from awm_tui.engine.events import LogLine, MetricsData, MetricsSnapshot, RunFailed, StatusChanged
+from awm_tui.tui.messages import MetricsArrived, RunEventsArrived
+from awm_tui.tui.pane_checks import check_panes
+from awm_tui.tui.relay import EventRelay
+from awm_tui.tui.run_view import RunView, apply_event, status_text
+from awm_tui.tui.themes import load_themes, parse_theme
+from awm_tui.tui.widgets.pane_form import FormValues
+from tests.plugins.tui import SECRET_KEY, fixed_events, sample_config
+
+
+def fold(events) -> RunView:
+    view = RunView()
+    for event in events:
+        view = apply_event(view, event)
+    return view
+
+
+def test_fixed_events_fold_into_the_figures_a_pane_shows():
+    view = fold(fixed_events("alpha"))
+    assert (view.done, view.resolved, view.limit, view.workflows) == (3, 2, 5, 2)
+    assert view.metrics.evaluations_per_minute == 4.0
+    assert view.evals_history == (0.0, 1.0, 2.0, 2.5, 3.0, 2.0, 4.0)
+    assert status_text(view) == "running task rangeset__rangeset-4 (4/5) step 3"
+
+
+@pytest.mark.parametrize(("phase", "expected"), [
+    ("evaluating", "evaluating rangeset__rangeset-4"),
+    ("inducing", "inducing workflows"),
+])
+def test_status_follows_the_phase(phase, expected):
+    view = fold([*fixed_events("a"), StatusChanged(run="a", phase=phase)])
+    assert status_text(view) == expected
+
+
+def test_failed_run_shows_its_reason():
+    view = fold([*fixed_events("a"), RunFailed(run="a", reason="401 from the model: key rejected")])
+    assert status_text(view) == "failed: 401 from the model: key rejected"
+    assert not view.active
+
+
+async def test_relay_merges_a_flood_into_few_messages():
+    posted = []
+    relay = EventRelay(posted.append, log_lines=100, events_interval=0.05, metrics_interval=0.05)
+    for i in range(5000):
+        relay(LogLine(run="a" if i % 2 else "b", message=f"line {i}"))
+    for i in range(50):
+        relay(MetricsSnapshot(run="a", metrics=MetricsData(requests=i)))
+    await asyncio.sleep(0.15)
+    events = [m for m in posted if isinstance(m, RunEventsArrived)]
+    metrics = [m for m in posted if isinstance(m, MetricsArrived)]
+    assert len(events) == 1 and len(metrics) == 1
+    assert len(events[0].log_lines["a"]) == 100  # bounded to the pane's log size
+    assert events[0].dropped["a"] == 2400
+    assert events[0].log_lines["a"][-1].endswith("line 4999")
+    assert [s.metrics.requests for s in metrics[0].snapshots] == [49]  # only the latest
+    relay.close()
+
+
+def test_pending_metrics_batches_merge_run_by_run():
+    old = MetricsArrived((MetricsSnapshot(run="a", metrics=MetricsData(requests=1)),
+                          MetricsSnapshot(run="b", metrics=MetricsData(requests=1))))
+    new = MetricsArrived((MetricsSnapshot(run="a", metrics=MetricsData(requests=2)),))
+    assert old.can_replace(new)
+    assert {s.run: s.metrics.requests for s in new.snapshots} == {"a": 2, "b": 1}
+
+
+def values(name, output, key=None, profile="llm.kimi-k2", limit="5"):
+    return FormValues(name=name, key=SecretStr(key) if key else None, output=output, limit=limit,
+                      profile=profile)
+
+
+def test_same_output_dir_written_differently_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    notes = check_panes({"p1": values("a", "./runs/x"), "p2": values("b", "runs/x/"),
+                         "p3": values("c", str(tmp_path / "runs" / "y"))}, sample_config().llm)
+    assert [(n.field, n.level) for n in notes["p1"]] == [("output", "error")]
+    assert "b" in notes["p1"][0].text and "a" in notes["p2"][0].text
+    assert notes["p3"] == []
+
+
+def test_key_format_and_shared_keys_are_warnings(monkeypatch):
+    monkeypatch.setenv("AWM_TEST_KEY", SECRET_KEY)
+    notes = check_panes({
+        "p1": values("a", "o/a", key="not-a-key"),
+        "p2": values("b", "o/b", key=SECRET_KEY),
+        "p3": values("c", "o/c", key="env:AWM_TEST_KEY"),
+        "p4": values("d", "o/d", key="env:AWM_TEST_MISSING"),
+    }, sample_config().llm)
+    assert [(n.field, n.level) for n in notes["p1"]] == [("key", "warning")]
+    assert [(n.field, n.level) for n in notes["p2"]] == [("key", "warning")]
+    assert "rate limits are shared" in notes["p3"][0].text
+    assert [(n.field, n.level) for n in notes["p4"]] == [("key", "error")]
+    assert all(SECRET_KEY not in n.text for ns in notes.values() for n in ns)
+
+
+def test_bad_name_and_limit_are_errors():
+    notes = check_panes({"p1": values("has space", "o/a", limit="0")}, sample_config().llm)
+    assert {n.field for n in notes["p1"]} == {"name", "limit"}
+
+
+def test_shipped_themes_load_and_ansi_is_ansi_only():
+    themes, problems = load_themes()
+    assert problems == []
+    by_name = {t.name: t for t in themes}
+    assert {"awm-dark", "awm-light", "awm-ansi"} <= set(by_name)
+    ansi = by_name["awm-ansi"]
+    assert ansi.ansi
+    colours = [ansi.primary, ansi.secondary, ansi.accent, ansi.warning, ansi.error, ansi.success,
+               ansi.foreground, ansi.background, ansi.surface, ansi.panel, *ansi.variables.values()]
+    assert all(c.startswith("ansi_") or c in ("none", "reverse") for c in colours)
+
+
+def test_a_broken_theme_file_is_reported_not_raised(tmp_path: Path):
+    (tmp_path / "good.toml").write_text('name = "good"\nprimary = "#123456"\n')
+    (tmp_path / "typo.toml").write_text('name = "typo"\nprimary = "#123456"\nprimray = "#fff"\n')
+    (tmp_path / "colour.toml").write_text('name = "colour"\nprimary = "not-a-colour"\n')
+    (tmp_path / "syntax.toml").write_text('name = "syntax\n')
+    themes, problems = load_themes(tmp_path)
+    assert [t.name for t in themes] == ["good"]
+    assert len(problems) == 3 and any("primray" in p for p in problems)
+    with pytest.raises(ValueError):
+        parse_theme({"name": "x"}, "x.toml")
