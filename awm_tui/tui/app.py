@@ -103,6 +103,7 @@ class AWMApp(App[int]):
             await self.add_pane(focus=False)
         if self.main_screen.panes:
             self.main_screen.show_pane(self.main_screen.panes[0])
+        self.refresh_fleet_bar()
         self.panes_ready.set()
         self.set_interval(1.0, self.refresh_fleet_bar)
 
@@ -168,6 +169,7 @@ class AWMApp(App[int]):
             limit=limit or (base.limit if base else 5), profile=profile,
         )
         await self.main_screen.add_pane(pane, focus=focus)
+        self.refresh_fleet_bar()
         self.run_worker(self._show_checkpoint(pane), group="read", description="read output directory",
                         exit_on_error=False)
         return pane
@@ -200,6 +202,7 @@ class AWMApp(App[int]):
             self.notify("stop the run before removing its pane (ctrl+t)", severity="warning")
             return
         await self.main_screen.remove_pane(pane)
+        self.refresh_fleet_bar()
 
     def action_next_pane(self) -> None:
         self.main_screen.cycle(1)
