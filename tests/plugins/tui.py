@@ -164,3 +164,24 @@ async def settle(app, group: str = "runs") -> None:
     workers = [w for w in app.workers if w.group == group]
     if workers:
         await app.workers.wait_for_complete(workers)
+
+
+async def leftover_containers() -> int | None:
+    """Containers labelled awm-tui=1 on the first daemon that answers; None without a daemon."""
+    import asyncio
+
+    import aiodocker
+
+    from awm_tui.engine.sandbox.docker import LABEL, docker_url_candidates, normalize_docker_url
+
+    for url in docker_url_candidates():
+        docker = aiodocker.Docker(url=normalize_docker_url(url))
+        try:
+            found = await asyncio.wait_for(
+                docker.containers.list(all=True, filters={"label": [f"{LABEL}=1"]}), 5)
+            return len(found)
+        except (aiodocker.DockerError, OSError, asyncio.TimeoutError, ValueError):
+            continue
+        finally:
+            await docker.close()
+    return None
