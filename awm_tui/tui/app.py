@@ -120,6 +120,9 @@ class AWMApp(App[int]):
             wanted = fallback
         self.theme = wanted
 
+    def on_unmount(self) -> None:
+        self.relay.close()  # no batches posted into a closing app
+
     async def _hold_fleet(self) -> None:
         async with self._fleet_factory(self.config, self.relay) as fleet:
             self.fleet = fleet

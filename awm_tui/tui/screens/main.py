@@ -47,7 +47,7 @@ class MainScreen(Screen):
 
     def pane_by_run(self, run: str) -> RunPane | None:
         for pane in self.panes:
-            if pane.run_name == run:
+            if pane.run_name == run and pane.is_attached and not pane._closing:
                 return pane
         return None
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.content import Content
 from textual.markup import escape
 from textual.reactive import reactive
-from textual.widgets import Sparkline, Static
+from textual.widget import Widget
+from textual.widgets import Sparkline
 
 from awm_tui.tui.run_view import RunView, status_text
 
@@ -44,14 +46,35 @@ def llm_line(view: RunView) -> str:
             f" · tokens {_count(m.prompt_tokens)}/{_count(m.completion_tokens)} · ${m.cost:.4f}")
 
 
+class FigureLine(Widget):
+    """A line of figures. Unlike Static.update, a new value repaints only this
+    line, not the whole screen's layout; the same value repaints nothing."""
+
+    DEFAULT_CSS = "FigureLine { height: auto; }"
+
+    text: reactive[str] = reactive("", layout=False)
+
+    def __init__(self, *, markup: bool = True, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._markup = markup
+
+    def render(self) -> Content:
+        return Content.from_markup(self.text) if self._markup else Content(self.text)
+
+    def update(self, text: str) -> None:
+        lines_before = self.text.count("\n")
+        self.text = text
+        if text.count("\n") != lines_before:
+            self.refresh(layout=True)  # the per-host list grew or shrank
+
+
 class PaneStats(Vertical):
     """Figures for one run; the owning pane pushes `view` down with data_bind."""
 
     DEFAULT_CSS = """
     PaneStats { height: auto; }
-    PaneStats Static { height: auto; }
     PaneStats #throughput { height: 1; }
-    PaneStats #throughput Static { width: auto; }
+    PaneStats #evals { width: auto; }
     PaneStats Sparkline { width: 1fr; height: 1; margin-left: 1; }
     """
 
@@ -59,13 +82,13 @@ class PaneStats(Vertical):
     per_host: reactive[bool] = reactive(False)
 
     def compose(self) -> ComposeResult:
-        yield Static(id="status", classes="status", markup=False)
-        yield Static(id="progress")
+        yield FigureLine(id="status", classes="status", markup=False)
+        yield FigureLine(id="progress")
         with Horizontal(id="throughput"):
-            yield Static(id="evals")
+            yield FigureLine(id="evals")
             yield Sparkline([], id="evals-spark")
-        yield Static(id="connections")
-        yield Static(id="llm")
+        yield FigureLine(id="connections")
+        yield FigureLine(id="llm")
 
     def on_mount(self) -> None:
         self._render_view()
@@ -80,15 +103,17 @@ class PaneStats(Vertical):
 
     def _render_view(self) -> None:
         view = self.view
-        status = self.query_one("#status", Static)
+        status = self.query_one("#status", FigureLine)
         status.update(status_text(view))
         status.set_class(view.phase == "failed", "-failed")
         status.set_class(view.phase == "finished", "-finished")
         status.set_class(view.active, "-active")
-        self.query_one("#progress", Static).update(progress_line(view))
-        self.query_one("#evals", Static).update(
+        self.query_one("#progress", FigureLine).update(progress_line(view))
+        self.query_one("#evals", FigureLine).update(
             f"evals/min [b]{view.metrics.evaluations_per_minute:.1f}[/b] ({view.metrics.evaluations} total)")
         # A new list each time: Sparkline only sees assignment, not mutation.
-        self.query_one(Sparkline).data = list(view.evals_history)
-        self.query_one("#connections", Static).update(connections_line(view, self.per_host))
-        self.query_one("#llm", Static).update(llm_line(view))
+        spark = self.query_one(Sparkline)
+        if spark.data != list(view.evals_history):
+            spark.data = list(view.evals_history)
+        self.query_one("#connections", FigureLine).update(connections_line(view, self.per_host))
+        self.query_one("#llm", FigureLine).update(llm_line(view))
