@@ -152,12 +152,51 @@ class OutputDir:
         return await asyncio.to_thread(self.save_trajectory, instance_id, snapshot)
 
 
+class _SharedWriter:
+    """One daemon thread that drains every open event log when it is due."""
+
+    TICK_S = 0.05
+
+    def __init__(self) -> None:
+        self._logs: set[EventLog] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    def register(self, log: EventLog) -> None:
+        with self._lock:
+            self._logs.add(log)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="awm-event-log", daemon=True)
+                self._thread.start()
+
+    def unregister(self, log: EventLog) -> None:
+        with self._lock:
+            self._logs.discard(log)
+
+    def _run(self) -> None:
+        while True:
+            time.sleep(self.TICK_S)
+            with self._lock:
+                logs = list(self._logs)
+            now = time.monotonic()
+            for log in logs:
+                try:
+                    log._drain_if_due(now)
+                except Exception:  # noqa: BLE001 - one broken log must not silence the others
+                    pass
+
+
+_WRITER = _SharedWriter()
+
+
 class EventLog:
     """Appends events to `events.jsonl` from the loop without blocking it.
 
-    `append` only queues a line; a writer thread flushes the queue every
-    `interval` seconds and on `close`. No per-event fsync: a crash may lose
-    the last half second of events, never the state files.
+    `append` only queues the event; one writer thread shared by every log of
+    the process serialises and writes the queue every `interval` seconds, and
+    `close` writes the rest. (A thread per run meant 100 threads for 100 runs,
+    and one started and joined per run in a long session.) No per-event fsync:
+    a crash may lose the last half second of events, never the state files.
     """
 
     def __init__(self, path: str | os.PathLike, interval: float = 0.5) -> None:
@@ -165,12 +204,12 @@ class EventLog:
         self.interval = interval
         self._pending: list[Any] = []
         self._guard = threading.Lock()
-        self._wake = threading.Event()
+        self._write_lock = threading.Lock()  # the shared writer and close() may race
         self._closed = False
+        self._due = time.monotonic() + interval
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
-        self._thread = threading.Thread(target=self._run, name="awm-event-log", daemon=True)
-        self._thread.start()
+        _WRITER.register(self)
 
     def append(self, event: Any) -> None:
         """Queue one event: a dict or an `Event` (anything with `to_dict`).
@@ -185,16 +224,18 @@ class EventLog:
             self._pending.append(event)
 
     def _drain(self) -> None:
-        with self._guard:
-            events, self._pending = self._pending, []
-        if events:
-            lines = [json.dumps(e.to_dict() if hasattr(e, "to_dict") else e,
-                                ensure_ascii=False, default=str) for e in events]
-            self._file.write("\n".join(lines) + "\n")
-            self._file.flush()
+        with self._write_lock:
+            with self._guard:
+                events, self._pending = self._pending, []
+            if events and not self._file.closed:
+                lines = [json.dumps(e.to_dict() if hasattr(e, "to_dict") else e,
+                                    ensure_ascii=False, default=str) for e in events]
+                self._file.write("\n".join(lines) + "\n")
+                self._file.flush()
 
-    def _run(self) -> None:
-        while not self._wake.wait(self.interval):
+    def _drain_if_due(self, now: float) -> None:
+        if now >= self._due:
+            self._due = now + self.interval
             self._drain()
 
     def flush(self) -> None:
@@ -206,12 +247,12 @@ class EventLog:
         if self._closed:
             return
         self._closed = True
-        self._wake.set()
-        self._thread.join()
+        _WRITER.unregister(self)
         try:
             self._drain()
         finally:
-            self._file.close()
+            with self._write_lock:
+                self._file.close()
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)
