@@ -43,7 +43,10 @@ class MainScreen(Screen):
 
     @property
     def panes(self) -> list[RunPane]:
-        return list(self.query_one("#pane-deck").query_children(RunPane))
+        # Empty while the screen is still composing or already tearing down: engine
+        # events keep arriving then, and must not take the app down.
+        decks = self.query("#pane-deck")
+        return list(decks.first().query_children(RunPane)) if decks else []
 
     def pane_by_run(self, run: str) -> RunPane | None:
         for pane in self.panes:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 
+from textual.geometry import Size
+from textual.reactive import Reactive
 from textual.widgets import Log
 
 
@@ -17,6 +19,16 @@ class PaneLog(Log):
     """
 
     DEFAULT_CSS = "PaneLog { height: 1fr; }"
+
+    # Widget.virtual_size is a layout reactive: every flush of a log that is still
+    # filling up re-laid out the whole screen (~50 ms with 8 panes). Our outer size
+    # is fixed by CSS, so a longer log changes only our own scrollbars; update those
+    # here. A scrollbar appearing still lays out, through its own reactive.
+    virtual_size = Reactive(Size(0, 0), layout=False)
+
+    def watch_virtual_size(self, size: Size) -> None:
+        if self.is_mounted:
+            self._scroll_update(size)
 
     def __init__(self, max_lines: int, **kwargs) -> None:
         super().__init__(max_lines=max_lines, auto_scroll=True, **kwargs)
