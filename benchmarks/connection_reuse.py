@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import tempfile
 import threading
-import time
 
 from benchmarks.common import BenchResult, ServerProcess, Target, median, run_child, synthetic_dataset, table
 

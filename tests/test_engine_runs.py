@@ -24,7 +24,7 @@ from awm_tui.engine.fleet import Fleet
 from awm_tui.engine.llm.keys import mask_key as engine_mask
 from awm_tui.engine.sandbox.docker import RUN_LABEL
 from awm_tui.engine.state import OutputDir
-from awm_tui.engine.tasks import load_dataset, sample_dataset_path
+from awm_tui.engine.tasks import load_dataset
 from awm_tui.servers.eval_server import EvalServer
 from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
 from awm_tui.servers.sim_llm import mask_key as sim_mask

@@ -8,7 +8,6 @@ from textual.widgets import Button, Input, Sparkline
 
 from awm_tui.engine.events import LogLine, MetricsData, MetricsSnapshot, RunFinished
 from awm_tui.tui.app import AWMApp
-from awm_tui.tui.widgets.pane_stats import PaneStats
 from awm_tui.tui.widgets.run_pane import RunPane
 from tests.plugins.tui import (
     SECRET_KEY, FrozenClock, RecordingFleet, fixed_events, inject, sample_config, screen_text, settle,

@@ -14,7 +14,6 @@ from awm_tui.engine.events import (
     CheckpointSaved,
     EvaluationDone,
     Event,
-    InductionDone,
     LLMCall,
     LogLine,
     MemoryUpdated,

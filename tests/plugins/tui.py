@@ -130,7 +130,7 @@ def fixed_events(run: str, ts: float = 1_767_225_600.0):
     events = [
         RunStarted(run=run, ts=ts, output_dir=f"outputs/{run}", limit=5, model="awm-sim",
                    sandbox="docker", tasks_total=5),
-        LogLine(run=run, ts=ts, message=f"task 1/5 minicsv__minicsv-3"),
+        LogLine(run=run, ts=ts, message="task 1/5 minicsv__minicsv-3"),
     ]
     for i, instance in enumerate(("minicsv__minicsv-3", "minicsv__minicsv-7", "textkit__textkit-2"), 1):
         events += [
