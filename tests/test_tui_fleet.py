@@ -71,6 +71,12 @@ async def test_two_panes_run_to_completion_and_match_their_files(tmp_path):
             await pilot.press("ctrl+q")  # nothing active: quits at once
             await pilot.pause()
         assert app.return_code == 0
+    # The keys typed into the panes reach no file the runs wrote.
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert any(p.name == "events.jsonl" for p in written)
+    for path in written:
+        data = path.read_bytes()
+        assert b"sim-key-first" not in data and b"sim-key-second" not in data, path
 
 
 async def test_quit_with_a_run_active_stops_it_cleanly(tmp_path):
