@@ -11,6 +11,7 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
+from textual.content import Content
 from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, OptionList, Static, TabbedContent, TabPane
@@ -34,6 +35,14 @@ def workflow_text(summary: OutputSummary, index: int) -> str:
 
 
 class MemoryScreen(Screen):
+    # TabbedContent and TabPane are height: auto; with a list of 1fr inside, the
+    # tabs took the whole screen, the title scrolled out of view above them.
+    DEFAULT_CSS = """
+    MemoryScreen > TabbedContent { height: 1fr; }
+    MemoryScreen TabPane { height: 1fr; }
+    MemoryScreen #workflows-tab > Horizontal { height: 1fr; }
+    """
+
     BINDINGS = [
         Binding("escape,q", "app.pop_screen", "Back"),
         Binding("r", "reload", "Reload"),
@@ -79,7 +88,8 @@ class MemoryScreen(Screen):
         self.query_one("#memory-title", Static).update(title)
         options = self.query_one("#workflow-list", OptionList)
         options.clear_options()
-        options.add_options(Option(f"{wf.id} {wf.title} ({wf.successes}/{wf.uses})", id=wf.id)
+        # Plain Content: an induced title like "list[int] args" is not markup.
+        options.add_options(Option(Content(f"{wf.id} {wf.title} ({wf.successes}/{wf.uses})"), id=wf.id)
                             for wf in summary.workflows)
         text = self.query_one("#workflow-text", Static)
         if summary.workflows:
