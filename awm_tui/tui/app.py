@@ -64,6 +64,10 @@ class AWMApp(App[int]):
         Binding("f8", "next_pane", "Next pane"),
     ]
 
+    PANE_ACTIONS = frozenset({"add_pane", "remove_pane", "start_pane", "stop_pane", "start_all", "memory",
+                              "open_output_dir", "maximize_pane", "toggle_hosts", "next_pane"})
+    """Actions on the main screen's panes: off (and out of the footer) on any other screen."""
+
     def __init__(self, config: AppConfig, *, theme: str | None = None, demo: Any = None,
                  fleet_factory: FleetFactory | None = None, output_root: Path | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
@@ -85,6 +89,14 @@ class AWMApp(App[int]):
         self.panes_ready = asyncio.Event()
         """Set once the configured runs have their panes (tests and scripts wait on it)."""
         self.main_screen: MainScreen
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # In the memory browser or a dialog the panes are hidden: ctrl+s there started
+        # a run nobody could see, ctrl+l stacked another browser.
+        if action in self.PANE_ACTIONS:
+            stack = self.screen_stack
+            return bool(stack) and stack[-1] is getattr(self, "main_screen", None)
+        return True
 
     # -- start-up -----------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
