@@ -81,7 +81,10 @@ def apply_event(view: RunView, event: Event) -> RunView:
         case AgentStep():
             return replace(view, instance_id=event.instance_id, step=event.step)
         case TaskFinished():
-            return replace(view, done=view.done + 1, resolved=view.resolved + int(event.resolved))
+            # Not counted here: the engine saves the checkpoint (CheckpointSaved, which
+            # sets done/resolved) before it says the task finished, so counting both showed
+            # one task too many; and a task that ended in an error is not checkpointed.
+            return view
         case CheckpointSaved():
             # The checkpoint is the truth (it counts resumed tasks too).
             return replace(view, done=event.done, resolved=event.resolved)
