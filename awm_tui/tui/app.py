@@ -171,7 +171,8 @@ class AWMApp(App[int]):
         return f"run_{n}", str(self._output_root / f"run_{n}")
 
     async def add_pane(self, base: RunConfig | None = None, *, output: str | None = None,
-                       name: str | None = None, limit: int | None = None, focus: bool = True) -> RunPane:
+                       name: str | None = None, limit: int | None = None, focus: bool = True,
+                       read_output: bool = True) -> RunPane:
         self._pane_count += 1
         default_name, default_output = self._new_pane_defaults()
         profiles = list(self.config.llm)
@@ -185,8 +186,9 @@ class AWMApp(App[int]):
         )
         await self.main_screen.add_pane(pane, focus=focus)
         self.refresh_fleet_bar()
-        self.run_worker(self._show_checkpoint(pane), group="read", description="read output directory",
-                        exit_on_error=False)
+        if read_output:
+            self.run_worker(self._show_checkpoint(pane), group="read", description="read output directory",
+                            exit_on_error=False)
         return pane
 
     async def _show_checkpoint(self, pane: RunPane, *, announce: bool = False) -> OutputSummary:
@@ -368,8 +370,9 @@ class AWMApp(App[int]):
         summary = await asyncio.to_thread(read_output_dir, path)
         same = [r for r in self.config.runs if r.output_dir.resolve() == path.resolve()]
         name = (same[0].name if same else None) or summary.run_name or path.name
+        # The directory is read here, announced once (add_pane's own read logged it again).
         pane = await self.add_pane(same[0] if same else None, output=str(path), name=name,
-                                   limit=max(5, summary.done))
+                                   limit=max(5, summary.done), read_output=False)
         await self._show_checkpoint(pane, announce=True)
 
     # -- quitting ---------------------------------------------------------------------------
