@@ -29,7 +29,7 @@ from awm_tui.tui.run_view import RunView
 from awm_tui.tui.screens.dialogs import OpenOutputDir, QuitConfirm
 from awm_tui.tui.screens.main import MainScreen
 from awm_tui.tui.screens.memory import MemoryScreen
-from awm_tui.tui.themes import DEFAULT_THEME, load_themes, stylesheet_path
+from awm_tui.tui.themes import DEFAULT_THEME, load_all_themes, stylesheet_path
 from awm_tui.tui.widgets.fleet_bar import FleetBar, FleetTotals
 from awm_tui.tui.widgets.pane_form import Note
 from awm_tui.tui.widgets.run_pane import RunPane, RunProblem
@@ -120,11 +120,11 @@ class AWMApp(App[int]):
         self.set_interval(1.0, self.refresh_fleet_bar)
 
     def _apply_themes(self) -> None:
-        themes, problems = load_themes()
+        themes, problems = load_all_themes()
         for theme in themes:
             self.register_theme(theme)
         for problem in problems:
-            self.notify(f"broken theme file skipped: {problem}", severity="warning", timeout=8)
+            self.notify(problem, title="theme skipped", severity="warning", timeout=8)
         wanted = self._theme_choice
         if wanted not in self.available_themes:
             fallback = DEFAULT_THEME if DEFAULT_THEME in self.available_themes else "textual-dark"

@@ -1,4 +1,6 @@
-"""Colour themes are data: TOML files in the `awm_tui.themes` package.
+"""Colour themes are data: TOML files in the `awm_tui.themes` package, plus the
+user's own in the directory `$AWM_TUI_THEMES` names (a user file of the same
+name replaces the shipped theme).
 
 Each file maps onto `textual.theme.Theme` fields. A broken file is skipped
 and reported, so the app can fall back to the default with a notice.
@@ -7,19 +9,28 @@ and reported, so the app can fall back to the default with a notice.
 from __future__ import annotations
 
 import dataclasses
+import os
 from importlib.resources import files
 from importlib.resources.abc import Traversable
+from pathlib import Path
 
 import tomli
 from textual.theme import Theme
 
 DEFAULT_THEME = "awm-dark"
 THEME_PACKAGE = "awm_tui.themes"
+USER_THEMES_ENV = "AWM_TUI_THEMES"
 _FIELDS = {f.name for f in dataclasses.fields(Theme)}
 
 
 def theme_dir() -> Traversable:
     return files(THEME_PACKAGE)
+
+
+def user_theme_dir() -> Path | None:
+    """The directory of the user's own theme files, if `$AWM_TUI_THEMES` names one."""
+    value = os.environ.get(USER_THEMES_ENV, "").strip()
+    return Path(value).expanduser() if value else None
 
 
 def stylesheet_path() -> str:
@@ -57,4 +68,19 @@ def load_themes(directory: Traversable | None = None) -> tuple[list[Theme], list
             problems.append(f"{entry.name}: {error}")
         except ValueError as error:
             problems.append(str(error))
+    return themes, problems
+
+
+def load_all_themes() -> tuple[list[Theme], list[str]]:
+    """The shipped themes, then the user's (later ones win); a missing user directory
+    is a problem line, never an exception."""
+    themes, problems = load_themes()
+    user_dir = user_theme_dir()
+    if user_dir is not None:
+        if user_dir.is_dir():
+            more, more_problems = load_themes(user_dir)
+            themes += more
+            problems += more_problems
+        else:
+            problems.append(f"${USER_THEMES_ENV}: {user_dir} is not a directory")
     return themes, problems
