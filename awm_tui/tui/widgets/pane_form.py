@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static
 
 from awm_tui.config.models import LLMProfile
-from awm_tui.tui.key_display import mask_key
+from awm_tui.tui.key_display import mask_key, resolve_reference
 
 FIELDS = ("name", "key", "output", "limit", "profile")
 
@@ -94,7 +94,14 @@ class PaneForm(Vertical):
     def _key_placeholder(self) -> str:
         if self._key is None:
             return "API key or env:VAR"
-        return f"{mask_key(self._key.get_secret_value())} (type to replace)"
+        typed = self._key.get_secret_value()
+        if typed.startswith("env:"):
+            # The reference is not secret and is what the user typed: show it, and
+            # the key it resolves to masked (masking `env:VAR` itself read as a key).
+            key, _ = resolve_reference(typed)
+            shown = f"= {mask_key(key)}" if key else "(not set)"
+            return f"{typed} {shown} (type to replace)"
+        return f"{mask_key(typed)} (type to replace)"
 
     # -- reading -----------------------------------------------------------------
     def values(self) -> FormValues:
