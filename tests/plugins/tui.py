@@ -185,3 +185,32 @@ async def leftover_containers() -> int | None:
         finally:
             await docker.close()
     return None
+
+
+# -- driving panes against the real engine -------------------------------------------------------
+
+async def type_into(pilot, field, text: str) -> None:
+    """Clear an Input, then type `text` key by key as a user would."""
+    field.focus()
+    field.value = ""
+    await pilot.press(*text)
+
+
+async def wait_until(pilot, condition, *, timeout: float = 30.0, what: str = "condition") -> None:
+    """Let the app run until `condition()` holds (engine progress has no other signal to await)."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await pilot.pause(0.05)
+
+
+async def run_finished(pilot, app) -> None:
+    """Wait for the engine to end every run, then for its last events to reach the panes."""
+    await app.fleet.wait()
+    app.relay.flush_events()
+    app.relay.flush_metrics()
+    await pilot.pause()
