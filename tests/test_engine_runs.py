@@ -253,3 +253,28 @@ async def test_stop_mid_task_removes_its_container_and_resumes(
     resumed = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     assert [e["resumed"] for e in resumed if e["kind"] == "run_started"] == [0, 1]
     assert await docker_client.containers.list(all=True, filters=label) == []
+
+
+async def test_a_resumed_run_induces_from_successes_before_the_stop(tmp_path: Path) -> None:
+    """induce_every=2, one success, stop; the resumed run's first success triggers the
+    induction: the count comes from buffer.json and memory.json, not from zero."""
+    out = tmp_path / "run"
+    async with SimLLMServer(SimOptions(seed=3)) as sim:
+        config = AppConfig(llm={"llm": profile_for(sim)})
+
+        async def run_once(limit: int) -> None:
+            run = RunConfig(name="resume", output_dir=out, limit=limit, sandbox="local",
+                            induce_every=2, induction="rule")
+            async with Fleet(config, lambda event: None) as fleet:
+                await fleet.start(run, api_key=SecretStr("sim-key-resume"))
+                outcome = (await fleet.wait())["resume"]
+            assert outcome.status == "finished", outcome.reason
+
+        await run_once(1)
+        assert json.loads((out / "memory.json").read_text())["workflows"] == []
+        await run_once(2)
+    memory = json.loads((out / "memory.json").read_text())
+    checkpoint = json.loads((out / "checkpoint.json").read_text())
+    assert len(checkpoint["finished"]) == 2
+    assert memory["workflows"], "the second success should have triggered the first induction"
+    assert memory["history"] and set(memory["history"][-1]["sources"]) == set(checkpoint["finished"])

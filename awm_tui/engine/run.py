@@ -149,7 +149,7 @@ class AWMRun:
             self._log("warning", f"dataset {self.dataset.name} has only {len(chosen)} tasks of the "
                                  f"sizes this run takes (limit {run.limit})")
         agent = Agent(llm, run, self._emit)
-        since_induction, errors_in_a_row = 0, 0
+        since_induction, errors_in_a_row = self._successes_since_induction(), 0
         for index, task in enumerate(chosen, 1):
             if self.checkpoint.is_done(task.instance_id):
                 continue
@@ -172,6 +172,12 @@ class AWMRun:
                 if since_induction >= run.induce_every:
                     since_induction = 0
                     await self._induce(llm)
+
+    def _successes_since_induction(self) -> int:
+        """Successes no induction has learned from yet, read from the files: a run
+        stopped just before its induction does it on resume instead of starting over."""
+        last = self.memory.history[-1].at if self.memory.history else 0.0
+        return sum(1 for e in self.buffer.successes() if e.finished_at > last)
 
     async def _task(self, agent: Agent, task: Task, index: int, total: int) -> bool:
         run = self.run

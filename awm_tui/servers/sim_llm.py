@@ -260,6 +260,8 @@ class SimLLMServer:
         self.port = 0
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        if self._runner is not None:  # a second listener would leak the first
+            raise RuntimeError(f"simulated model already listening on {self.url}")
         tasks = await asyncio.to_thread(load_tasks, self.options.datasets)
         self._app = build_app(self.options, tasks)
         self._runner = web.AppRunner(self._app, access_log=None, handle_signals=False)
