@@ -38,7 +38,7 @@ def test_openhands_config_inherits_and_ignores_unknown(monkeypatch):
     assert kimi.model == "openrouter/moonshotai/kimi-k2"
     assert kimi.top_p == 0.9
     assert kimi.temperature == 0.2 and kimi.num_retries == 8 and kimi.retry_min_wait == 15
-    assert kimi.api_key.get_secret_value().startswith("sk-or-v1-0000")
+    assert kimi.api_key.get_secret_value() == "sk-or-v1-dummy-test-key-not-real"
     # litellm-style prefix implies OpenRouter; the prefix is not sent as the model name
     assert kimi.effective_base_url == OPENROUTER_BASE_URL
     assert kimi.api_model == "moonshotai/kimi-k2"
