@@ -12,7 +12,7 @@ import time
 import pytest
 
 from awm_tui.engine.events import LogLine
-from awm_tui.engine.state.atomic import read_json
+from awm_tui.engine.state.atomic import StateFile, read_json, write_json_batch
 from awm_tui.engine.state.outputs import EventLog, OutputDir, OutputDirLocked, PredictionsFile
 
 
@@ -135,11 +135,14 @@ async def test_event_log_appends_across_runs(tmp_path):
 
 
 async def test_save_trajectory(tmp_path):
+    # The run writes trajectories as a non-durable file of its per-task batch.
     out = OutputDir(tmp_path)
-    path = out.save_trajectory("astropy__astropy-12907", {"steps": [1]})
+    path = out.trajectory_path("astropy__astropy-12907")
+    write_json_batch([StateFile(path, {"steps": [1]}, durable=False, pretty=False)])
     assert path == out.trajectories_dir / "astropy__astropy-12907.json"
     assert read_json(path) == {"steps": [1]}
-    evil = await out.asave_trajectory("../../etc/x", {"a": 1})
+    evil = out.trajectory_path("../../etc/x")
+    write_json_batch([StateFile(evil, {"a": 1}, durable=False)])
     assert evil.parent == out.trajectories_dir
 
 

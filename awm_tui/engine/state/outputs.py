@@ -142,15 +142,6 @@ class OutputDir:
     def trajectory_path(self, instance_id: str) -> Path:
         return self.trajectories_dir / f"{_safe_name(instance_id)}.json"
 
-    def save_trajectory(self, instance_id: str, data: Any) -> Path:
-        path = self.trajectory_path(instance_id)
-        write_json_atomic(path, data)
-        return path
-
-    async def asave_trajectory(self, instance_id: str, data: Any) -> Path:
-        snapshot = json.loads(json.dumps(data, default=str))  # the caller may mutate `data`
-        return await asyncio.to_thread(self.save_trajectory, instance_id, snapshot)
-
 
 class _SharedWriter:
     """One daemon thread that drains every open event log when it is due."""
