@@ -48,11 +48,11 @@ class DemoEnvironment:
                              timeout=60, num_retries=5, retry_min_wait=0.2, retry_max_wait=2.0,
                              input_cost_per_token=1e-7, output_cost_per_token=4e-7)
         runs = [
-            RunConfig(name=f"demo-{chr(ord('a') + i)}", llm="llm.sim", output_dir=self.output_root / f"demo-{chr(ord('a') + i)}",
-                      api_key=demo_key(chr(ord("a") + i)), limit=self.limit, induce_every=2,
+            RunConfig(name=f"demo-{letter}", llm="llm.sim", output_dir=self.output_root / f"demo-{letter}",
+                      api_key=demo_key(letter), limit=self.limit, induce_every=2,
                       # one run asks the (simulated) model to induce, the other derives workflows offline
                       induction="llm" if i % 2 == 0 else "rule", command_timeout=60)
-            for i in range(self.runs)
+            for i, letter in enumerate("abcdefghijklmnopqrstuvwxyz"[: self.runs])
         ]
         self.config = AppConfig(llm={"llm": profile, "llm.sim": profile}, runs=runs)
         return self
