@@ -72,9 +72,12 @@ async def test_container_is_labelled_limited_and_offline(
 
 
 async def test_exit_code_and_workdir(sandbox: DockerSandbox) -> None:
-    result = await sandbox.exec("pwd; echo oops >&2; exit 3", workdir="/tmp")
+    result = await sandbox.exec(
+        "pwd; for i in 1 2 3; do echo out$i; echo err$i >&2; done; exit 3", workdir="/tmp"
+    )
     assert result.exit_code == 3
-    assert result.output.split() == ["/tmp", "oops"]
+    # The agent reads stdout and stderr as a terminal would show them: in order.
+    assert result.output.split() == ["/tmp", "out1", "err1", "out2", "err2", "out3", "err3"]
     assert not result.timed_out
 
 

@@ -48,8 +48,10 @@ PING_TIMEOUT_S = 5.0
 # wrap_with_timeout's argv runs in the background of this small shell, which
 # records its process group (`timeout` leads its own) so that what a timed-out
 # or cancelled command leaves behind (e.g. a child ignoring SIGTERM) is killed.
+# stderr joins stdout in one pipe here: Docker carries the two as separate
+# streams, which would let "echo a; echo b >&2" arrive in either order.
 _GUARD = (
-    'f=/tmp/.awm-exec/$1; shift; mkdir -p /tmp/.awm-exec; "$@" & pid=$!; '
+    'f=/tmp/.awm-exec/$1; shift; mkdir -p /tmp/.awm-exec; "$@" 2>&1 & pid=$!; '
     'echo $pid > "$f"; wait $pid; rc=$?; rm -f "$f"; '
     'case $rc in 124|137) kill -KILL -- -$pid 2>/dev/null;; esac; exit $rc'
 )
