@@ -23,7 +23,7 @@ from benchmarks.common import BenchResult, ServerProcess, Target, median, run_ch
 LATENCY = 0.05
 EVAL_TIME = 0.2
 NS = (1, 10, 50, 100)
-CONTENDERS = ("engine", "before", "terminals")
+CONTENDERS = ("engine", "before", "terminals", "floor")
 SCALE = 4
 """The unsaturated engine-only row: latency and evaluation time ×SCALE."""
 CORES = os.cpu_count() or 1
@@ -41,7 +41,7 @@ def pool_for(n: int) -> tuple[int, int]:
 def repeats(quick: bool, contender: str, n: int) -> int:
     if not quick:
         return 3
-    if contender == "engine":
+    if contender in ("engine", "floor"):
         return 3
     return 1 if n >= 50 else 2
 
@@ -83,7 +83,8 @@ def run(quick: bool, log=print, ns: tuple[int, ...] = NS, m: int | None = None,
         for n in ns:
             most = max(repeats(quick, c, n) for c in CONTENDERS)
             for r in range(most):
-                order = CONTENDERS[r % 3:] + CONTENDERS[:r % 3]  # alternate who goes first
+                k = r % len(CONTENDERS)
+                order = CONTENDERS[k:] + CONTENDERS[:k]  # alternate who goes first
                 for contender in order:
                     if r >= repeats(quick, contender, n):
                         continue
@@ -120,7 +121,7 @@ def run(quick: bool, log=print, ns: tuple[int, ...] = NS, m: int | None = None,
             wall = med(key, "wall_s")
             srv_req = median([t["server"]["llm"]["requests"] + t["server"]["eval"]["requests"] for t in ts])
             srv_conn = median([t["server"]["llm"]["connections"] + t["server"]["eval"]["connections"] for t in ts])
-            compared = contender in ("before", "terminals", "engine-default-pool")
+            compared = contender in ("before", "terminals", "floor", "engine-default-pool")
             row = {
                 "n": n, "contender": contender, "repeats": len(ts), "latency_s": ts[0]["latency_s"],
                 "eval_time_s": ts[0]["eval_time_s"], "wall_s": wall,
@@ -147,18 +148,27 @@ def run(quick: bool, log=print, ns: tuple[int, ...] = NS, m: int | None = None,
               f"budget = (cpu s + srv cpu s) / (wall s x {CORES} cores): near 1 the cores are saturated by "
               "client and peers together. cpu+start s adds interpreter start-up and imports. RSS summed over "
               "every process of the contender. engine pool = HttpConfig sized by its docs (100/50 up to 10 "
-              "runs, 200/100 to 50, 500/200 beyond); 'engine-default-pool' keeps 100/50; "
+              "runs, 200/100 to 50, 500/200 beyond); 'engine-default-pool' keeps 100/50; 'floor' = bare "
+              "aiohttp, same requests, nothing recorded: the best any one-process client gets here; "
               f"'engine-x{SCALE}' = every latency x{SCALE} (same M), the CPU no longer the limit."))
     eff = summary.get(f"engine@{top}", {}).get("efficiency")
     budget = summary.get(f"engine@{top}", {}).get("cpu_budget")
     spd = summary.get(f"before@{top}", {}).get("speedup_of_engine")
     x4 = summary.get(f"engine-x{SCALE}@{top}", {})
+    floor = summary.get(f"floor@{top}", {})
+    detail = f"CPU budget {budget:.2f} of {CORES} cores" if budget is not None else ""
+    if floor:
+        detail += f"; bare aiohttp floor reaches {floor['efficiency']:.2f}"
     targets = [
         Target("concurrency", f"engine efficiency at N={top}", eff, ">= 0.9", eff is not None and eff >= 0.9,
-               detail=f"CPU budget {budget:.2f} of {CORES} cores" if budget is not None else ""),
+               detail=detail),
         Target("concurrency", f"engine speedup over 'before' at N={top}", spd, f">= {0.9 * top:g} (0.9*N)",
                spd is not None and spd >= 0.9 * top),
     ]
+    if floor and eff is not None:
+        targets.append(Target(
+            "concurrency", f"engine efficiency / floor efficiency at N={top}", eff / floor["efficiency"],
+            "information", None, detail="how much of what this machine allows the engine reaches"))
     if x4:
         targets.append(Target(
             "concurrency", f"engine efficiency at N={top}, latencies x{SCALE} (CPU not saturated)",

@@ -5,6 +5,7 @@ Each contender runs in a child process of its own and prints one JSON line:
     python -m benchmarks.contenders engine    --n N --m M --llm URL --eval URL --out DIR
     python -m benchmarks.contenders before    ...   # async functions calling blocking `requests`
     python -m benchmarks.contenders terminals ...   # N processes, each a sync loop + requests.Session
+    python -m benchmarks.contenders floor     ...   # bare aiohttp, nothing recorded: the machine's limit
 
 (a) `engine`: N `AWMRun`s on one event loop, NullSandboxes, `ServerEvaluation` over one
     shared `EvalClient` — exactly what `Fleet` assembles.
@@ -14,6 +15,10 @@ Each contender runs in a child process of its own and prints one JSON line:
     "concurrent" runs take turns on the event loop.
 (c) `terminals`: the users' "three terminals" — one process per run, each a plain
     synchronous loop with its own `requests.Session`.
+(d) `floor`: the least an asyncio client can do for the same request pattern — bare
+    `aiohttp` sessions (one per run for the model, one shared pool for evaluation), no
+    state files, events, retries or telemetry. Not a way users would run; it shows how
+    close to the ideal this machine lets any single-process client come.
 """
 
 from __future__ import annotations
@@ -184,6 +189,48 @@ async def before_trial(args: argparse.Namespace) -> dict:
             "llm_calls_max": max(calls), "evals_max": len(tasks)}
 
 
+# -- (d) the floor: bare aiohttp, nothing recorded ------------------------------------------------
+
+async def floor_run(index: int, tasks: list[Task], args: argparse.Namespace, dataset_name: str,
+                    evaluation, counts: dict) -> int:
+    import aiohttp
+
+    calls = 0
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer bench-key-{index}"}) as llm:
+        for task in tasks:
+            messages = first_messages(task)
+            for _ in range(MAX_STEPS):
+                async with llm.post(args.llm + "/chat/completions", json=chat_body(messages)) as resp:
+                    reply = await resp.json()
+                calls += 1
+                if next_step(messages, reply):
+                    break
+            patch = null_exec(PATCH_COMMAND).output
+            async with evaluation.post(args.eval + "/evaluate",
+                                       json=eval_payload(task, patch, f"null-{index}", dataset_name)) as resp:
+                answer = await resp.json()
+            counts["evals"] = counts.get("evals", 0) + 1
+            counts["resolved"] = counts.get("resolved", 0) + (answer.get("reward") == 1.0)
+    return calls
+
+
+async def floor_trial(args: argparse.Namespace) -> dict:
+    import aiohttp
+
+    dataset = load_dataset(args.dataset)
+    tasks = dataset.select(limit=args.m)
+    counts: dict = {}
+    connector = aiohttp.TCPConnector(limit=args.limit, limit_per_host=args.limit_per_host)
+    async with aiohttp.ClientSession(connector=connector) as evaluation:
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        calls = await asyncio.gather(*(floor_run(i, tasks, args, dataset.name, evaluation, counts)
+                                       for i in range(args.n)))
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {"contender": "floor", "n": args.n, "m": args.m, "wall_s": wall, "cpu_s": cpu,
+            "done": counts.get("evals", 0), "resolved": counts.get("resolved", 0),
+            "llm_calls_max": max(calls), "evals_max": len(tasks)}
+
+
 # -- (c) one synchronous process per run ---------------------------------------------------------
 
 def terminal_worker(args: argparse.Namespace) -> dict:
@@ -248,7 +295,7 @@ def terminals_trial(args: argparse.Namespace) -> dict:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.contenders")
-    p.add_argument("contender", choices=["engine", "before", "terminals", "worker"])
+    p.add_argument("contender", choices=["engine", "before", "terminals", "floor", "worker"])
     p.add_argument("--n", type=int, default=1)
     p.add_argument("--m", type=int, default=3)
     p.add_argument("--llm", required=True)
@@ -273,6 +320,8 @@ def main() -> None:
         emit(asyncio.run(before_trial(args)))
     elif args.contender == "terminals":
         emit(terminals_trial(args))
+    elif args.contender == "floor":
+        emit(asyncio.run(floor_trial(args)))
     else:
         emit(terminal_worker(args))
 
