@@ -204,6 +204,33 @@ def test_memory_browser_snapshot(snap_compare, monkeypatch, tmp_path):
         time.tzset()
 
 
+async def test_memory_browser_shows_task_ids_literally(tmp_path, monkeypatch):
+    """Task ids come from the user's dataset: brackets in one are text, not markup."""
+    from tests.plugins.tui import FrozenClock, RecordingFleet, sample_config
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "outputs" / "alpha"
+    write_fixed_output(out)
+    odd = "pkg__case-[b]1[/b]"
+    checkpoint = load(out / "checkpoint.json")
+    checkpoint["finished"][odd] = {"instance_id": odd, "exit_status": "Submitted", "resolved": True,
+                                   "reward": 1.0, "steps": 3, "finished_at": FIXED_TS + 200}
+    (out / "checkpoint.json").write_text(json.dumps(checkpoint))
+    buffer = load(out / "buffer.json")
+    buffer["experiences"].append({**buffer["experiences"][0], "instance_id": odd, "finished_at": FIXED_TS + 200})
+    (out / "buffer.json").write_text(json.dumps(buffer))
+    fleet = RecordingFleet()
+    app = AWMApp(sample_config(runs=1), theme="awm-dark", fleet_factory=lambda config, sink: fleet,
+                 clock=FrozenClock())
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.panes_ready.wait()
+        await settle(app, "read")
+        screen = await open_memory(pilot, app)
+        await show_tab(pilot, screen, "tasks-tab")
+        await pilot.pause()
+        assert odd in screen_text(app)
+
+
 # -- 2. an old output directory: opened, shown, resumed ------------------------------------------
 
 async def open_dir(pilot, app: AWMApp, path: Path):

@@ -12,6 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.content import Content
+from rich.text import Text
 from textual.markup import escape
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, OptionList, Static, TabbedContent, TabPane
@@ -101,15 +102,16 @@ class MemoryScreen(Screen):
             self.notify("\n".join(summary.problems), severity="warning", title="unreadable files")
         inductions = self.query_one("#inductions", DataTable)
         inductions.clear()
+        # DataTable reads str cells as markup; ids and names come from the user's files.
         for entry in reversed(summary.inductions):
-            inductions.add_row(str(entry.version), time.strftime("%H:%M:%S", time.localtime(entry.at)),
-                               entry.mode, ", ".join(entry.added) or "–", ", ".join(entry.changed) or "–",
-                               ", ".join(entry.removed) or "–")
+            inductions.add_row(*map(Text, (
+                str(entry.version), time.strftime("%H:%M:%S", time.localtime(entry.at)), entry.mode,
+                ", ".join(entry.added) or "–", ", ".join(entry.changed) or "–", ", ".join(entry.removed) or "–")))
         tasks = self.query_one("#tasks", DataTable)
         tasks.clear()
         for task in summary.tasks:
             resolved = "…" if task.resolved is None else "yes" if task.resolved else "no"
-            tasks.add_row(task.instance_id, resolved, ", ".join(task.workflows) or "none")
+            tasks.add_row(Text(task.instance_id), Text(resolved), Text(", ".join(task.workflows) or "none"))
 
     @on(OptionList.OptionHighlighted, "#workflow-list")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
