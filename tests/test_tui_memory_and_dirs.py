@@ -386,6 +386,40 @@ async def test_an_unset_env_key_is_an_error_and_start_is_refused(tmp_path, monke
         assert demo.sim.stats()["requests"] == 0
 
 
+async def test_a_file_key_is_read_at_start_and_a_missing_file_refuses_it(tmp_path, monkeypatch):
+    secret = "sim-file-key-" + "7d2e4b" * 4 + "qrst"
+    monkeypatch.chdir(tmp_path)  # a relative path: typing a long tmp path costs seconds
+    (tmp_path / "k.txt").write_text(secret + "\n")
+    async with DemoEnvironment(tmp_path / "root", runs=0) as demo:
+        app = AWMApp(demo.config, output_root=tmp_path / "root")
+        async with app.run_test(size=(160, 48)) as pilot:
+            await app.panes_ready.wait()
+            await pilot.press("ctrl+n")
+            await pilot.pause()
+            first, second = app.main_screen.panes
+            await type_into(pilot, first.form.query_one("#limit", Input), "1")
+            await enter_key(pilot, first, "file:k.txt")
+            assert "file:k.txt (read at start" in screen_text(app)
+            assert not first.form.query_one("#notes", Static).display  # no "not a key" warning
+            await enter_key(pilot, second, "file:nope.txt")
+            await pilot.click(second.form.query_one("#start", Button))
+            await wait_until(pilot, lambda: second.form.query_one("#notes", Static).display,
+                             what="the missing key file reported")
+            assert "key file nope.txt does not exist" in static_text(second.form.query_one("#notes", Static))
+            assert not second.running and app.fleet.active == []
+            await pilot.click(first.form.query_one("#start", Button))
+            await settle(app)
+            await run_finished(pilot, app)
+            assert first.view.phase == "finished" and first.view.done == 1
+            assert secret[:-4] not in app.export_screenshot()
+            await pilot.press("ctrl+q")
+            await settle(app, "shutdown")
+        by_key = demo.sim.stats()["by_key"]
+        assert list(by_key) == ["…qrst"] and by_key["…qrst"]["requests"] > 0  # the file's key, not its path
+    for path in (tmp_path / "root").rglob("*"):
+        assert path.is_dir() or secret.encode() not in path.read_bytes(), path
+
+
 async def test_two_panes_with_the_same_key_are_warned(tmp_path, monkeypatch):
     shared = "sim-shared-9876"  # short: every character is a key press
     monkeypatch.setenv("AWM_TUI_SHARED_KEY", shared)

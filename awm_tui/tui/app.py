@@ -21,7 +21,7 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from awm_tui.config.models import AppConfig, RunConfig
-from awm_tui.tui.key_display import resolve_reference
+from awm_tui.tui.key_display import is_file_reference, resolve_reference
 from awm_tui.tui.messages import MetricsArrived, RunEventsArrived
 from awm_tui.tui.output_reading import OutputSummary, read_output_dir
 from awm_tui.tui.relay import EventRelay
@@ -281,16 +281,24 @@ class AWMApp(App[int]):
 
     @staticmethod
     def _resolve_key(key: SecretStr | None) -> SecretStr | None:
-        if key is None:
-            return None
+        if key is None or is_file_reference(key.get_secret_value()):
+            return key  # a key file is read in _start_run, off the event loop
         value, problem = resolve_reference(key.get_secret_value())
         if problem:
             raise RunProblem("key", problem)
         return SecretStr(value or "")
 
     async def _start_run(self, pane: RunPane, run: RunConfig, key: SecretStr | None) -> None:
+        from awm_tui.config.keys import KeyProblem, resolve_key
         from awm_tui.engine.fleet import RunRefused
 
+        if key is not None and is_file_reference(key.get_secret_value()):
+            resolved = await asyncio.to_thread(resolve_key, key)
+            if isinstance(resolved, KeyProblem):
+                pane.set_running(False)
+                pane.show_notes([Note("key", "error", f"{resolved.problem}; {resolved.fix}")])
+                return
+            key = resolved
         try:
             fleet = await self._wait_fleet()
             await fleet.start(run, api_key=key)

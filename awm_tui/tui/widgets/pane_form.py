@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static
 
 from awm_tui.config.models import LLMProfile
-from awm_tui.tui.key_display import mask_key, resolve_reference
+from awm_tui.tui.key_display import is_file_reference, mask_key, resolve_reference
 
 FIELDS = ("name", "key", "output", "limit", "profile")
 
@@ -24,7 +24,7 @@ class FormValues:
 
     name: str
     key: SecretStr | None
-    """Literal key or `env:VAR`; None means "use the profile's key"."""
+    """Literal key, `env:VAR` or `file:PATH`; None means "use the profile's key"."""
     output: str
     limit: str
     profile: str | None
@@ -93,8 +93,10 @@ class PaneForm(Vertical):
 
     def _key_placeholder(self) -> str:
         if self._key is None:
-            return "API key or env:VAR"
+            return "API key, env:VAR or file:PATH"
         typed = self._key.get_secret_value()
+        if is_file_reference(typed):
+            return f"{typed} (read at start; type to replace)"
         if typed.startswith("env:"):
             # The reference is not secret and is what the user typed: show it, and
             # the key it resolves to masked (masking `env:VAR` itself read as a key).
