@@ -8,9 +8,11 @@ from textual.widgets import Button, Input, Sparkline
 
 from awm_tui.engine.events import LogLine, MetricsData, MetricsSnapshot, RunFinished
 from awm_tui.tui.app import AWMApp
+from awm_tui.tui.screens.memory import MemoryScreen
 from awm_tui.tui.widgets.run_pane import RunPane
 from tests.plugins.tui import (
     SECRET_KEY, FrozenClock, RecordingFleet, fixed_events, inject, sample_config, screen_text, settle,
+    wait_until,
 )
 
 
@@ -206,11 +208,17 @@ async def test_quit_with_runs_active_asks_then_stops_them():
 
 async def test_palette_lists_the_actions():
     app, _ = make_app()
-    async with app.run_test(size=(160, 48)):
+    async with app.run_test(size=(160, 48)) as pilot:
         await app.panes_ready.wait()
         titles = {c.title for c in app.get_system_commands(app.screen)}
-    assert {"Add pane", "Remove pane", "Start run", "Stop run", "Start all runs", "Memory browser",
-            "Open output directory", "Switch theme", "Maximise pane"} <= titles
+        pane_commands = {"Add pane", "Remove pane", "Start run", "Stop run", "Start all runs",
+                         "Memory browser", "Open output directory", "Maximise pane"}
+        assert pane_commands | {"Switch theme"} <= titles
+        # Over the memory browser the pane commands would act on panes the user cannot see.
+        await pilot.press("ctrl+l")
+        await wait_until(pilot, lambda: isinstance(app.screen, MemoryScreen), what="the memory browser")
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert "Switch theme" in titles and not titles & pane_commands
 
 
 @pytest.mark.parametrize("theme", ["awm-light", "awm-ansi"])

@@ -412,6 +412,9 @@ class AWMApp(App[int]):
     # -- command palette -----------------------------------------------------------------------
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
+        yield SystemCommand("Switch theme", "awm-dark, awm-light, awm-ansi, …", self.action_change_theme)
+        if screen is not self.main_screen:
+            return  # the pane commands would act on panes hidden behind this screen
         yield SystemCommand("Add pane", "A new run pane (ctrl+n)", self.action_add_pane)
         yield SystemCommand("Remove pane", "Remove the current pane (ctrl+r)", self.action_remove_pane)
         yield SystemCommand("Start run", "Start the current pane's run (ctrl+s)", self.action_start_pane)
@@ -420,7 +423,6 @@ class AWMApp(App[int]):
         yield SystemCommand("Memory browser", "Workflows, inductions and tasks (ctrl+l)", self.action_memory)
         yield SystemCommand("Open output directory", "Show and resume an old run (ctrl+o)",
                             self.action_open_output_dir)
-        yield SystemCommand("Switch theme", "awm-dark, awm-light, awm-ansi, …", self.action_change_theme)
         yield SystemCommand("Maximise pane", "Toggle the current pane full screen (f2)",
                             self.action_maximize_pane)
         yield SystemCommand("Per-host connections", "Toggle per-host connection counts (f3)",
