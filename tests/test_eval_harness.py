@@ -93,6 +93,8 @@ async def test_missing_tests_count_as_failed(task_sandbox, calc_dataset: Dataset
     # pytest refuses the whole run over one unknown id; the output says why.
     assert outcome.info["tests"]["exit_code"] == 4
     assert "not found" in outcome.info["tests"]["output_tail"]
+    assert "pytest ran no tests (exit 4): not found: " in outcome.info["error"]
+    assert "tests/test_ops.py::test_nowhere" in outcome.info["error"]
 
 
 async def test_empty_patch_is_not_resolved(task_sandbox, calc_dataset: Dataset) -> None:

@@ -19,6 +19,7 @@ from awm_tui.engine.sandbox.base import ExecResult, Sandbox, SandboxError
 from awm_tui.engine.tasks import Task
 
 DEFAULT_TEST_COMMAND = "python3 -m pytest -rA -q -p no:cacheprovider {tests}"
+PYTEST_USAGE_ERROR = 4
 BENCHMARK_RUNS = 3
 GIT_TIMEOUT_S = 120.0
 OUTPUT_TAIL = 2000
@@ -256,6 +257,11 @@ async def _run_tests(repo: _Repo, task: Task, base: str) -> dict:
                   duration_s=round(run.duration_s, 3), output_tail=tail.strip())
     if run.timed_out:
         report["error"] = "tests timed out"
+    elif run.exit_code == PYTEST_USAGE_ERROR and not task.test_command:
+        # pytest runs nothing when one listed id is unknown: say so, not just "missing".
+        reason = next((line for line in tail.splitlines() if line.startswith("ERROR: ")), "")
+        report["error"] = (f"pytest ran no tests (exit 4): {reason[7:300] or 'see output_tail'}; "
+                           "check the task's FAIL_TO_PASS and PASS_TO_PASS ids")
     return report
 
 
