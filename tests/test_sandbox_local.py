@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 import psutil
@@ -12,7 +14,7 @@ import pytest
 
 from awm_tui.engine.sandbox.base import SandboxError
 from awm_tui.engine.sandbox.factory import open_factory
-from awm_tui.engine.sandbox.local import LocalSandbox
+from awm_tui.engine.sandbox.local import LocalSandbox, sweep_local
 
 
 @pytest.fixture
@@ -127,6 +129,31 @@ async def test_close_removes_the_directory_but_attach_keeps_it() -> None:
     assert not root.exists()
     with pytest.raises(SandboxError):
         await LocalSandbox.attach(root).start()
+
+
+async def test_sweep_removes_the_copies_of_a_killed_process_only(tmp_path: Path, monkeypatch) -> None:
+    code = ("import asyncio\nfrom awm_tui.engine.sandbox.local import LocalSandbox, sweep_local\n"
+            "async def main():\n"
+            "    sb = LocalSandbox(run_name='r', instance_id='t')\n"
+            "    await sb.start()\n"
+            "    print(sb.workdir, flush=True)\n"
+            "    await asyncio.sleep(60)\n"
+            "asyncio.run(main())\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", code, stdout=asyncio.subprocess.PIPE, env={**os.environ, "TMPDIR": str(tmp_path)})
+    killed = Path((await asyncio.wait_for(proc.stdout.readline(), 30)).decode().strip())
+    proc.kill()  # SIGKILL: no chance to clean up
+    await proc.wait()
+    assert killed.parent == tmp_path and (killed / ".").is_dir()
+    other = tmp_path / "awm-sbx-notapid-x"
+    other.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    async with LocalSandbox(run_name="live", instance_id="t") as live:
+        assert Path(live.workdir).parent == tmp_path
+        assert await asyncio.to_thread(sweep_local, tmp_path) == 1
+        assert not killed.exists()
+        assert Path(live.workdir).is_dir() and other.is_dir()  # a live process's copy stays
+        assert await asyncio.to_thread(sweep_local, tmp_path) == 0
 
 
 async def test_auto_factory_without_docker_is_local() -> None:

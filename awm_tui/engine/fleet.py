@@ -17,6 +17,7 @@ from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.run import AWMRun, RunOutcome, RunRefused
 from awm_tui.engine.sandbox.base import SandboxError
 from awm_tui.engine.sandbox.factory import SandboxFactory, open_factory
+from awm_tui.engine.sandbox.local import sweep_local
 from awm_tui.engine.tasks import Dataset, TaskError, load_dataset
 
 __all__ = ["Fleet", "RunHandle", "RunOutcome", "RunRefused"]
@@ -49,6 +50,7 @@ class Fleet:
         self.config, self.sink, self.metrics_interval = config, sink, metrics_interval
         self.handles: dict[str, RunHandle] = {}
         self._factories: dict[str, SandboxFactory] = {}
+        self._swept_local = False
         self._datasets: dict[str, Dataset] = {}
         self._evaluator: Evaluator | None = None
         self._eval_client = None
@@ -165,9 +167,16 @@ class Fleet:
         return self._factories[kind]
 
     async def _sweep_leftovers(self, sandboxes: SandboxFactory, awm: AWMRun) -> None:
-        """Containers a killed process left for this run (we hold its directory's lock now).
+        """Containers a killed process left for this run (we hold its directory's lock now),
+        or the local task copies of any killed awm-tui process.
 
         A failed sweep is worth a warning, not a refusal: the run itself can go on."""
+        if sandboxes.kind == "local":
+            if not self._swept_local:  # local copies carry their process's pid: once is enough
+                self._swept_local = True
+                if removed := await asyncio.to_thread(sweep_local):
+                    awm.warn(f"removed {removed} local sandbox copies left by a killed awm-tui")
+            return
         if sandboxes.docker is None:
             return
         from awm_tui.engine.sandbox.docker import sweep

@@ -32,6 +32,43 @@ from awm_tui.engine.sandbox.output import (
 )
 
 
+PREFIX = "awm-sbx-"
+"""Temp directory names: awm-sbx-<pid>-<run>-<instance>-<random>."""
+
+
+def sweep_local(tmpdir: str | Path | None = None) -> int:
+    """Remove the task copies of awm-tui processes that no longer exist.
+
+    A SIGKILLed process cannot clean up; its copies (whole repositories) would
+    fill /tmp over weeks of experiments. Only this user's directories whose
+    process is gone are touched. Blocking: call it in a thread.
+    """
+    removed = 0
+    for entry in Path(tmpdir or tempfile.gettempdir()).glob(PREFIX + "*"):
+        pid = entry.name[len(PREFIX):].split("-", 1)[0]
+        if not pid.isdigit() or int(pid) == os.getpid() or _process_exists(int(pid)):
+            continue
+        try:
+            info = entry.lstat()
+        except OSError:
+            continue
+        if not entry.is_dir() or entry.is_symlink() or info.st_uid != os.getuid():
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed += 1
+    return removed
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's process
+    return True
+
+
 class LocalSandbox(Sandbox):
     """Runs commands with bash in a temp directory that stands for /testbed."""
 
@@ -83,7 +120,8 @@ class LocalSandbox(Sandbox):
             if not await asyncio.to_thread(self._root.is_dir):
                 raise SandboxError(f"local sandbox directory {self._root} does not exist")
             return
-        prefix = f"awm-{slug(self.run_name)}-{slug(self.instance_id)}-"
+        # The pid in the name lets `sweep_local` tell a killed process's copies from live ones.
+        prefix = f"{PREFIX}{os.getpid()}-{slug(self.run_name)}-{slug(self.instance_id)}-"
         self._root = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix=prefix))
 
     async def put_directory(self, src: Path, dest: str = WORKDIR) -> None:
