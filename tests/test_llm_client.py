@@ -195,9 +195,20 @@ async def test_auth_error_is_fatal_and_masks_key(chat_peer: ScriptedChat, status
     err = info.value
     assert isinstance(err, LLMFatalError)
     assert len(chat_peer.requests) == 1 and err.retries == 0
-    assert "invalid API key" in str(err) and MASKED in str(err)
+    assert ("invalid API key" if status == 401 else "access denied for API key") in str(err)
+    assert MASKED in str(err)
     assert KEY not in str(err) and KEY not in repr(err) and KEY not in str(err.args)
     assert metrics.snapshot().retries == 0
+
+
+async def test_403_for_a_flagged_prompt_fails_the_request_not_the_run(chat_peer: ScriptedChat) -> None:
+    chat_peer.then(answer(403, {"error": {"code": 403, "message": "Your chosen model requires moderation "
+                                          "and your input was flagged", "metadata": {"reasons": ["x"]}}}))
+    async with client(chat_peer) as llm:
+        with pytest.raises(LLMError, match="refused by moderation") as info:
+            await llm.chat(MESSAGES)
+    assert not isinstance(info.value, LLMFatalError)  # the next task may be fine
+    assert info.value.status == 403 and len(chat_peer.requests) == 1
 
 
 async def test_402_is_out_of_credits(chat_peer: ScriptedChat) -> None:

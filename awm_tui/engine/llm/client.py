@@ -3,7 +3,8 @@
 Retries (tenacity) cover what another attempt may fix: 429 (waiting as long as the
 server asks), 408/5xx, dropped connections and timeouts (aiohttp never retries a
 POST itself), and a 200 whose body is an error or has no choices. A refused key
-(401/403) or an empty account (402) is fatal for the run and raised at once.
+(401, or 403 unless moderation flagged the prompt) or an empty account (402) is
+fatal for the run and raised at once.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ Purpose = Literal["agent", "induction"]
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 """Besides 5xx: timeouts, conflicts and rate limits a later attempt may pass."""
 _KEYLIKE = re.compile(r"sk-[A-Za-z0-9_\-]{8,}")
+_MODERATION = re.compile(r"moderation|flagged", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,8 +230,13 @@ class LLMClient:
     def _raise_for(self, status: int, message: str, headers: Any, *, in_body: bool = False) -> None:
         where = f"HTTP {status}{' in the reply body' if in_body else ''}"
         detail = f"({where}: {message})" if message else f"({where})"
-        if status in (401, 403):
+        if status == 403 and _MODERATION.search(message):
+            # OpenRouter's 403 for a flagged prompt: this request, not the key.
+            raise LLMError(f"request refused by moderation {detail}", status=status)
+        if status == 401:
             raise LLMAuthError(f"invalid API key {self.masked_key} {detail}", status=status)
+        if status == 403:  # e.g. no access to this model or region: retrying cannot help
+            raise LLMAuthError(f"access denied for API key {self.masked_key} {detail}", status=status)
         if status == 402:
             raise LLMCreditsError(f"out of credits on API key {self.masked_key} {detail}", status=status)
         if status >= 500 or status in RETRYABLE_STATUS:
