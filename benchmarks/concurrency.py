@@ -47,11 +47,11 @@ def repeats(quick: bool, contender: str, n: int) -> int:
 
 
 def trial(server: ServerProcess, contender: str, n: int, m: int, pool: tuple[int, int],
-          latency: float = LATENCY, eval_time: float = EVAL_TIME) -> dict:
+          latency: float = LATENCY, eval_time: float = EVAL_TIME, extra: tuple[str, ...] = ()) -> dict:
     server.reset()
     with tempfile.TemporaryDirectory(prefix=f"awm-bench-{contender}-") as out:
         args = [contender, "--n", str(n), "--m", str(m), "--llm", server.llm_url, "--eval", server.eval_url,
-                "--out", out, "--limit", str(pool[0]), "--limit-per-host", str(pool[1])]
+                "--out", out, "--limit", str(pool[0]), "--limit-per-host", str(pool[1]), *extra]
         server_cpu0 = server.cpu_seconds()
         result = run_child("benchmarks.contenders", args, ports=(server.llm_port, server.eval_port))
         server_cpu = server.cpu_seconds() - server_cpu0
@@ -97,20 +97,31 @@ def run(quick: bool, log=print, ns: tuple[int, ...] = NS, m: int | None = None,
                     res = trial(server, "engine", n, m, (100, 50))
                     trials.setdefault(f"engine-default-pool@{n}", []).append(res)
                     log_trial(log, n, "engine (default pool 100/50)", res)
+                # Diagnostic: the engine without its per-task state files (what they cost).
+                for _ in range(3):
+                    res = trial(server, "engine", n, m, pool_for(n), extra=("--no-state",))
+                    trials.setdefault(f"engine-no-state@{n}", []).append(res)
+                    log_trial(log, n, "engine (no state files)", res)
     top = max(ns)
     if scaled:
-        # Engine only, every latency ×SCALE: the cores are no longer the limit.
+        # Every latency ×SCALE: the cores are no longer the limit. The engine, the floor
+        # and the engine without state files alternate.
+        variants = ((f"engine-x{SCALE}", "engine", ()), (f"floor-x{SCALE}", "floor", ()),
+                    (f"engine-no-state-x{SCALE}", "engine", ("--no-state",)))
         with ServerProcess(latency=LATENCY * SCALE, eval_time=EVAL_TIME * SCALE) as server4:
-            for _ in range(3):
-                res = trial(server4, "engine", top, m, pool_for(top), LATENCY * SCALE, EVAL_TIME * SCALE)
-                trials.setdefault(f"engine-x{SCALE}@{top}", []).append(res)
-                log_trial(log, top, f"engine x{SCALE}", res)
+            for r in range(3):
+                for label, contender, extra in variants[r:] + variants[:r]:
+                    res = trial(server4, contender, top, m, pool_for(top), LATENCY * SCALE, EVAL_TIME * SCALE,
+                                extra=extra)
+                    trials.setdefault(f"{label}@{top}", []).append(res)
+                    log_trial(log, top, label, res)
 
     def med(key: str, field: str) -> float:
         return median([t[field] for t in trials.get(key, [])])
 
     rows, summary = [], {}
-    extra = ("engine-default-pool", f"engine-x{SCALE}")
+    extra = ("engine-default-pool", "engine-no-state", f"engine-x{SCALE}", f"floor-x{SCALE}",
+             f"engine-no-state-x{SCALE}")
     for n in ns:
         a_wall = med(f"engine@{n}", "wall_s")
         for contender in CONTENDERS + tuple(e for e in extra if f"{e}@{n}" in trials):
@@ -121,7 +132,7 @@ def run(quick: bool, log=print, ns: tuple[int, ...] = NS, m: int | None = None,
             wall = med(key, "wall_s")
             srv_req = median([t["server"]["llm"]["requests"] + t["server"]["eval"]["requests"] for t in ts])
             srv_conn = median([t["server"]["llm"]["connections"] + t["server"]["eval"]["connections"] for t in ts])
-            compared = contender in ("before", "terminals", "floor", "engine-default-pool")
+            compared = contender in ("before", "terminals", "floor", "engine-default-pool", "engine-no-state")
             row = {
                 "n": n, "contender": contender, "repeats": len(ts), "latency_s": ts[0]["latency_s"],
                 "eval_time_s": ts[0]["eval_time_s"], "wall_s": wall,
@@ -150,6 +161,7 @@ def run(quick: bool, log=print, ns: tuple[int, ...] = NS, m: int | None = None,
               "every process of the contender. engine pool = HttpConfig sized by its docs (100/50 up to 10 "
               "runs, 200/100 to 50, 500/200 beyond); 'engine-default-pool' keeps 100/50; 'floor' = bare "
               "aiohttp, same requests, nothing recorded: the best any one-process client gets here; "
+              "'engine-no-state' = diagnostic, the engine without its per-task state files; "
               f"'engine-x{SCALE}' = every latency x{SCALE} (same M), the CPU no longer the limit."))
     eff = summary.get(f"engine@{top}", {}).get("efficiency")
     budget = summary.get(f"engine@{top}", {}).get("cpu_budget")
@@ -169,6 +181,13 @@ def run(quick: bool, log=print, ns: tuple[int, ...] = NS, m: int | None = None,
         targets.append(Target(
             "concurrency", f"engine efficiency / floor efficiency at N={top}", eff / floor["efficiency"],
             "information", None, detail="how much of what this machine allows the engine reaches"))
+    floor4 = summary.get(f"floor-x{SCALE}@{top}", {})
+    no_state4 = summary.get(f"engine-no-state-x{SCALE}@{top}", {})
+    if floor4 and no_state4:
+        targets.append(Target(
+            "concurrency", f"efficiency at N={top}, latencies x{SCALE}: floor / engine without state files",
+            floor4["efficiency"], "information", None,
+            detail=f"the engine without its state files reaches {no_state4['efficiency']:.2f}"))
     if x4:
         targets.append(Target(
             "concurrency", f"engine efficiency at N={top}, latencies x{SCALE} (CPU not saturated)",

@@ -80,6 +80,11 @@ async def engine_trial(args: argparse.Namespace) -> dict:
     for run in runs:
         await run.prepare()
     prepare_s = time.perf_counter() - prep0
+    if args.no_state:
+        # Diagnostic only: what the per-task state files cost, measured side by side.
+        # A real run always writes them (the checkpoint after every task).
+        import awm_tui.engine.run as run_module
+        run_module.write_json_batch = lambda files: None  # type: ignore[assignment]
     profiler = None
     if args.profile:
         import cProfile
@@ -307,6 +312,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--index", type=int, default=0, help="worker: which run this process is")
     p.add_argument("--metrics-interval", type=float, default=1.0,
                    help="engine: AWMRun(metrics_interval=...), the per-run metrics ticker's period")
+    p.add_argument("--no-state", action="store_true",
+                   help="engine, diagnostic: skip the per-task state files in the timed window")
     p.add_argument("--profile", metavar="PATH", help="engine: cProfile the timed window into PATH (pstats)")
     return p
 
