@@ -119,7 +119,7 @@ class AWMApp(App[int]):
         self.refresh_fleet_bar()
         # What is alive now (modules, Textual, this app and its panes) lives as long as
         # the app. Frozen, a full collection during a log flood no longer walks it:
-        # benchmarks/tui_lag p99 ~160-200 ms -> ~85-120 ms. Without gc.collect() first
+        # benchmarks/tui_lag p99 145-177 ms -> 79-103 ms. Without gc.collect() first
         # (~100 ms of a stalled loop); the little startup garbage is released at exit.
         gc.freeze()
         self.panes_ready.set()
