@@ -85,7 +85,15 @@ class NullSandboxFactory:
     isolated = False
     description = "null (benchmark: commands cost nothing)"
 
-    async def create(self, *, run_name: str, instance_id: str, image: str | None = None) -> Sandbox:
+    def image_for(self, task: object) -> None:
+        return None  # the run's default: nothing to pull or remove
+
+    @staticmethod
+    def env_for(task: object) -> None:
+        return None
+
+    async def create(self, *, run_name: str, instance_id: str, image: str | None = None,
+                     conda_env: str | None = None) -> Sandbox:
         return NullSandbox()
 
     async def aclose(self) -> None:

@@ -7,7 +7,7 @@ Each contender runs in a child process of its own and prints one JSON line:
     python -m benchmarks.contenders terminals ...   # N processes, each a sync loop + requests.Session
     python -m benchmarks.contenders floor     ...   # bare aiohttp, nothing recorded: the machine's limit
 
-(a) `engine`: N `AWMRun`s on one event loop, NullSandboxes, `ServerEvaluation` over one
+(a) `engine`: N `AWMRun`s on one event loop, NullSandboxes, `ServerEvaluator` over one
     shared `EvalClient` — exactly what `Fleet` assembles.
 (b) `before`: the users' loop before their fix, the same request pattern as the
     engine's agent (same prompts, same replies, same evaluation POST), written with
@@ -50,7 +50,7 @@ async def engine_trial(args: argparse.Namespace) -> dict:
 
     from awm_tui.config.models import EvalConfig, HttpConfig, LLMProfile, RunConfig
     from awm_tui.engine.evaluation.client import EvalClient
-    from awm_tui.engine.evaluator import ServerEvaluation
+    from awm_tui.engine.evaluation import ServerEvaluator
     from awm_tui.engine.run import AWMRun
     from benchmarks.common import NullSandboxFactory
 
@@ -59,9 +59,9 @@ async def engine_trial(args: argparse.Namespace) -> dict:
     eval_config = EvalConfig(mode="server", server_url=args.eval, timeout=TIMEOUT_S)
     client = EvalClient(eval_config, http)
     try:
-        evaluator = ServerEvaluation(client, eval_config)
+        evaluator = ServerEvaluator(client, eval_config)
     except TypeError:  # the older one-argument form
-        evaluator = ServerEvaluation(client)  # type: ignore[call-arg]
+        evaluator = ServerEvaluator(client)  # type: ignore[call-arg]
     factory = NullSandboxFactory()
     events = [0]
 

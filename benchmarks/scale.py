@@ -56,7 +56,7 @@ class _Engine:
     async def open(self, args: argparse.Namespace, dataset_spec: str, pool: tuple[int, int]) -> None:
         from awm_tui.config.models import EvalConfig, HttpConfig
         from awm_tui.engine.evaluation.client import EvalClient
-        from awm_tui.engine.evaluator import ServerEvaluation
+        from awm_tui.engine.evaluation import ServerEvaluator
         from awm_tui.engine.tasks import load_dataset
         from benchmarks.common import NullSandboxFactory
 
@@ -66,7 +66,7 @@ class _Engine:
         self.http = HttpConfig(limit=pool[0], limit_per_host=pool[1])
         eval_config = EvalConfig(mode="server", server_url=args.eval, timeout=600)
         self.client = EvalClient(eval_config, self.http)
-        self.evaluator = ServerEvaluation(self.client, eval_config)
+        self.evaluator = ServerEvaluator(self.client, eval_config)
         self.factory = NullSandboxFactory()
         self.events = 0
         self.tasks_done = 0

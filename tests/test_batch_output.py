@@ -13,6 +13,7 @@ import pytest
 
 from awm_tui.batch.report import Reporter, use_colour
 from awm_tui.engine.events import LogLine, RunFailed, TaskFinished
+from awm_tui.engine.outcomes import Outcome
 
 KEY = "sk-or-v1-outputtestsecret0123456789wxyz"
 
@@ -41,8 +42,8 @@ def test_plain_lines_for_logs_and_keys_scrubbed(monkeypatch: pytest.MonkeyPatch)
     out = io.StringIO()
     reporter = Reporter(json_lines=False, secrets=[KEY], out=out, err=io.StringIO())
     reporter.keys["r"] = "sk-or-v1-…wxyz"
-    reporter.sink(TaskFinished(run="r", instance_id="x__y-1", exit_status="Submitted", resolved=True, reward=1.0,
-                               speedup=1.5, steps=4, elapsed_s=2.0, cost=0.01))
+    reporter.sink(TaskFinished(run="r", instance_id="x__y-1", exit_status="Submitted", outcome=Outcome.RESOLVED,
+                               resolved=True, reward=1.0, speedup=1.5, steps=4, elapsed_s=2.0, cost=0.01))
     reporter.sink(LogLine(run="r", level="error", message=f"leaked {KEY} here\ntraceback line"))
     reporter.sink(RunFailed(run="r", reason="invalid API key sk-or-v1-…wxyz (401)"))
     text = out.getvalue()

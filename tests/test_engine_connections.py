@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from awm_tui.config.models import AppConfig, EvalConfig, HttpConfig
-from awm_tui.engine.evaluator import ServerEvaluation
+from awm_tui.engine.evaluation import ServerEvaluator
 from awm_tui.engine.fleet import Fleet
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.sandbox.local import LocalSandbox
@@ -55,7 +55,7 @@ async def test_reported_eval_connections_match_the_os(tmp_path: Path) -> None:
 
         async with fleet:
             evaluator = fleet.evaluator  # the one evaluation path every run of this fleet takes
-            assert isinstance(evaluator, ServerEvaluation)
+            assert isinstance(evaluator, ServerEvaluator)
             runs = [RunMetrics() for _ in range(RUNS)]
 
             async def one(metrics: RunMetrics, index: int) -> bool:

@@ -21,6 +21,7 @@ from awm_tui.engine.events import (
     Event, LLMCall, MetricsSnapshot, RunFailed, RunFinished, TaskFinished, TaskStarted,
 )
 from awm_tui.engine.fleet import Fleet
+from awm_tui.engine.outcomes import ErrorKind, Outcome
 from awm_tui.engine.llm.keys import mask_key as engine_mask
 from awm_tui.engine.sandbox.docker import RUN_LABEL
 from awm_tui.engine.state import OutputDir
@@ -209,9 +210,13 @@ async def test_a_failed_evaluation_is_a_task_error_not_the_end_of_the_run(tmp_pa
     assert (outcome.done, outcome.resolved, outcome.errors) == (1, 1, 1)
     finished = {e.instance_id: e for e in events if isinstance(e, TaskFinished)}
     assert list(finished) == ids
-    assert finished[unknown].exit_status.startswith("Error: ") and "404" in finished[unknown].exit_status
+    assert finished[unknown].outcome is Outcome.ERROR and finished[unknown].error_kind is ErrorKind.EVALUATION
+    assert "404" in finished[unknown].error and finished[ids[1]].outcome is Outcome.RESOLVED
     checkpoint = json.loads((tmp_path / "gap" / "checkpoint.json").read_text())
     assert list(checkpoint["finished"]) == ids[1:]  # the unknown one is left for a rerun
+    report = json.loads((tmp_path / "gap" / "report.json").read_text())
+    assert (report["error_ids"], report["resolved_ids"]) == ([unknown], ids[1:])
+    assert "404" in report["failure_reasons"][unknown]
 
 
 @pytest.mark.docker

@@ -216,7 +216,7 @@ async def test_local_evaluator_uses_the_same_harness(task_sandbox, calc_dataset:
     sandbox = await task_sandbox("calc__add-1")
     Path(sandbox.workdir, "calc", "ops.py").write_text(FIX_ADD)
     metrics = RunMetrics()
-    outcome = await LocalEvaluator(EvalConfig(), metrics).evaluate(sandbox, calc_dataset.get("calc__add-1"))
+    outcome = await LocalEvaluator(EvalConfig(), metrics).evaluate(sandbox=sandbox, task=calc_dataset.get("calc__add-1"))
     assert outcome.resolved and outcome.reward == 1.0
     assert metrics.evaluations == 1
 

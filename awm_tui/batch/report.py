@@ -22,6 +22,7 @@ from rich.text import Text
 from awm_tui.engine.events import (
     CheckpointSaved,
     Event,
+    ImagePull,
     InductionDone,
     LogLine,
     MemoryUpdated,
@@ -32,6 +33,14 @@ from awm_tui.engine.events import (
     TaskFinished,
 )
 from awm_tui.engine.llm.keys import mask_key
+from awm_tui.engine.outcomes import Outcome
+
+VERDICTS = {
+    Outcome.RESOLVED: ("resolved", "green"),
+    Outcome.UNRESOLVED: ("unresolved", "red"),
+    Outcome.EMPTY_PATCH: ("empty patch", "yellow"),
+    Outcome.NOT_EVALUATED: ("not evaluated", "dim"),
+}
 
 
 def use_colour(stream: IO[str]) -> bool:
@@ -61,6 +70,8 @@ class RunTally:
     sandbox: str = ""
     model: str = ""
     output_dir: str = ""
+    pull: ImagePull | None = None
+    """The image pull under way, shown in the status line."""
 
 
 class Reporter:
@@ -87,6 +98,8 @@ class Reporter:
             tally.done, tally.resolved = event.done, event.resolved
         elif isinstance(event, MemoryUpdated):
             tally.workflows = event.workflows
+        elif isinstance(event, ImagePull):
+            tally.pull = None if event.done else event
         if self.json_lines:
             self._write_json(event.to_dict())
         else:
@@ -97,6 +110,13 @@ class Reporter:
     def _describe(self, event: Event, tally: RunTally) -> Text | None:
         if isinstance(event, TaskFinished):
             return self._task_line(event, tally)
+        if isinstance(event, ImagePull):
+            if event.error:
+                return None  # the task's error line says it
+            if event.done or not (event.layers_total or event.bytes_done):
+                return Text(f"image {event.image}: {'pulled' if event.done else 'pulling'}"
+                            f"{event.figures()}", style="cyan")
+            return None  # progress goes in the status lines
         if isinstance(event, RunStarted):
             resumed = f" ({event.resumed} already done, resuming)" if event.resumed else ""
             key = f" · key {self.keys[event.run]}" if event.run in self.keys else ""
@@ -126,17 +146,15 @@ class Reporter:
 
     def _task_line(self, event: TaskFinished, tally: RunTally) -> Text:
         where = f"[{tally.done}/{tally.total}]" if tally.total else ""
-        if event.exit_status.startswith("Error"):
-            return Text.assemble(("task error", "red"), f" {event.instance_id}: {event.exit_status[7:]} "
+        if event.outcome is Outcome.ERROR:
+            return Text.assemble(("task error", "red"), f" {event.instance_id} ({event.error_kind}): {event.error} "
                                  "(not checkpointed: a rerun retries it)")
-        if not event.evaluated:
-            verdict = ("not evaluated", "dim")
-        else:
-            verdict = ("resolved", "green") if event.resolved else ("unresolved", "red")
+        verdict = VERDICTS[event.outcome]
         speedup = f"{event.speedup:.2f}x" if event.speedup is not None else "-"
+        graded = f" · graded by {event.grader}" if event.grader else ""
         return Text.assemble(f"task {where} {event.instance_id} ", verdict,
                              f" · reward {event.reward:.2f} · speedup {speedup} · {event.steps} steps · "
-                             f"{event.elapsed_s:.1f}s · {event.exit_status}")
+                             f"{event.elapsed_s:.1f}s · {event.exit_status}{graded}")
 
     # -- status lines, notes, the summary --------------------------------------------------
 
@@ -146,8 +164,9 @@ class Reporter:
             return
         tally = self.tallies.get(run, RunTally())
         total = tally.total or "?"
+        pulling = f"pulling {tally.pull.image}{tally.pull.figures()} · " if tally.pull else ""
         self._line(run, Text(
-            f"status {tally.done}/{total} done, {tally.resolved} resolved · "
+            f"status {tally.done}/{total} done, {tally.resolved} resolved · {pulling}"
             f"{metrics.evaluations_per_minute:.1f} evals/min · {metrics.connections_open} connections open · "
             f"{metrics.retries} retries ({metrics.rate_limited} rate-limited) · ${metrics.cost:.4f}", style="dim"))
 

@@ -22,6 +22,7 @@ from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import KeyProblem, resolve_key
 from awm_tui.config.models import (
     AppConfig,
+    DatasetConfig,
     DockerConfig,
     EvalConfig,
     HttpConfig,
@@ -32,7 +33,7 @@ from awm_tui.config.models import (
 
 ENV_VAR = "AWM_TUI_CONFIG"
 SECTIONS: dict[str, type[BaseModel]] = {
-    "eval": EvalConfig, "docker": DockerConfig, "http": HttpConfig, "ui": UIConfig,
+    "eval": EvalConfig, "docker": DockerConfig, "dataset": DatasetConfig, "http": HttpConfig, "ui": UIConfig,
 }
 
 

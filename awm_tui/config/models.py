@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -107,7 +108,13 @@ class RunConfig(BaseModel):
     limit: int = Field(5, gt=0)
     """Number of task instances to take from the dataset."""
     dataset: str = "sample"
-    """`sample` (bundled) or a path to a SWE-bench `.json`/`.jsonl` file."""
+    """`sample` (bundled) or a path to a SWE-bench `.json`/`.jsonl`/`.parquet` file."""
+    filter: str | None = None
+    """Regular expression an instance_id must match (`re.match`), as mini-swe-agent's `--filter`."""
+    slice: str | None = None
+    """`START:STOP` of the (shuffled, filtered) rows, Python slice semantics, e.g. `0:50`."""
+    shuffle: int | None = None
+    """Seed: shuffle the rows (sorted by instance_id first) before filtering and slicing."""
     split: str = "test"
     """Dataset split name, passed to the evaluation server."""
     skip_eval: bool = False
@@ -132,6 +139,34 @@ class RunConfig(BaseModel):
     """`llm` asks the model to induce workflows; `rule` derives them offline."""
     memory_budget_chars: int = Field(4000, gt=0)
     """Most characters of workflows injected into one prompt."""
+
+    @field_validator("filter")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a regular expression ({exc})") from None
+        return value
+
+    @field_validator("slice")
+    @classmethod
+    def _slice(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_slice(value)
+        return value
+
+
+def parse_slice(spec: str) -> slice:
+    """`START:STOP` (either may be empty, negatives allowed) -> slice; ValueError otherwise."""
+    start, sep, stop = spec.partition(":")
+    try:
+        if not sep or ":" in stop:
+            raise ValueError
+        return slice(int(start) if start.strip() else None, int(stop) if stop.strip() else None)
+    except ValueError:
+        raise ValueError(f"expected START:STOP such as 0:50 or :10, got {spec!r}") from None
 
 
 class EvalConfig(BaseModel):
@@ -169,6 +204,23 @@ class DockerConfig(BaseModel):
     """Most processes per container."""
     network: str = "none"
     """Container network; `none` keeps agents off the network."""
+    namespace: str = "swebench"
+    """Registry namespace of SWE-bench instance images: `{namespace}/sweb.eval.{arch}.{id}:{tag}`."""
+    arch: str = "x86_64"
+    """Architecture part of SWE-bench image names (`arm64` for images built on ARM)."""
+    tag: str = "latest"
+    """Tag of SWE-bench instance images."""
+    keep_images: Literal["all", "none"] = "all"
+    """`none` removes a task's own image (SWE-bench rows) once the task is done: they are GBs each."""
+    min_free_space: str = "10g"
+    """Refuse to pull an image when the daemon's disk has less free space than this."""
+
+    @field_validator("min_free_space")
+    @classmethod
+    def _space(cls, value: str) -> str:
+        if not re.fullmatch(r"\s*\d+(\.\d+)?\s*[bkmgtBKMGT]?[bB]?\s*", value):
+            raise ValueError(f"expected a size such as '10g' or '500m', got {value!r}")
+        return value
 
     @field_validator("url")
     @classmethod
@@ -176,6 +228,19 @@ class DockerConfig(BaseModel):
         if value is not None and not value.startswith(("unix://", "tcp://", "http://", "https://")):
             raise ValueError(f"expected unix:///path or tcp://host:port, got {value!r}")
         return value
+
+
+Size = Literal["small", "medium", "large"]
+
+
+class DatasetConfig(BaseModel):
+    """`[dataset]`: how rows are read."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    sizes: dict[str, Size] = Field(default_factory=dict)
+    """Repo -> `small`/`medium`/`large` for rows without a `size` (default small); runs take
+    small ones, medium too with `include_medium`."""
 
 
 class HttpConfig(BaseModel):
@@ -228,6 +293,7 @@ class AppConfig(BaseModel):
     runs: list[RunConfig] = Field(default_factory=list)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     docker: DockerConfig = Field(default_factory=DockerConfig)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     ui: UIConfig = Field(default_factory=UIConfig)
     source: Path | None = None

@@ -12,7 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
-Phase = Literal["idle", "starting", "running", "evaluating", "inducing", "finished", "failed", "stopped"]
+from awm_tui.engine.outcomes import ErrorKind, Outcome
+
+Phase = Literal["idle", "starting", "pulling", "running", "evaluating", "inducing", "finished", "failed",
+                "stopped"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,7 +130,9 @@ class EvaluationDone(Event):
 class TaskFinished(Event):
     instance_id: str
     exit_status: str
-    """`Submitted`, `FormatError`, `StepLimit`, `CostLimit`, `TimeLimit`, `Error: …`."""
+    """The agent's: `Submitted`, `FormatError`, `StepLimit`, `CostLimit`, `TimeLimit`
+    (empty when the task failed before the agent finished)."""
+    outcome: Outcome
     resolved: bool
     reward: float
     speedup: float | None
@@ -135,6 +140,39 @@ class TaskFinished(Event):
     elapsed_s: float
     cost: float
     evaluated: bool = True
+    error: str = ""
+    """One line, for `Outcome.ERROR` (the task is not checkpointed: a rerun retries it)."""
+    error_kind: ErrorKind | None = None
+    grader: str = ""
+    """What graded it: `swebench:<log_parser>`, `pytest`, `server <url>`; empty when nothing did."""
+
+
+@_kind("image_pull")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImagePull(Event):
+    """Progress of pulling a task's missing image (one event per layer change, throttled)."""
+
+    instance_id: str
+    image: str
+    layers_done: int = 0
+    layers_total: int = 0
+    bytes_done: int = 0
+    bytes_total: int = 0
+    free_bytes: int | None = None
+    """Free space where the daemon keeps images, when this machine can see it."""
+    done: bool = False
+    error: str = ""
+
+    def figures(self) -> str:
+        """` (3/7 layers, 412/980 MB, 61.2 GB free)`: what the pull has done so far."""
+        parts = []
+        if self.layers_total:
+            parts.append(f"{self.layers_done}/{self.layers_total} layers")
+        if self.bytes_total:
+            parts.append(f"{self.bytes_done / 1e6:.0f}/{self.bytes_total / 1e6:.0f} MB")
+        if self.free_bytes is not None:
+            parts.append(f"{self.free_bytes / 1e9:.1f} GB free")
+        return f" ({', '.join(parts)})" if parts else ""
 
 
 @_kind("induction_done")
@@ -224,7 +262,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
         RunStarted, StatusChanged, TaskStarted, AgentStep, LLMCall, EvaluationDone,
-        TaskFinished, InductionDone, MemoryUpdated, CheckpointSaved, MetricsSnapshot,
+        TaskFinished, ImagePull, InductionDone, MemoryUpdated, CheckpointSaved, MetricsSnapshot,
         LogLine, RunFinished, RunFailed,
     )
 }

@@ -11,7 +11,7 @@ from pydantic import SecretStr
 from awm_tui.config.loader import profile_name
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.config.plan import with_key
-from awm_tui.engine.evaluator import Evaluator, LocalEvaluation, ServerEvaluation
+from awm_tui.engine.evaluation import Evaluator, LocalEvaluator, ServerEvaluator
 from awm_tui.engine.events import EventSink, StatusChanged
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.run import AWMRun, RunOutcome, RunRefused
@@ -62,9 +62,9 @@ class Fleet:
         if self.config.eval.mode == "server":
             from awm_tui.engine.evaluation.client import EvalClient
             self._eval_client = EvalClient(self.config.eval, self.config.http, self.eval_metrics)
-            self._evaluator = ServerEvaluation(self._eval_client, self.config.eval)
+            self._evaluator = ServerEvaluator(self._eval_client, self.config.eval)
         else:
-            self._evaluator = LocalEvaluation(self.config.eval)
+            self._evaluator = LocalEvaluator(self.config.eval)
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -120,7 +120,8 @@ class Fleet:
             sandboxes = await self._sandboxes(run.sandbox)
             awm = AWMRun(run, with_key(profile, key), http=self.config.http, sandboxes=sandboxes,
                          evaluator=None if run.skip_eval else self._evaluator, dataset=dataset,
-                         sink=self.sink, metrics_interval=self.metrics_interval)
+                         sink=self.sink, metrics_interval=self.metrics_interval,
+                         sizes=self.config.dataset.sizes)
             await awm.prepare()
             await self._sweep_leftovers(sandboxes, awm)
             task = asyncio.create_task(awm.execute(), name=f"awm-run-{run.name}")
@@ -157,10 +158,8 @@ class Fleet:
 
     async def _sandboxes(self, kind: str) -> SandboxFactory:
         if kind not in self._factories:
-            d = self.config.docker
             try:
-                factory = await open_factory(kind, docker_url=d.url, image=d.image, memory=d.memory,
-                                             cpus=d.cpus, pids_limit=d.pids_limit, network=d.network)
+                factory = await open_factory(kind, self.config.docker)
             except SandboxError as exc:
                 raise RunRefused(str(exc)) from None
             self._factories[kind] = factory

@@ -5,13 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from awm_tui.config.models import HttpConfig, LLMProfile, RunConfig
 from awm_tui.engine.agent import Agent, AgentResult
-from awm_tui.engine.evaluation.client import EvaluationError
-from awm_tui.engine.evaluator import Evaluator
+from awm_tui.engine.evaluation import EvalOutcome, Evaluator
 from awm_tui.engine.events import (
     CheckpointSaved, EvaluationDone, Event, EventSink, InductionDone, LLMCall, LogLine,
     MemoryUpdated, MetricsSnapshot, RunFailed, RunFinished, RunStarted, StatusChanged,
@@ -19,6 +19,7 @@ from awm_tui.engine.events import (
 )
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.llm import LLMClient, LLMError, LLMFatalError
+from awm_tui.engine.outcomes import ErrorKind, InfraError, Outcome, error_kind
 from awm_tui.engine.sandbox.base import Sandbox, SandboxError
 from awm_tui.engine.sandbox.factory import SandboxFactory
 from awm_tui.engine.state import (
@@ -26,7 +27,8 @@ from awm_tui.engine.state import (
     StateFile, TaskResult, build_induction_messages, induce_rule, parse_llm_induction,
     select_workflows, write_json_batch,
 )
-from awm_tui.engine.tasks import Dataset, Task
+from awm_tui.engine.state.report import build_report
+from awm_tui.engine.tasks import Dataset, Size, Task
 
 PREPARE_REPO = (
     "git init -q && printf '__pycache__/\\n*.pyc\\n.pytest_cache/\\n' >> .git/info/exclude && "
@@ -56,8 +58,11 @@ class RunOutcome:
 class AWMRun:
     def __init__(self, run: RunConfig, profile: LLMProfile, *, http: HttpConfig,
                  sandboxes: SandboxFactory, evaluator: Evaluator | None, dataset: Dataset,
-                 sink: EventSink, metrics_interval: float = 1.0) -> None:
+                 sink: EventSink, metrics_interval: float = 1.0,
+                 sizes: Mapping[str, Size] | None = None) -> None:
         self.run, self.profile, self.http = run, profile, http
+        self.sizes = dict(sizes or {})
+        """`[dataset] sizes`: repo → size, for rows that carry none."""
         self.sandboxes, self.evaluator, self.dataset = sandboxes, evaluator, dataset
         self.sink, self.metrics_interval = sink, metrics_interval
         self.name = run.name
@@ -65,6 +70,9 @@ class AWMRun:
         self.out = OutputDir(run.output_dir)
         self.log = None
         self.done = self.resolved = self.errors = 0
+        self.task_errors: dict[str, tuple[ErrorKind, str]] = {}
+        """This session's tasks that ended in an error (for report.json; a rerun retries them)."""
+        self.chosen: list[str] = []
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -145,7 +153,10 @@ class AWMRun:
 
     async def _loop(self, llm: LLMClient) -> None:
         run = self.run
-        chosen = self.dataset.select(limit=run.limit, include_medium=run.include_medium)
+        chosen = self.dataset.select(limit=run.limit, include_medium=run.include_medium,
+                                     filter=run.filter, slice=run.slice, shuffle=run.shuffle,
+                                     sizes=self.sizes)
+        self.chosen = [t.instance_id for t in chosen]
         todo = [t for t in chosen if not self.checkpoint.is_done(t.instance_id)]
         self._emit(RunStarted(run=self.name, output_dir=str(self.out.path), limit=run.limit,
                               model=self.profile.model, sandbox=self.sandboxes.description,
@@ -162,12 +173,12 @@ class AWMRun:
                 resolved = await self._task(agent, task, index, len(chosen))
             except (LLMFatalError, asyncio.CancelledError):
                 raise
-            except (LLMError, SandboxError, EvaluationError, OSError) as exc:
+            except (LLMError, InfraError, OSError) as exc:
                 # EvaluationError: the server could not grade this one task (unknown to it,
                 # 5xx after retries, unreachable); the run goes on, 3 in a row stop it.
                 self.errors += 1
                 errors_in_a_row += 1
-                self._task_error(task, exc)
+                await self._task_error(task, exc)
                 if errors_in_a_row >= MAX_TASK_ERRORS_IN_A_ROW:
                     raise _TooManyErrors(f"{errors_in_a_row} tasks in a row failed; last: {exc}") from None
                 continue
@@ -193,30 +204,59 @@ class AWMRun:
         self._log("info", f"task {index}/{total} {task.instance_id}"
                           + (f" with workflows {', '.join(injected)}" if injected else ""))
         started = time.monotonic()
-        sandbox = await self.sandboxes.create(run_name=self.name, instance_id=task.instance_id, image=task.image)
+        image = self.sandboxes.image_for(task)
+        if image is not None:
+            await self._ensure_image(task, image)
         try:
-            self._emit(StatusChanged(run=self.name, phase="running", instance_id=task.instance_id,
-                                     detail="preparing sandbox"))
-            await self._prepare(sandbox, task)
-            result = await agent.solve(task, sandbox, Memory.to_prompt_block(workflows))
-            outcome, eval_s = None, 0.0
-            if not run.skip_eval and self.evaluator is not None:
-                self._emit(StatusChanged(run=self.name, phase="evaluating", instance_id=task.instance_id))
-                eval_started = time.monotonic()
-                outcome = await self.evaluator.evaluate(
-                    sandbox=sandbox, task=task, dataset_name=self.dataset.name, split=run.split,
-                    exit_status=result.exit_status, patch=result.patch, metrics=self.metrics)
-                eval_s = time.monotonic() - eval_started
+            sandbox = await self.sandboxes.create(run_name=self.name, instance_id=task.instance_id,
+                                                  image=image, conda_env=self.sandboxes.env_for(task))
+            try:
+                self._emit(StatusChanged(run=self.name, phase="running", instance_id=task.instance_id,
+                                         detail="preparing sandbox"))
+                await self._prepare(sandbox, task)
+                result = await agent.solve(task, sandbox, Memory.to_prompt_block(workflows))
+                outcome, eval_s = None, 0.0
+                if not result.patch.strip():
+                    outcome = EvalOutcome.empty()  # SWE-bench grades no empty patch
+                elif not run.skip_eval and self.evaluator is not None:
+                    self._emit(StatusChanged(run=self.name, phase="evaluating", instance_id=task.instance_id))
+                    eval_started = time.monotonic()
+                    outcome = await self.evaluator.evaluate(
+                        sandbox=sandbox, task=task, dataset_name=self.dataset.name, split=run.split,
+                        exit_status=result.exit_status, patch=result.patch, metrics=self.metrics)
+                    eval_s = time.monotonic() - eval_started
+            finally:
+                await sandbox.close()
         finally:
-            await sandbox.close()
+            if image is not None:
+                await self._release_image(image)
         elapsed = time.monotonic() - started
-        if outcome is not None:
+        if outcome is not None and outcome.grader:
             self._emit(EvaluationDone(run=self.name, instance_id=task.instance_id, resolved=outcome.resolved,
                                       reward=outcome.reward, speedup=outcome.speedup,
                                       duration_s=eval_s,
                                       detail=str(outcome.info.get("summary", ""))[:200]))
         await self._record(task, result, outcome, injected, elapsed)
         return bool(outcome and outcome.resolved)
+
+    async def _ensure_image(self, task: Task, image: str) -> None:
+        """Pull the task's image when the daemon lacks it, its progress as events."""
+        if await self.sandboxes.has_image(image):
+            return
+        self._emit(StatusChanged(run=self.name, phase="pulling", instance_id=task.instance_id,
+                                 detail=f"pulling {image}"))
+        self._log("info", f"{task.instance_id}: pulling image {image}")
+        await self.sandboxes.pull(image, run=self.name, instance_id=task.instance_id, progress=self._emit)
+
+    async def _release_image(self, image: str) -> None:
+        """`[docker] keep_images = "none"`: the instance image goes once its task is done."""
+        try:
+            removed = await self.sandboxes.release_image(image)
+        except InfraError as exc:
+            self._log("warning", f"could not remove image {image}: {exc}")
+            return
+        if removed:
+            self._log("info", f"removed image {image} (keep_images = \"none\")")
 
     async def _prepare(self, sandbox: Sandbox, task: Task) -> None:
         await sandbox.start()
@@ -232,6 +272,8 @@ class AWMRun:
                       elapsed: float) -> None:
         """Write every state file, the checkpoint last: a checkpointed task is fully recorded."""
         evaluated = outcome is not None
+        verdict = outcome.outcome if outcome is not None else Outcome.NOT_EVALUATED
+        grader = outcome.grader if outcome is not None else ""
         resolved = bool(outcome and outcome.resolved)
         reward = outcome.reward if outcome else 0.0
         speedup = outcome.speedup if outcome else None
@@ -254,9 +296,12 @@ class AWMRun:
                 self.memory.record_use(list(injected), resolved)
                 files.append(StateFile(self.out.memory_path, lambda: self.memory.model_dump(mode="json")))
         self.checkpoint.record(TaskResult(
-            instance_id=task.instance_id, exit_status=result.exit_status, resolved=resolved,
+            instance_id=task.instance_id, exit_status=result.exit_status, outcome=verdict, grader=grader,
+            resolved=resolved,
             reward=reward, speedup=speedup, steps=len(result.steps), cost=result.cost,
             elapsed_s=elapsed, evaluated=evaluated))
+        self.task_errors.pop(task.instance_id, None)
+        files.append(StateFile(self.out.report_path, self._report))
         files.append(StateFile(self.out.checkpoint_path, lambda: self.checkpoint.model_dump(mode="json")))
         # One thread hop, one fsync per state file and one per folder; the checkpoint
         # is renamed last. Serialising happens in the thread: nothing else touches
@@ -264,17 +309,24 @@ class AWMRun:
         await asyncio.to_thread(write_json_batch, files)
         self._emit(CheckpointSaved(run=self.name, done=self.checkpoint.done, resolved=self.checkpoint.resolved))
         self._emit(TaskFinished(run=self.name, instance_id=task.instance_id, exit_status=result.exit_status,
-                                resolved=resolved, reward=reward, speedup=speedup, steps=len(result.steps),
-                                elapsed_s=elapsed, cost=result.cost, evaluated=evaluated))
-        verdict = "resolved" if resolved else ("not resolved" if evaluated else "not evaluated")
-        self._log("info", f"{task.instance_id}: {result.exit_status}, {verdict} "
+                                outcome=verdict, resolved=resolved, reward=reward, speedup=speedup,
+                                steps=len(result.steps), elapsed_s=elapsed, cost=result.cost,
+                                evaluated=evaluated, grader=grader))
+        graded = f", graded by {grader}" if grader else ""
+        self._log("info", f"{task.instance_id}: {result.exit_status}, {verdict.replace('_', ' ')}{graded} "
                           f"({len(result.steps)} steps, {elapsed:.1f} s)")
 
-    def _task_error(self, task: Task, exc: BaseException) -> None:
-        self._emit(TaskFinished(run=self.name, instance_id=task.instance_id, exit_status=f"Error: {exc}",
-                                resolved=False, reward=0.0, speedup=None, steps=0, elapsed_s=0.0,
-                                cost=0.0, evaluated=False))
-        self._log("error", f"{task.instance_id}: {exc} (not checkpointed: a rerun retries it)")
+    def _report(self) -> dict:
+        return build_report(self.chosen, self.checkpoint, self.preds.entries, self.task_errors)
+
+    async def _task_error(self, task: Task, exc: BaseException) -> None:
+        kind, message = error_kind(exc), " ".join(str(exc).split()) or type(exc).__name__
+        self.task_errors[task.instance_id] = (kind, message)
+        self._emit(TaskFinished(run=self.name, instance_id=task.instance_id, exit_status="",
+                                outcome=Outcome.ERROR, resolved=False, reward=0.0, speedup=None, steps=0,
+                                elapsed_s=0.0, cost=0.0, evaluated=False, error=message, error_kind=kind))
+        self._log("error", f"{task.instance_id}: {kind} error: {message} (not checkpointed: a rerun retries it)")
+        await asyncio.to_thread(write_json_batch, [StateFile(self.out.report_path, self._report)])
 
     # -- induction --------------------------------------------------------------
 

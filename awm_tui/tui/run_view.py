@@ -14,11 +14,13 @@ from awm_tui.engine.events import (
     CheckpointSaved,
     EvaluationDone,
     Event,
+    ImagePull,
     LLMCall,
     LogLine,
     MemoryUpdated,
     MetricsData,
     MetricsSnapshot,
+    Phase,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -30,12 +32,12 @@ from awm_tui.engine.events import (
 SPARK_POINTS = 60
 """Evaluation-throughput history kept for the sparkline (one point per metrics tick)."""
 
-ACTIVE_PHASES = frozenset({"starting", "running", "evaluating", "inducing"})
+ACTIVE_PHASES: frozenset[Phase] = frozenset({"starting", "pulling", "running", "evaluating", "inducing"})
 
 
 @dataclass(frozen=True, slots=True)
 class RunView:
-    phase: str = "idle"
+    phase: Phase = "idle"
     instance_id: str | None = None
     step: int | None = None
     detail: str = ""
@@ -53,6 +55,8 @@ class RunView:
     metrics: MetricsData = field(default_factory=MetricsData)
     evals_history: tuple[float, ...] = ()
     started_at: float | None = None
+    pull: ImagePull | None = None
+    """The image pull under way (layers, bytes, free space), if any."""
 
     @property
     def active(self) -> bool:
@@ -80,6 +84,8 @@ def apply_event(view: RunView, event: Event) -> RunView:
                            task_index=event.index, tasks_total=event.total)
         case AgentStep():
             return replace(view, instance_id=event.instance_id, step=event.step)
+        case ImagePull():
+            return replace(view, pull=None if event.done else event)
         case TaskFinished():
             # Not counted here: the engine saves the checkpoint (CheckpointSaved, which
             # sets done/resolved) before it says the task finished, so counting both showed
@@ -118,6 +124,11 @@ def status_text(view: RunView) -> str:
             return f"running task {task}{where}{step}"
         case "evaluating":
             return f"evaluating {task}"
+        case "pulling":
+            pull = view.pull
+            if pull is None:
+                return f"pulling the image of {task}"
+            return f"pulling {pull.image}{pull.figures()}"
         case "inducing":
             return "inducing workflows"
         case "finished":
@@ -150,6 +161,8 @@ def log_text(event: Event) -> str | None:
         case EvaluationDone():
             verdict = "resolved" if event.resolved else "not resolved"
             return f"{_clock(event.ts)}   evaluated {event.instance_id}: {verdict} in {event.duration_s:.1f}s"
+        case ImagePull() if event.done and not event.error:
+            return f"{_clock(event.ts)}   pulled {event.image}{event.figures()}"
         case LLMCall() if not event.ok:
             return f"{_clock(event.ts)} ! LLM call failed after {event.retries} retries: {event.error}"
         case RunFinished():

@@ -126,6 +126,7 @@ def fixed_events(run: str, ts: float = 1_767_225_600.0):
         AgentStep, CheckpointSaved, EvaluationDone, HostConnections, LogLine, MemoryUpdated,
         MetricsData, MetricsSnapshot, RunStarted, StatusChanged, TaskFinished, TaskStarted,
     )
+    from awm_tui.engine.outcomes import Outcome
 
     events = [
         RunStarted(run=run, ts=ts, output_dir=f"outputs/{run}", limit=5, model="awm-sim",
@@ -141,7 +142,7 @@ def fixed_events(run: str, ts: float = 1_767_225_600.0):
             EvaluationDone(run=run, ts=ts + i, instance_id=instance, resolved=i != 2, reward=float(i != 2),
                            speedup=None, duration_s=2.5),
             TaskFinished(run=run, ts=ts + i, instance_id=instance, exit_status="Submitted", resolved=i != 2,
-                         reward=float(i != 2), speedup=None, steps=5, elapsed_s=11.0, cost=0.0012),
+                         outcome=Outcome.RESOLVED if i != 2 else Outcome.UNRESOLVED, reward=float(i != 2), speedup=None, steps=5, elapsed_s=11.0, cost=0.0012),
             CheckpointSaved(run=run, ts=ts + i, done=i, resolved=i - (i >= 2)),
         ]
     events += [

@@ -19,10 +19,13 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from awm_tui.config.models import EvalConfig, HttpConfig
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.http.session import make_session
+from awm_tui.engine.outcomes import ErrorKind, InfraError
 
 
-class EvaluationError(RuntimeError):
+class EvaluationError(InfraError):
     """The evaluation could not be obtained; the message is one line for the user."""
+
+    kind = ErrorKind.EVALUATION
 
 
 class _Retryable(Exception):

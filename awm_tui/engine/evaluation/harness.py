@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 from awm_tui.engine.evaluation.pytest_report import SUMMARY_GREP, grade, parse_summary
+from awm_tui.engine.outcomes import Outcome
 from awm_tui.engine.sandbox.base import ExecResult, Sandbox, SandboxError
 from awm_tui.engine.tasks import Task
 
@@ -27,6 +28,10 @@ OUTPUT_TAIL = 2000
 GIT = "git -c 'safe.directory=*' -c core.hooksPath=/dev/null"
 
 
+PYTEST_GRADER = "pytest"
+"""Our own fallback: FAIL_TO_PASS/PASS_TO_PASS run with pytest (or the row's test_command)."""
+
+
 @dataclass(frozen=True, slots=True)
 class EvalOutcome:
     reward: float
@@ -34,6 +39,19 @@ class EvalOutcome:
     resolved: bool
     info: dict = field(default_factory=dict)
     """JSON-serialisable detail: per-test status, counts, timings, error text."""
+    outcome: Outcome = Outcome.UNRESOLVED
+    grader: str = ""
+    """What graded it (`swebench:<log_parser>`, `pytest`, `server <url>`); empty when nothing ran."""
+
+    def __post_init__(self) -> None:
+        if self.resolved and self.outcome is not Outcome.RESOLVED:
+            object.__setattr__(self, "outcome", Outcome.RESOLVED)
+
+    @classmethod
+    def empty(cls, detail: str = "empty patch: the agent made no changes") -> EvalOutcome:
+        """No change to grade: SWE-bench's empty patch, a result and not an error."""
+        return cls(reward=0.0, speedup=None, resolved=False, outcome=Outcome.EMPTY_PATCH,
+                   info={"resolved": False, "outcome": str(Outcome.EMPTY_PATCH), "error": detail})
 
 
 class _OutOfTime(Exception):
@@ -150,7 +168,7 @@ async def evaluate_in_sandbox(
                 return _done(info, started, error=f"submitted patch does not apply: {error}")
             agent, source = await repo.snapshot(), "submitted result"
         if agent == base:
-            return _done(info, started, error="empty patch: the agent made no changes")
+            return EvalOutcome.empty()
         changed = await repo.must(f"{GIT} diff --name-only {base} {agent}", "listing changed files")
         info["patch"] = {"source": source, "files": changed.splitlines()}
         speedup = None
@@ -159,7 +177,14 @@ async def evaluate_in_sandbox(
             speedup, info["benchmark"] = await _benchmark(repo, task.benchmark_command, base, agent, benchmark_runs)
             info["timings"]["benchmark_s"] = round(time.monotonic() - t0, 3)
         t0 = time.monotonic()
-        tests = info["tests"] = await _run_tests(repo, task, base)
+        if task.eval_script:
+            from awm_tui.engine.evaluation.swebench_grading import run_eval_script
+
+            grader = f"swebench:{task.log_parser}"
+            tests = info["tests"] = await run_eval_script(repo, task)
+        else:
+            grader = PYTEST_GRADER
+            tests = info["tests"] = await _run_tests(repo, task, base)
         info["timings"]["tests_s"] = round(time.monotonic() - t0, 3)
     except _OutOfTime:
         return _done(info, started, error=f"evaluation timed out after {timeout_s:g}s")
@@ -168,16 +193,19 @@ async def evaluate_in_sandbox(
             await repo.restore(agent)
     resolved = bool(tests.get("resolved"))
     info["resolved"] = resolved
-    return _done(info, started, resolved=resolved, speedup=speedup, error=tests.get("error"))
+    return _done(info, started, resolved=resolved, speedup=speedup, error=tests.get("error"), grader=grader)
 
 
 def _done(info: dict, started: float, *, resolved: bool = False, speedup: float | None = None,
-          error: str | None = None) -> EvalOutcome:
+          error: str | None = None, grader: str = PYTEST_GRADER) -> EvalOutcome:
     if error:
         info["error"] = error
     info["speedup"] = speedup
     info["timings"]["total_s"] = round(time.monotonic() - started, 3)
-    return EvalOutcome(reward=1.0 if resolved else 0.0, speedup=speedup, resolved=resolved, info=info)
+    outcome = Outcome.RESOLVED if resolved else Outcome.UNRESOLVED
+    info["outcome"], info["grader"] = str(outcome), grader
+    return EvalOutcome(reward=1.0 if resolved else 0.0, speedup=speedup, resolved=resolved, info=info,
+                       outcome=outcome, grader=grader)
 
 
 async def _benchmark(repo: _Repo, command: str, base: str, agent: str, runs: int) -> tuple[float | None, dict]:

@@ -14,19 +14,16 @@ from awm_tui.engine.tasks import Task
 class LocalEvaluator:
     """Same harness as the eval server, no HTTP: for one machine without a server."""
 
+    description = "local"
+
     def __init__(self, config: EvalConfig | None = None, metrics: RunMetrics | None = None) -> None:
         self.config = config or EvalConfig()
         self.metrics = metrics
 
-    async def evaluate(
-        self,
-        sandbox: Sandbox,
-        task: Task,
-        *,
-        patch: str | None = None,
-        metrics: RunMetrics | None = None,
-    ) -> EvalOutcome:
-        """Grade the agent's working tree (or `patch` on a clean tree); raises SandboxError only."""
+    async def evaluate(self, *, sandbox: Sandbox, task: Task, patch: str | None = None,
+                       metrics: RunMetrics | None = None, dataset_name: str = "", split: str = "",
+                       exit_status: str = "") -> EvalOutcome:
+        """Grade the agent's working tree (or `patch` on a clean tree); raises InfraError only."""
         started = time.monotonic()
         outcome = await evaluate_in_sandbox(sandbox, task, timeout_s=self.config.timeout, patch=patch)
         charged = metrics or self.metrics

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from awm_tui.engine.outcomes import ErrorKind, InfraError
+
 WORKDIR = "/testbed"
 """Where the task's repository lives inside a sandbox (SWE-bench convention)."""
 
@@ -15,8 +17,10 @@ DEFAULT_MAX_OUTPUT = 64 * 1024
 """Bytes of output kept from one command; the rest is dropped, and said so."""
 
 
-class SandboxError(RuntimeError):
+class SandboxError(InfraError):
     """The sandbox could not be created, reached or used."""
+
+    kind = ErrorKind.SANDBOX
 
 
 @dataclass(frozen=True, slots=True)

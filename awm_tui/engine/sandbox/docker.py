@@ -9,8 +9,10 @@ import posixpath
 import re
 import secrets
 import shlex
+import shutil
 import tarfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ import aiohttp
 from aiodocker.containers import DockerContainer
 from aiodocker.exceptions import DockerError
 
+from awm_tui.engine.outcomes import ErrorKind
 from awm_tui.engine.sandbox.base import (
     DEFAULT_MAX_OUTPUT,
     WORKDIR,
@@ -59,6 +62,14 @@ _KILL_GUARDED = (
     'f=/tmp/.awm-exec/$1; [ -s "$f" ] && kill -KILL -- -"$(cat "$f")" 2>/dev/null; rm -f "$f"'
 )
 
+CONDA_ACTIVATE = "/opt/miniconda3/bin/activate"
+"""Where SWE-bench's images keep conda; their eval scripts `source` it, then `conda activate testbed`."""
+_ACTIVATE = (
+    f"if [ -f {CONDA_ACTIVATE} ]; then . {CONDA_ACTIVATE} && conda activate {{env}} 2>&1 >/dev/null "
+    "|| exit 3; env -0; fi"
+)
+_NOT_INHERITED = frozenset({"PWD", "OLDPWD", "SHLVL", "_"})
+
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)
 
 
@@ -90,8 +101,12 @@ class DockerSandbox(Sandbox):
         cpus: float | None = None,
         pids_limit: int = 512,
         network: str = "none",
+        conda_env: str | None = None,
     ) -> None:
         self.docker = docker  # shared; never closed here
+        self.conda_env = conda_env
+        """Activated for every command when the image has conda (SWE-bench's `testbed`)."""
+        self._env: list[str] | None = None
         self.image = image
         self.run_name = run_name
         self.instance_id = instance_id
@@ -108,9 +123,10 @@ class DockerSandbox(Sandbox):
         self._start_lock = asyncio.Lock()
 
     @classmethod
-    def attach(cls, docker: aiodocker.Docker, container_id: str) -> "DockerSandbox":
+    def attach(cls, docker: aiodocker.Docker, container_id: str,
+               conda_env: str | None = None) -> "DockerSandbox":
         """An existing container (e.g. the agent's, for evaluation); close() keeps it."""
-        sandbox = cls(docker)
+        sandbox = cls(docker, conda_env=conda_env)
         sandbox.name = container_id
         sandbox._container = docker.containers.container(container_id)
         sandbox._attached = True
@@ -156,6 +172,7 @@ class DockerSandbox(Sandbox):
                 raise SandboxError(f"container {self.name} already closed")
             if self._attached:
                 await self._check_attached()
+                await self._activate()
                 return
             if self._container is not None:
                 return
@@ -165,6 +182,7 @@ class DockerSandbox(Sandbox):
             try:
                 await asyncio.shield(create)
                 await self._require().start()
+                await self._activate()
             except BaseException as exc:
                 await run_shielded(self._discard(create))
                 if isinstance(exc, DockerError):
@@ -172,6 +190,19 @@ class DockerSandbox(Sandbox):
                         f"cannot start container from {self.image}: {exc.message}"
                     ) from exc
                 raise
+
+    async def _activate(self) -> None:
+        """Record the environment `conda activate` gives, so every exec runs in it, as
+        SWE-bench's images expect (one exec now instead of a `source` per command)."""
+        if self.conda_env is None or self._env is not None:
+            return
+        out = await self.exec(_ACTIVATE.format(env=shlex.quote(self.conda_env)), timeout_s=60,
+                              max_output=1024 * 1024)
+        if out.exit_code != 0:
+            raise SandboxError(f"the image {self.image} has conda but its environment {self.conda_env!r} "
+                               f"does not activate: {out.output.strip()[-200:]}")
+        pairs = [item for item in out.output.split("\0") if "=" in item]
+        self._env = [p for p in pairs if p.split("=", 1)[0].strip() not in _NOT_INHERITED]
 
     async def _create(self) -> None:
         self._container = await self.docker.containers.create(
@@ -229,6 +260,7 @@ class DockerSandbox(Sandbox):
                 stdout=True,
                 stderr=True,
                 workdir=workdir or WORKDIR,
+                environment=self._env,
             )
             output = BoundedOutput(max_output)
             client_timed_out = False
@@ -350,6 +382,87 @@ async def image_exists(docker: aiodocker.Docker, image: str) -> bool:
             return False
         raise
     return True
+
+
+class ImagePullError(SandboxError):
+    """A task's image is absent and could not be pulled: an infrastructure error."""
+
+    kind = ErrorKind.IMAGE
+
+
+PullProgress = Callable[[dict[str, Any]], None]
+"""Called with {layers_done, layers_total, bytes_done, bytes_total} as a pull goes on."""
+
+_LAYER_DONE = frozenset({"Pull complete", "Already exists"})
+PROGRESS_EVERY_S = 0.5
+
+
+async def free_space(docker: aiodocker.Docker) -> int | None:
+    """Free bytes where the daemon keeps images, when that folder is visible from here."""
+    try:
+        info = await docker.system.info()
+    except (DockerError, OSError, aiohttp.ClientError):
+        return None
+    root = info.get("DockerRootDir")
+    if not root:
+        return None
+    try:
+        return (await asyncio.to_thread(shutil.disk_usage, root)).free
+    except OSError:
+        return None  # a remote daemon, or a root we may not read
+
+
+async def pull_image(docker: aiodocker.Docker, image: str, progress: PullProgress) -> None:
+    """`docker pull` through aiodocker, reporting layers and bytes; ImagePullError on failure."""
+    layers: dict[str, str] = {}
+    sizes: dict[str, tuple[int, int]] = {}
+    last = 0.0
+
+    def report(final: bool = False) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if final or now - last >= PROGRESS_EVERY_S:
+            last = now
+            progress({"layers_done": sum(1 for s in layers.values() if s in _LAYER_DONE),
+                      "layers_total": len(layers), "bytes_done": sum(c for c, _ in sizes.values()),
+                      "bytes_total": sum(t for _, t in sizes.values())})
+
+    try:
+        async for message in docker.images.pull(image, stream=True, timeout=None):
+            if message.get("error"):
+                raise ImagePullError(f"cannot pull {image}: {_one_line(message['error'])}")
+            layer, status = message.get("id"), str(message.get("status", ""))
+            if layer and ":" not in layer and status and not status.startswith("Pulling from"):
+                changed = layers.get(layer) != status and (status in _LAYER_DONE or layer not in layers)
+                layers[layer] = status
+                detail = message.get("progressDetail") or {}
+                if status == "Downloading" and detail.get("total"):
+                    sizes[layer] = (int(detail.get("current", 0)), int(detail["total"]))
+                elif status in _LAYER_DONE and layer in sizes:
+                    sizes[layer] = (sizes[layer][1], sizes[layer][1])
+                report(final=changed)
+    except DockerError as exc:
+        raise ImagePullError(f"cannot pull {image}: {_one_line(exc.message)}") from exc
+    except (OSError, aiohttp.ClientError) as exc:
+        raise ImagePullError(f"cannot pull {image}: {exc or type(exc).__name__}") from exc
+    report(final=True)
+    if not await image_exists(docker, image):
+        raise ImagePullError(f"cannot pull {image}: the daemon reported no error but has no such image")
+
+
+async def remove_image(docker: aiodocker.Docker, image: str) -> bool:
+    """Untag/remove an image; False when it was already gone. DockerError 409 while in use."""
+    try:
+        await docker.images.delete(image)
+    except DockerError as exc:
+        if exc.status == 404:
+            return False
+        raise SandboxError(f"cannot remove image {image}: {_one_line(exc.message)}") from exc
+    return True
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())[:300]
 
 
 def _tar_directory(src: Path) -> bytes:

@@ -11,7 +11,9 @@ import os
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from awm_tui.engine.outcomes import Outcome
 
 from .atomic import StateError, read_json, write_json_atomic
 
@@ -25,7 +27,11 @@ class TaskResult(BaseModel):
 
     instance_id: str
     exit_status: str
-    """`Submitted`, `FormatError`, `StepLimit`, `CostLimit`, `TimeLimit`, `Error: …`."""
+    """The agent's: `Submitted`, `FormatError`, `StepLimit`, `CostLimit`, `TimeLimit`."""
+    outcome: Outcome
+    """resolved, unresolved, empty_patch or not_evaluated; an error is never checkpointed."""
+    grader: str = ""
+    """What graded it (`swebench:<parser>`, `pytest`, `server <url>`)."""
     resolved: bool = False
     """The task's FAIL_TO_PASS tests pass and PASS_TO_PASS still pass."""
     reward: float = 0.0
@@ -42,6 +48,17 @@ class TaskResult(BaseModel):
     """Unix time the task finished."""
     evaluated: bool = True
     """False with `--skip-eval`: `resolved`/`reward` are then not meaningful."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _outcome_of_old_files(cls, data: object) -> object:
+        # Checkpoints written before outcomes existed: derive it from what they hold.
+        if isinstance(data, dict) and "outcome" not in data:
+            resolved, evaluated = data.get("resolved"), data.get("evaluated", True)
+            outcome = (Outcome.RESOLVED if resolved else
+                       Outcome.UNRESOLVED if evaluated else Outcome.NOT_EVALUATED)
+            data = {**data, "outcome": outcome}
+        return data
 
 
 class Checkpoint(BaseModel):

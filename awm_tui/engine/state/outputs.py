@@ -56,6 +56,7 @@ class OutputDir:
     checkpoint_path = property(lambda self: self.path / "checkpoint.json")
     events_path = property(lambda self: self.path / "events.jsonl")
     preds_path = property(lambda self: self.path / "preds.json")
+    report_path = property(lambda self: self.path / "report.json")
     trajectories_dir = property(lambda self: self.path / "trajectories")
     lock_path = property(lambda self: self.path / LOCK_NAME)
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Protocol
 
 from awm_tui.config.models import EvalConfig
-from awm_tui.engine.evaluation.client import EvalClient
+from awm_tui.engine.evaluation.client import EvalClient, EvaluationError
 from awm_tui.engine.evaluation.harness import EvalOutcome
-from awm_tui.engine.evaluation.local import LocalEvaluator
 from awm_tui.engine.http.metrics import RunMetrics
+from awm_tui.engine.outcomes import Outcome
 from awm_tui.engine.sandbox.base import Sandbox
 from awm_tui.engine.tasks import Task
 
@@ -20,20 +20,7 @@ class Evaluator(Protocol):
                        exit_status: str, patch: str, metrics: RunMetrics) -> EvalOutcome: ...
 
 
-class LocalEvaluation:
-    """`[eval] mode = "local"`: the evaluation server's harness, in this process."""
-
-    description = "local"
-
-    def __init__(self, config: EvalConfig) -> None:
-        self._local = LocalEvaluator(config)
-
-    async def evaluate(self, *, sandbox: Sandbox, task: Task, dataset_name: str, split: str,
-                       exit_status: str, patch: str, metrics: RunMetrics) -> EvalOutcome:
-        return await self._local.evaluate(sandbox, task, patch=patch, metrics=metrics)
-
-
-class ServerEvaluation:
+class ServerEvaluator:
     """POST to the evaluation server (the users' `evaluate_info` contract)."""
 
     def __init__(self, client: EvalClient, config: EvalConfig) -> None:
@@ -46,4 +33,14 @@ class ServerEvaluation:
             exit_status, patch, sandbox.id, task.instance_id, dataset_name, split, metrics=metrics)
         info = info if isinstance(info, dict) else {"detail": info}
         resolved = bool(info.get("resolved", reward >= 1.0))
-        return EvalOutcome(reward=reward, speedup=speedup, resolved=resolved, info=info)
+        # Our server names the outcome; the users' own servers say only reward/resolved.
+        said = info.get("outcome")
+        outcome = Outcome(said) if said in {o.value for o in Outcome} else (
+            Outcome.RESOLVED if resolved else Outcome.UNRESOLVED)
+        if outcome is Outcome.ERROR:
+            raise EvaluationError(f"evaluation server: {info.get('error') or 'no result'}")
+        grader = f"server {self.client.config.server_url}"
+        if info.get("grader"):
+            grader += f" ({info['grader']})"
+        return EvalOutcome(reward=reward, speedup=speedup, resolved=resolved, info=info,
+                           outcome=outcome, grader=grader)
