@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     single.add_argument("--limit", type=_positive, metavar="N", help="number of task instances (default 5)")
     single.add_argument("--skip-eval", action="store_true", help="do not evaluate patches")
     single.add_argument("--include-medium", action="store_true", help="also take medium-sized tasks")
+    single.add_argument("--dataset", metavar="PATH",
+                        help="tasks: `sample` or a SWE-bench .json/.jsonl/.parquet file (overrides [[runs]] too)")
+    single.add_argument("--filter", metavar="REGEX", help="only instance ids matching REGEX (re.match)")
+    single.add_argument("--slice", metavar="START:STOP", help="only these rows (after --shuffle/--filter), e.g. 0:50")
+    single.add_argument("--shuffle", type=int, metavar="SEED", help="shuffle the rows with this seed first")
 
     par = p.add_argument_group("parallel runs (with --batch)")
     par.add_argument("--parallel", type=_positive, metavar="N", help="start N runs run_1..run_N")

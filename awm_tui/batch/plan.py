@@ -16,12 +16,12 @@ import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from awm_tui.config.errors import ConfigError
 from awm_tui.config.loader import find_config_path, load_config
 from awm_tui.config.models import AppConfig, RunConfig
-from awm_tui.config.overrides import parallel_runs, read_keys_file, single_run
+from awm_tui.config.overrides import SELECTION_FLAGS, parallel_runs, read_keys_file, selection_of, single_run
 from awm_tui.config.plan import require_keys, resolve_run
 from awm_tui.engine.llm.keys import mask_key
 
@@ -73,7 +73,8 @@ def build_plan(args: argparse.Namespace) -> BatchPlan:
     loaded = load_config(path)
     config = loaded.config
     source = str(path) if path else "(built-in defaults: no config file found)"
-    common = {"limit": args.limit, "skip_eval": args.skip_eval, "include_medium": args.include_medium}
+    common = {"limit": args.limit, "skip_eval": args.skip_eval, "include_medium": args.include_medium,
+              "selection": selection_of(args)}
     if args.parallel:
         if args.keys_file is None:
             raise ConfigError("command line", "--parallel", "needs --keys-file", "give a file with one key per line")
@@ -111,7 +112,14 @@ def _with_flags(run: RunConfig, args: argparse.Namespace) -> RunConfig:
         changes["skip_eval"] = True
     if args.include_medium:
         changes["include_medium"] = True
+    changes.update(selection_of(args))
     if not changes:
         return run
     # model_copy(update=...) would skip validation; the dump keeps SecretStr objects as they are.
-    return RunConfig.model_validate({**run.model_dump(), **changes})
+    try:
+        return RunConfig.model_validate({**run.model_dump(), **changes})
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc = str(err["loc"][0]) if err["loc"] else ""
+        raise ConfigError("command line", SELECTION_FLAGS.get(loc, f"--{loc.replace('_', '-')}"),
+                          err["msg"], "fix the value") from None

@@ -2,7 +2,8 @@
 
 `--llm-config/--api-key/--output-dir/--limit/--skip-eval/--include-medium` make
 one run like their old script did; `--parallel N --keys-file F --output-root D`
-makes N runs with a key each.
+makes N runs with a key each. `--dataset/--filter/--slice/--shuffle` choose the
+tasks (mini-swe-agent's flags), for these runs or over each `[[runs]]` entry.
 """
 
 from __future__ import annotations
@@ -20,17 +21,31 @@ DEFAULT_PROFILE = "llm.kimi-k2"
 """The users' runner default; falls back to `[llm]` when the config has no such profile."""
 
 
+SELECTION_FLAGS = {"dataset": "--dataset", "filter": "--filter", "slice": "--slice", "shuffle": "--shuffle"}
+"""RunConfig fields that choose a run's tasks, and the flag that sets each."""
+
+
+def selection_of(args: object) -> dict[str, object]:
+    """The selection flags given on the command line (a relative --dataset is from the cwd)."""
+    chosen = {field: getattr(args, field, None) for field in SELECTION_FLAGS}
+    chosen = {k: v for k, v in chosen.items() if v is not None}
+    if "dataset" in chosen and chosen["dataset"] != "sample":
+        chosen["dataset"] = str(Path(str(chosen["dataset"])).expanduser().absolute())
+    return chosen
+
+
 def default_profile(config: AppConfig) -> str:
     return DEFAULT_PROFILE if DEFAULT_PROFILE in config.llm else "llm"
 
 
 def single_run(config: AppConfig, *, llm: str | None, api_key: SecretStr | None,
                output_dir: Path | None, limit: int | None, skip_eval: bool,
-               include_medium: bool) -> tuple[RunConfig, SecretStr | None]:
+               include_medium: bool, selection: dict[str, object] | None = None,
+               ) -> tuple[RunConfig, SecretStr | None]:
     """One run from the single-run flags (the users' old runner script)."""
     out = resolve_dir(output_dir or Path("outputs/run_1"), Path.cwd())
     fields = dict(name=_name_for(out), llm=profile_name(llm or default_profile(config)),
-                  output_dir=out, skip_eval=skip_eval, include_medium=include_medium)
+                  output_dir=out, skip_eval=skip_eval, include_medium=include_medium, **(selection or {}))
     if limit is not None:
         fields["limit"] = limit
     _check_profile(config, fields["llm"], "--llm-config")
@@ -39,7 +54,8 @@ def single_run(config: AppConfig, *, llm: str | None, api_key: SecretStr | None,
 
 def parallel_runs(config: AppConfig, *, n: int, keys: list[SecretStr], output_root: Path,
                   llm: str | None, limit: int | None, skip_eval: bool, include_medium: bool,
-                  share_keys: bool) -> list[tuple[RunConfig, SecretStr]]:
+                  share_keys: bool, selection: dict[str, object] | None = None,
+                  ) -> list[tuple[RunConfig, SecretStr]]:
     """`run_1..run_N` in `output_root/run_i`, each with its own key from the pool."""
     if n < 1:
         raise ConfigError("command line", "--parallel", f"must be at least 1 (got {n})", "pass --parallel N with N ≥ 1")
@@ -55,7 +71,7 @@ def parallel_runs(config: AppConfig, *, n: int, keys: list[SecretStr], output_ro
     runs = []
     for i in range(1, n + 1):
         fields = dict(name=f"run_{i}", llm=name, output_dir=root / f"run_{i}",
-                      skip_eval=skip_eval, include_medium=include_medium)
+                      skip_eval=skip_eval, include_medium=include_medium, **(selection or {}))
         if limit is not None:
             fields["limit"] = limit
         runs.append((_run(fields, "--output-root"), keys[(i - 1) % len(keys)]))
@@ -99,5 +115,5 @@ def _run(fields: dict, flag: str) -> RunConfig:
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         loc = str(err["loc"][0]) if err["loc"] else flag
-        opt = {"limit": "--limit", "output_dir": flag, "name": flag}.get(loc, flag)
+        opt = {"limit": "--limit", "output_dir": flag, "name": flag, **SELECTION_FLAGS}.get(loc, flag)
         raise ConfigError("command line", opt, err["msg"], "fix the value") from None

@@ -2,7 +2,10 @@
 
 Each request attaches to the container the agent worked in (`container_id`, or
 `local:<path>` for a local sandbox), so evaluations of different agents run side
-by side with no shared lock. `--simulate SECONDS` skips sandboxes altogether, for
+by side with no shared lock. Grading is the engine's own (`evaluate_in_sandbox`):
+SWE-bench rows with an `eval_script` by the swebench package, the others by pytest.
+`info.outcome` names SWE-bench's category; a task no grader could grade answers
+`outcome: "error"` with the reason (200: the client must not retry it). `--simulate SECONDS` skips sandboxes altogether, for
 benchmarks that measure only the orchestration around evaluation.
 """
 
@@ -20,21 +23,18 @@ from typing import Any
 
 from aiohttp import web
 
-from awm_tui.engine.evaluation.harness import evaluate_in_sandbox
+from awm_tui.engine.evaluation.harness import EvalOutcome, evaluate_in_sandbox
+from awm_tui.engine.outcomes import InfraError, Outcome, error_kind
 from awm_tui.engine.sandbox.base import Sandbox, SandboxError
-from awm_tui.servers.serving import serve_until_signal
+from awm_tui.engine.sandbox.factory import SandboxFactory
 from awm_tui.engine.tasks import SAMPLE, Dataset, Task, load_dataset
+from awm_tui.servers.serving import serve_until_signal
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PORT = 9528
 MAX_BODY = 64 * 1024 * 1024
 """Patches can be large; aiohttp's 1 MiB default would refuse them."""
-
-
-def is_submitted(exit_status: str) -> bool:
-    """`Submitted`, `submitted`, `Submitted (via ...)`: the agent says it is done."""
-    return exit_status.strip().lower().startswith("submit")
 
 
 def _error(status: int, message: str) -> web.Response:
@@ -125,7 +125,7 @@ class EvalServer:
     def task_count(self) -> int:
         return sum(len(d.tasks) for d in self.datasets)
 
-    async def _attach(self, container_id: str) -> Sandbox:
+    async def _attach(self, container_id: str, task: Task) -> Sandbox:
         if container_id.startswith("local:"):
             from awm_tui.engine.sandbox.local import LocalSandbox
 
@@ -138,7 +138,8 @@ class EvalServer:
                     self._docker = await connect_docker(self.docker_url)
                 if self._docker is None:
                     raise SandboxError(f"no Docker daemon reachable{f' at {self.docker_url}' if self.docker_url else ''}")
-            sandbox = DockerSandbox.attach(self._docker, container_id)
+            # SWE-bench images: the tests run in the `testbed` env, as the agent's commands did.
+            sandbox = DockerSandbox.attach(self._docker, container_id, conda_env=SandboxFactory.env_for(task))
         try:
             await sandbox.start()  # attached: only checks it is there and running
         except BaseException:
@@ -161,9 +162,9 @@ class EvalServer:
             known = ", ".join(d.name for d in self.datasets)
             return _error(404, f"unknown instance {body['instance_id']!r} (datasets: {known})")
         result = body.get("result") or ""
-        if not is_submitted(body.get("exit_status") or "") and not result.strip():
-            return web.json_response({"reward": 0.0, "speedup": None, "info": {
-                "resolved": False, "error": f"nothing submitted (exit status {body.get('exit_status')!r})"}})
+        if not result.strip():  # SWE-bench grades no empty patch: a result, not an error
+            empty = EvalOutcome.empty(f"empty patch: nothing submitted (exit status {body.get('exit_status')!r})")
+            return web.json_response({"reward": 0.0, "speedup": None, "info": empty.info})
         started = time.monotonic()
         self.in_flight += 1
         try:
@@ -172,6 +173,12 @@ class EvalServer:
             self.failed += 1
             log.warning("evaluation of %s failed: %s", task.instance_id, exc)
             return _error(500, f"sandbox error: {exc}")
+        except InfraError as exc:  # no grader could grade it: say so, do not invite a retry
+            self.failed += 1
+            log.warning("evaluation of %s gave no result: %s", task.instance_id, exc)
+            return web.json_response({"reward": 0.0, "speedup": None, "info": {
+                "resolved": False, "outcome": str(Outcome.ERROR), "error_kind": str(error_kind(exc)),
+                "error": " ".join(str(exc).split())[:500]}})
         except Exception as exc:  # a bug: answer with one line, keep serving
             self.failed += 1
             log.exception("evaluation of %s crashed", task.instance_id)
@@ -190,7 +197,7 @@ class EvalServer:
             return {"reward": 1.0 if result.strip() else 0.0, "speedup": None,
                     "info": {"simulated": True, "resolved": bool(result.strip()),
                              "note": "simulated evaluation: no tests were run"}}
-        sandbox = await self._attach(container_id)
+        sandbox = await self._attach(container_id, task)
         try:
             outcome = await evaluate_in_sandbox(sandbox, task, timeout_s=self.timeout_s, patch=result)
         finally:

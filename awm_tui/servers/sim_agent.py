@@ -11,6 +11,7 @@ import re
 import shlex
 from collections import Counter
 from dataclasses import dataclass
+from typing import Literal
 
 from awm_tui.engine import protocol
 from awm_tui.engine.tasks import Task
@@ -20,6 +21,7 @@ from .sim_faults import chance
 LOOK_AROUND = "cd /testbed && git status && ls -R | head -50"
 RUN_TESTS = "cd /testbed && python3 -m pytest -q 2>&1 | tail -5"
 PATCH_DELIMITER = "AWM_PATCH"
+SubmitChoice = Literal["gold", "wrong", "empty"]
 
 _FILE_RE = re.compile(r"^diff --git a/(\S+) b/(\S+)", re.MULTILINE)
 _PLUS_FILE_RE = re.compile(r"^\+\+\+ b/(\S+)", re.MULTILINE)
@@ -140,15 +142,18 @@ def reply(thought: str, command: str) -> str:
     return f"THOUGHT: {thought}\n\n```bash\n{command}\n```"
 
 
-def agent_reply(conv: Conversation, task: Task | None, *, seed: int, wrong_patch_rate: float) -> str:
+def agent_reply(conv: Conversation, task: Task | None, *, seed: int, wrong_patch_rate: float,
+                choice: SubmitChoice | None = None) -> str:
     """The scripted agent's reply for this step of the conversation, `cd`-ing into the
-    repository path the prompt names (`/testbed` in Docker, a temp dir locally)."""
-    text = _script_reply(conv, task, seed=seed, wrong_patch_rate=wrong_patch_rate)
+    repository path the prompt names (`/testbed` in Docker, a temp dir locally).
+    `choice` forces the gold patch, a wrong one, or none."""
+    text = _script_reply(conv, task, seed=seed, wrong_patch_rate=wrong_patch_rate, choice=choice)
     workdir = protocol.find_workdir(conv.first_user)
     return text if workdir == "/testbed" else text.replace("cd /testbed", f"cd {shlex.quote(workdir)}")
 
 
-def _script_reply(conv: Conversation, task: Task | None, *, seed: int, wrong_patch_rate: float) -> str:
+def _script_reply(conv: Conversation, task: Task | None, *, seed: int, wrong_patch_rate: float,
+                  choice: SubmitChoice | None = None) -> str:
     if task is None:
         if conv.step == 0:
             return reply("I do not recognise this task, so I will look at the repository first.",
@@ -157,6 +162,7 @@ def _script_reply(conv: Conversation, task: Task | None, *, seed: int, wrong_pat
                      protocol.SUBMIT_COMMAND)
     workflow = first_workflow_title(conv.first_user)
     wrong = wrong_patch_rate > 0 and chance(seed, "wrong-patch", conv.first_user) < wrong_patch_rate
+    wrong = choice == "wrong" or (wrong and choice is None)
     files = touched_files(task.patch)
     where = ", ".join(files) if files else "the code"
     script: list[str] = []
@@ -168,7 +174,7 @@ def _script_reply(conv: Conversation, task: Task | None, *, seed: int, wrong_pat
                             "anything.", LOOK_AROUND))
         script.append(reply(f"The issue points at {where}; let me read the relevant code.",
                             inspect_command(task.patch)))
-    if not task.patch.strip():
+    if not task.patch.strip() or choice == "empty":
         script.append(reply("I could not find a change that fixes this; I will check the tests.",
                             RUN_TESTS))
     elif wrong:

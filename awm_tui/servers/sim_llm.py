@@ -25,7 +25,7 @@ from awm_tui.engine import protocol
 from awm_tui.servers.serving import serve_until_signal
 from awm_tui.engine.tasks import SAMPLE, Task, TaskError, load_dataset
 
-from .sim_agent import BAD_INDUCTION, agent_reply, induction_reply, read_conversation
+from .sim_agent import BAD_INDUCTION, SubmitChoice, agent_reply, induction_reply, read_conversation
 from .sim_faults import FaultInjector
 
 MODEL_ID = "awm-sim"
@@ -49,6 +49,9 @@ class SimOptions:
     invalid_keys: frozenset[str] = frozenset()
     no_credit_keys: frozenset[str] = frozenset()
     datasets: tuple[str, ...] = (SAMPLE,)
+    submit: tuple[tuple[str, SubmitChoice], ...] = ()
+    """SIMULATION: (instance_id, "gold" | "wrong" | "empty") — what the agent submits for that
+    task, whatever `wrong_patch_rate` draws; for tests that need each outcome once."""
     price_prompt: float = 1e-7
     """Dollars per prompt token (tiny: the demo's costs should look plausible, not real)."""
     price_completion: float = 4e-7
@@ -195,7 +198,8 @@ class _Handlers:
         else:
             task = self.tasks.get(task_id) if task_id else None
             content = agent_reply(conv, task, seed=self.options.seed,
-                                  wrong_patch_rate=self.options.wrong_patch_rate)
+                                  wrong_patch_rate=self.options.wrong_patch_rate,
+                                  choice=dict(self.options.submit).get(task_id or ""))
         entry.status["200"] += 1
         return web.json_response(self._completion(messages, content))
 
@@ -324,6 +328,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", action="append", default=[], metavar="FILE",
                    help="extra .json/.jsonl dataset (repeatable), added to the bundled sample")
     p.add_argument("--no-sample", action="store_true", help="do not load the bundled sample")
+    p.add_argument("--submit", action="append", default=[], metavar="ID=gold|wrong|empty",
+                   help="what the agent submits for one task (repeatable)")
     return p
 
 
@@ -335,7 +341,14 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         rate_error_body=args.rate_error_body, wrong_patch_rate=args.wrong_patch_rate,
         bad_induction_rate=args.bad_induction_rate, seed=args.seed,
         invalid_keys=frozenset(args.invalid_key), no_credit_keys=frozenset(args.no_credit_key),
-        datasets=datasets)
+        datasets=datasets, submit=tuple(_submit_choice(arg) for arg in args.submit))
+
+
+def _submit_choice(arg: str) -> tuple[str, SubmitChoice]:
+    instance_id, _, choice = arg.partition("=")
+    if choice not in ("gold", "wrong", "empty") or not instance_id:
+        raise SystemExit(f"sim-llm: --submit {arg!r}: expected INSTANCE_ID=gold|wrong|empty")
+    return instance_id, choice  # type: ignore[return-value]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Protocol
 
 from awm_tui.config.models import EvalConfig
-from awm_tui.engine.evaluation.client import EvalClient, EvaluationError
+from awm_tui.engine.evaluation.client import EvalClient
 from awm_tui.engine.evaluation.harness import EvalOutcome
 from awm_tui.engine.http.metrics import RunMetrics
-from awm_tui.engine.outcomes import Outcome
+from awm_tui.engine.outcomes import ErrorKind, InfraError, Outcome
 from awm_tui.engine.sandbox.base import Sandbox
 from awm_tui.engine.tasks import Task
 
@@ -38,7 +38,9 @@ class ServerEvaluator:
         outcome = Outcome(said) if said in {o.value for o in Outcome} else (
             Outcome.RESOLVED if resolved else Outcome.UNRESOLVED)
         if outcome is Outcome.ERROR:
-            raise EvaluationError(f"evaluation server: {info.get('error') or 'no result'}")
+            said_kind = info.get("error_kind")
+            kind = ErrorKind(said_kind) if said_kind in {k.value for k in ErrorKind} else ErrorKind.EVALUATION
+            raise InfraError(f"evaluation server: {info.get('error') or 'no result'}", kind)
         grader = f"server {self.client.config.server_url}"
         if info.get("grader"):
             grader += f" ({info['grader']})"
