@@ -177,6 +177,12 @@ def _script_reply(conv: Conversation, task: Task | None, *, seed: int, wrong_pat
     if not task.patch.strip() or choice == "empty":
         script.append(reply("I could not find a change that fixes this; I will check the tests.",
                             RUN_TESTS))
+    elif choice == "wrong" and files:
+        # Told to be wrong: a change that leaves the code importable and fixes nothing, so
+        # the tests run and fail (broken_patch's `pass` lines may not even import).
+        script.append(reply(f"I am fairly sure the fix belongs in {files[0]}. Editing it.",
+                            "cd /testbed && printf '\\n# awm-sim: deliberately wrong fix\\n' >> "
+                            + shlex.quote(files[0])))
     elif wrong:
         bad = broken_patch(task.patch)
         if bad is not None:

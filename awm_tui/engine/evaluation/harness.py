@@ -271,7 +271,11 @@ async def _run_tests(repo: _Repo, task: Task, base: str) -> dict:
     if not ids:
         return {"resolved": True, "note": "the task lists no tests"}
     template = task.test_command or DEFAULT_TEST_COMMAND
-    command = template.replace("{tests}", " ".join(shlex.quote(t) for t in ids))
+    # SWE-bench's ids are its log parser's names, not always node ids pytest can find (a
+    # parametrized id is cut at its first space): run their files, as its eval scripts do,
+    # and match the summary lines against the ids.
+    targets = ids if task.kind != "classic" else list(dict.fromkeys(t.split("::", 1)[0] for t in ids))
+    command = template.replace("{tests}", " ".join(shlex.quote(t) for t in targets))
     log = repo.path("tests.log")
     run = await repo.run(f"export PY_COLORS=0; ( {command} ) >{log} 2>&1", cap=3600)
     # The summary is at the end of a possibly huge log; pull out only what we parse.

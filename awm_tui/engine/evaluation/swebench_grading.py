@@ -73,7 +73,7 @@ async def run_eval_script(repo: _Repo, task: Task) -> dict:
     report = await asyncio.to_thread(_grade, grading, spec, task, text)
     graded = report[task.instance_id]
     if not graded.get("patch_successfully_applied"):
-        raise EvaluationError(f"{task.instance_id}: {_why_ungradable(constants, grading, text)}")
+        raise EvaluationError(f"{task.instance_id}: {_why_ungradable(constants, grading, spec, text)}")
     tests = graded.get("tests_status") or {}
     return {"resolved": bool(graded["resolved"]), "log_parser": task.log_parser,
             "exit_code": grading.parse_test_exit_code(text), "tests_status": tests,
@@ -92,17 +92,18 @@ def _grade(grading: ModuleType, spec: Any, task: Task, log: str) -> dict:
         os.unlink(path)
 
 
-def _why_ungradable(constants: ModuleType, grading: ModuleType, log: str) -> str:
+def _why_ungradable(constants: ModuleType, grading: ModuleType, spec: Any, log: str) -> str:
     """One line on why SWE-bench's grading found no result in the log."""
     tail = next((line.strip() for line in reversed(log.splitlines()) if line.strip()), "no output")[:200]
     for marker in (constants.APPLY_PATCH_FAIL, constants.RESET_FAILED, constants.TESTS_ERROR,
                    constants.TESTS_TIMEOUT):
         if marker in log:
             return f"the eval script reported {marker.strip('> ')!r}; last line: {tail}"
-    if constants.START_TEST_OUTPUT not in log or constants.END_TEST_OUTPUT not in log:
+    start, end = constants.START_TEST_OUTPUT, constants.END_TEST_OUTPUT
+    if start not in log or end not in log:
         return f"the eval script never reached its tests (no start/end marker); last line: {tail}"
     code = grading.parse_test_exit_code(log)
-    if code not in (None, 0):
-        return (f"the test command exited {code} and the log shows no failing test: "
-                "the suite did not run, or not as logged")
-    return f"the test suite never started (no test results in the log); last line: {tail}"
+    exited = f" (the test command exited {code})" if code is not None else ""
+    if not grading.PARSER_REGISTRY[spec.log_parser](log.split(start)[1].split(end)[0], spec):
+        return f"the test suite never started: no test results in the log{exited}"
+    return f"the test command exited {code} while the log reports no failing test: the log is not of this run"
