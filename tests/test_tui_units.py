@@ -130,3 +130,17 @@ def test_a_broken_theme_file_is_reported_not_raised(tmp_path: Path):
     assert len(problems) == 3 and any("primray" in p for p in problems)
     with pytest.raises(ValueError):
         parse_theme({"name": "x"}, "x.toml")
+
+
+def test_the_pane_shows_an_image_pull_and_forgets_it_when_done() -> None:
+    from awm_tui.engine.events import ImagePull
+
+    image = "swebench/sweb.eval.x86_64.psf_1776_requests-2317:latest"
+    view = apply_event(RunView(), StatusChanged(run="r", phase="pulling", instance_id="psf__requests-2317"))
+    assert view.active and status_text(view) == "pulling the image of psf__requests-2317"
+    view = apply_event(view, ImagePull(run="r", instance_id="psf__requests-2317", image=image, layers_done=3,
+                                       layers_total=7, bytes_done=412_000_000, bytes_total=980_000_000,
+                                       free_bytes=61_200_000_000))
+    assert status_text(view) == f"pulling {image} (3/7 layers, 412/980 MB, 61.2 GB free)"
+    view = apply_event(view, ImagePull(run="r", instance_id="psf__requests-2317", image=image, done=True))
+    assert view.pull is None
