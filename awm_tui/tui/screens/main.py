@@ -135,7 +135,5 @@ class MainScreen(Screen):
         tabs = self.query_one(Tabs)
         for pane in panes:
             pane.show_notes(notes[pane.id])
-            try:
-                tabs.query_one(f"#tab-{pane.id}", Tab).label = pane.border_title or pane.id
-            except Exception:  # noqa: BLE001 - the tab may not be mounted yet
-                pass
+            for tab in tabs.query(f"#tab-{pane.id}").results(Tab):  # none while the tab is not mounted yet
+                tab.label = pane.border_title or pane.id
