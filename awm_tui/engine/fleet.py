@@ -157,10 +157,8 @@ class Fleet:
 
     async def _sandboxes(self, kind: str) -> SandboxFactory:
         if kind not in self._factories:
-            d = self.config.docker
             try:
-                factory = await open_factory(kind, docker_url=d.url, image=d.image, memory=d.memory,
-                                             cpus=d.cpus, pids_limit=d.pids_limit, network=d.network)
+                factory = await open_factory(kind, self.config.docker)
             except SandboxError as exc:
                 raise RunRefused(str(exc)) from None
             self._factories[kind] = factory
