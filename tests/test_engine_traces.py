@@ -68,3 +68,16 @@ async def test_an_event_log_on_a_full_disk_is_reported_not_swallowed(tmp_path: P
     assert reports and all(e.level == "error" for e in reports)
     assert "No space left on device" in reports[0].message
     assert len(json.loads((out / "checkpoint.json").read_text())["finished"]) == 2
+
+
+async def test_a_run_stopped_before_it_began_is_an_outcome_and_frees_its_directory(tmp_path: Path) -> None:
+    """`Fleet.stop` right after `start`: the run's task never ran, so it could not release
+    its output directory itself; stop used to hand back the CancelledError and keep the lock."""
+    async with SimLLMServer(SimOptions(seed=3)) as sim:
+        config, run = one_run(sim, tmp_path / "out")
+        async with Fleet(config, lambda event: None) as fleet:
+            await fleet.start(run, KEY)
+            outcome = await fleet.stop("traced")
+            assert outcome is not None and outcome.status == "stopped" and outcome.done == 0
+            again = await fleet.start(run, KEY)  # the directory is free for the same run again
+            await fleet.stop(again.name)

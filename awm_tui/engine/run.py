@@ -110,7 +110,8 @@ class AWMRun:
 
     async def execute(self) -> RunOutcome:
         """Run to the limit. Cancelling the task stops the run cleanly."""
-        status, reason = "finished", ""
+        status: Literal["finished", "failed", "stopped"] = "finished"
+        reason = ""
         ticker = asyncio.create_task(self._tick(), name=f"{self.name}-metrics")
         llm = LLMClient(self.profile, api_key=self.profile.api_key, http=self.http,
                         metrics=self.metrics, run_name=self.name)
@@ -138,8 +139,15 @@ class AWMRun:
             self._emit(RunFinished(run=self.name, done=self.checkpoint.done, resolved=self.checkpoint.resolved,
                                    stopped=status == "stopped"))
         await self._close()
+        return self.outcome(status, reason)
+
+    def outcome(self, status: Literal["finished", "failed", "stopped"], reason: str = "") -> RunOutcome:
         return RunOutcome(self.name, status, self.checkpoint.done, self.checkpoint.resolved,
                           self.errors, reason, str(self.out.path), self.face_errors)
+
+    async def abandon(self) -> None:
+        """Release what `prepare` took, for a run whose `execute` never ran."""
+        await self._close()
 
     async def _close(self) -> None:
         if self.events is not None:

@@ -57,7 +57,7 @@ class MainScreen(Screen):
     # -- adding and removing --------------------------------------------------------
     async def add_pane(self, pane: RunPane, *, focus: bool = True) -> None:
         await self.query_one("#pane-deck").mount(pane)
-        await self.query_one(Tabs).add_tab(Tab(pane.border_title or pane.id, id=f"tab-{pane.id}"))
+        await self.query_one(Tabs).add_tab(Tab(str(pane.border_title or pane.id), id=f"tab-{pane.id}"))
         if focus or self.current is None:
             self.show_pane(pane, focus=focus)
         self.check_panes()
@@ -136,4 +136,4 @@ class MainScreen(Screen):
         for pane in panes:
             pane.show_notes(notes[pane.id])
             for tab in tabs.query(f"#tab-{pane.id}").results(Tab):  # none while the tab is not mounted yet
-                tab.label = pane.border_title or pane.id
+                tab.label = str(pane.border_title or pane.id)
