@@ -50,7 +50,7 @@ class MainScreen(Screen):
 
     def pane_by_run(self, run: str) -> RunPane | None:
         for pane in self.panes:
-            if pane.run_name == run and pane.is_attached and not pane._closing:
+            if pane.run_name == run and pane.is_attached and not pane.removing:
                 return pane
         return None
 
@@ -66,6 +66,7 @@ class MainScreen(Screen):
     async def remove_pane(self, pane: RunPane) -> None:
         panes = self.panes
         index = panes.index(pane)
+        pane.removing = True  # events for its run may still arrive while Textual takes it down
         await self.query_one(Tabs).remove_tab(f"tab-{pane.id}")
         await pane.remove()
         rest = self.panes
