@@ -40,7 +40,7 @@ def test_row_kinds_and_their_images(tmp_path: Path) -> None:
     classic, row = dataset.tasks
     assert (classic.kind, row.kind, load_dataset("sample").tasks[0].kind) == ("classic", "harness", "extended")
     assert classic.version == "2.4" and classic.size is None
-    factory = SandboxFactory("local", config=DockerConfig(namespace="mirror"))
+    factory = SandboxFactory("local", limits=DockerConfig(namespace="mirror"))
     with pytest.raises(InfraError, match='sandbox = "docker"') as raised:
         factory.image_for(classic)
     assert raised.value.kind is ErrorKind.SETUP

@@ -9,18 +9,18 @@ from typing import Any, Literal
 
 import aiodocker
 
-from awm_tui.config.models import DockerConfig
+from awm_tui.config.models import DockerConfig, parse_memory
 from awm_tui.engine.events import ImagePull
 from awm_tui.engine.outcomes import ErrorKind, InfraError
 from awm_tui.engine.sandbox.base import Sandbox, SandboxError
 from awm_tui.engine.sandbox.docker import (
+    DEFAULT_LIMITS,
     DockerSandbox,
     ImagePullError,
     connect_docker,
     default_docker_url,
     free_space,
     image_exists,
-    parse_memory,
     pull_image,
     remove_image,
 )
@@ -40,21 +40,24 @@ class SandboxFactory:
         kind: Literal["docker", "local"],
         *,
         docker: aiodocker.Docker | None = None,
-        config: DockerConfig | None = None,
+        limits: DockerConfig = DEFAULT_LIMITS,
         reason: str = "",
     ) -> None:
         if kind == "docker" and docker is None:
             raise ValueError("a docker factory needs a Docker client")
         self.kind = kind
         self.docker = docker
-        self.config = config or DockerConfig()
-        self.image = self.config.image
-        self.memory = parse_memory(self.config.memory)  # fail on a bad limit now, not per task
-        self.min_free = parse_memory(self.config.min_free_space) or 0
+        self.limits = limits
+        """The `[docker]` section: daemon, default image, limits, SWE-bench image names."""
+        self.min_free = parse_memory(limits.min_free_space) or 0
         self.reason = reason
         """Why this kind was chosen when it was not asked for (auto fell back)."""
         self._pulls: dict[str, asyncio.Task[None]] = {}
         """One pull per image however many runs want it at once."""
+
+    @property
+    def image(self) -> str:
+        return self.limits.image
 
     @property
     def isolated(self) -> bool:
@@ -74,7 +77,7 @@ class SandboxFactory:
         None when the run's default image serves. InfraError when this sandbox cannot run it."""
         image = task.image
         if image is None and task.kind == "classic":
-            c = self.config
+            c = self.limits
             image = swebench_image_name(task.instance_id, namespace=c.namespace, arch=c.arch, tag=c.tag)
         if image is not None and self.kind == "local":
             if task.kind == "extended":
@@ -108,7 +111,7 @@ class SandboxFactory:
 
         if free is not None and free < self.min_free:
             message = (f"cannot pull {image}: only {free / 1e9:.1f} GB free for Docker images "
-                       f"(min_free_space = {self.config.min_free_space!r}); free some space "
+                       f"(min_free_space = {self.limits.min_free_space!r}); free some space "
                        "(docker image prune) or lower [docker] min_free_space")
             progress(event(done=True, error=message))
             raise ImagePullError(message)
@@ -126,7 +129,7 @@ class SandboxFactory:
 
     async def release_image(self, image: str) -> bool:
         """`keep_images = "none"`: remove the task's image; True when one was removed."""
-        if self.config.keep_images != "none" or self.docker is None:
+        if self.limits.keep_images != "none" or self.docker is None:
             return False
         return await remove_image(self.docker, image)
 
@@ -139,16 +142,12 @@ class SandboxFactory:
         if self.kind == "local":
             return LocalSandbox(run_name=run_name, instance_id=instance_id)
         assert self.docker is not None
-        c = self.config
         return DockerSandbox(
             self.docker,
-            image=image or self.image,
+            limits=self.limits,
+            image=image,
             run_name=run_name,
             instance_id=instance_id,
-            memory=self.memory,
-            cpus=c.cpus,
-            pids_limit=c.pids_limit,
-            network=c.network,
             conda_env=conda_env,
         )
 
@@ -173,31 +172,28 @@ class SandboxFactory:
         await self.aclose()
 
 
-async def open_factory(kind: SandboxKind = "auto", config: DockerConfig | None = None,
-                       **fields: Any) -> SandboxFactory:
+async def open_factory(kind: SandboxKind = "auto", limits: DockerConfig = DEFAULT_LIMITS) -> SandboxFactory:
     """Docker when asked (or, for auto, when a daemon answers and has the image), else local.
 
-    `fields` override `config`'s (`docker_url` for `url`). Raises SandboxError when kind
-    is "docker" and that is impossible.
+    `limits` is the `[docker]` section: the daemon's URL, the image and the container limits.
+    Raises SandboxError when kind is "docker" and that is impossible.
     """
-    if "docker_url" in fields:
-        fields["url"] = fields.pop("docker_url")
-    config = (config or DockerConfig()).model_copy(update=fields)
     if kind == "local":
-        return SandboxFactory("local", config=config)
-    docker = await connect_docker(config.url)
+        return SandboxFactory("local", limits=limits)
+    docker = await connect_docker(limits.url)
+    image = limits.image
     if docker is None:
-        reason = f"no Docker daemon at {config.url or default_docker_url()}"
+        reason = f"no Docker daemon at {limits.url or default_docker_url()}"
     else:
         try:
-            has_image = await image_exists(docker, config.image)
+            has_image = await image_exists(docker, image)
         except BaseException:
             await docker.close()
             raise
         if has_image:
-            return SandboxFactory("docker", docker=docker, config=config)
+            return SandboxFactory("docker", docker=docker, limits=limits)
         await docker.close()
-        reason = f"image {config.image} is missing (run scripts/sandbox-image)"
+        reason = f"image {image} is missing (run scripts/sandbox-image)"
     if kind == "docker":
         raise SandboxError(f"cannot use Docker: {reason}")
-    return SandboxFactory("local", config=config, reason=reason)
+    return SandboxFactory("local", limits=limits, reason=reason)
