@@ -37,6 +37,12 @@ MAX_BODY = 64 * 1024 * 1024
 """Patches can be large; aiohttp's 1 MiB default would refuse them."""
 
 
+def says_submitted(exit_status: str) -> bool:
+    """The contract's `exit_status` is the agent framework's own text (`Submitted`,
+    `submitted (via …)`, `LimitsExceeded`…): it says whether the agent submitted."""
+    return exit_status.strip().lower().startswith("submit")
+
+
 def _error(status: int, message: str) -> web.Response:
     return web.json_response({"error": " ".join(message.split())[:500]}, status=status)
 
@@ -162,7 +168,9 @@ class EvalServer:
             known = ", ".join(d.name for d in self.datasets)
             return _error(404, f"unknown instance {body['instance_id']!r} (datasets: {known})")
         result = body.get("result") or ""
-        if not result.strip():  # SWE-bench grades no empty patch: a result, not an error
+        if not result.strip() and not says_submitted(body.get("exit_status") or ""):
+            # Nothing to grade: SWE-bench's empty patch, a result and not an error. (A submitted
+            # empty `result` still has the agent's working tree, graded below.)
             empty = EvalOutcome.empty(f"empty patch: nothing submitted (exit status {body.get('exit_status')!r})")
             return web.json_response({"reward": 0.0, "speedup": None, "info": empty.info})
         started = time.monotonic()
