@@ -44,11 +44,12 @@ def single_run(config: AppConfig, *, llm: str | None, api_key: SecretStr | None,
                ) -> tuple[RunConfig, SecretStr | None]:
     """One run from the single-run flags (the users' old runner script)."""
     out = resolve_dir(output_dir or Path("outputs/run_1"), Path.cwd())
-    fields = dict(name=_name_for(out), llm=profile_name(llm or default_profile(config)),
-                  output_dir=out, skip_eval=skip_eval, include_medium=include_medium, **(selection or {}))
+    name = profile_name(llm or default_profile(config))
+    fields = dict(name=_name_for(out), llm=name, output_dir=out, skip_eval=skip_eval,
+                  include_medium=include_medium, **(selection or {}))
     if limit is not None:
         fields["limit"] = limit
-    _check_profile(config, fields["llm"], "--llm-config")
+    _check_profile(config, name, "--llm-config")
     return _run(fields, "--output-dir"), api_key
 
 

@@ -100,7 +100,7 @@ def apply_event(view: RunView, event: Event) -> RunView:
             history = (view.evals_history + (event.metrics.evaluations_per_minute,))[-SPARK_POINTS:]
             return replace(view, metrics=event.metrics, evals_history=history)
         case RunFinished():
-            phase = "stopped" if event.stopped else "finished"
+            phase: Phase = "stopped" if event.stopped else "finished"
             return replace(view, phase=phase, done=event.done, resolved=event.resolved, step=None)
         case RunFailed():
             return replace(view, phase="failed", reason=event.reason, step=None)

@@ -46,7 +46,7 @@ async def swebench_modules() -> tuple[ModuleType, ModuleType, ModuleType]:
     """(constants, grading, utils) of the swebench package; InfraError(SETUP) without the extra.
 
     Imported in a thread: the package pulls in `datasets`, a second of CPU."""
-    return _modules or await asyncio.to_thread(_import)
+    return _modules if _modules is not None else await asyncio.to_thread(_import)
 
 
 def _instance(task: Task) -> dict[str, Any]:

@@ -129,8 +129,8 @@ class SandboxFactory:
 
     async def release_image(self, image: str) -> bool:
         """`keep_images = "none"`: remove the task's image; True when one was removed."""
-        if self.limits.keep_images != "none" or self.docker is None:
-            return False
+        if self.limits.keep_images != "none" or self.docker is None or image == self.image:
+            return False  # the run's default image serves every other task: it stays
         return await remove_image(self.docker, image)
 
     # -- sandboxes ---------------------------------------------------------------------
