@@ -7,6 +7,7 @@ Each case runs in a fresh interpreter where `import swebench` fails (sys.modules
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -46,6 +47,11 @@ def test_demo_batch_runs_without_the_extra(tmp_path: Path) -> None:
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert "run finished: 2 done, 2 resolved" in res.stdout
     assert "swebench" not in res.stdout + res.stderr
+    summaries = sorted((tmp_path / "out").glob("*/summary.json"))
+    assert len(summaries) >= 2
+    for summary in summaries:  # the summary says what graded each task
+        graders = json.loads(summary.read_text())["graders"]
+        assert len(graders) == 2 and set(graders.values()) == {"pytest"}, graders
 
 
 def test_a_harness_row_without_the_extra_is_one_line_naming_it(tmp_path: Path) -> None:

@@ -48,6 +48,8 @@ class RunSummary:
     finished_at: str
     display_errors: int = 0
     """Events the batch reporter failed on (the first, with its traceback, is in events.jsonl)."""
+    graders: dict[str, str] | None = None
+    """instance_id -> what graded it (`swebench:<parser>`, `pytest`, `server <url>`)."""
 
 
 def summarise(name: str, outcome: RunOutcome | None, metrics: MetricsData, *, limit: int, workflows: int,
@@ -65,7 +67,8 @@ def summarise(name: str, outcome: RunOutcome | None, metrics: MetricsData, *, li
         retries=metrics.retries, rate_limited=metrics.rate_limited, workflows=workflows, model=model,
         sandbox=sandbox, api_key=masked_key, elapsed_s=round(elapsed_s, 3),
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        display_errors=outcome.face_errors if outcome else 0)
+        display_errors=outcome.face_errors if outcome else 0,
+        graders=dict(outcome.graders) if outcome else {})
 
 
 async def count_workflows(output_dir: str | Path) -> int:

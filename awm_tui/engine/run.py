@@ -58,6 +58,8 @@ class RunOutcome:
     output_dir: str = ""
     face_errors: int = 0
     """Events the face (TUI or batch reporter) failed on; the first is in events.jsonl."""
+    graders: tuple[tuple[str, str], ...] = ()
+    """(instance_id, what graded it) for every graded task in the checkpoint."""
 
 
 class AWMRun:
@@ -150,8 +152,9 @@ class AWMRun:
         return self.outcome(status, reason)
 
     def outcome(self, status: Literal["finished", "failed", "stopped"], reason: str = "") -> RunOutcome:
+        graders = tuple((i, r.grader) for i, r in self.checkpoint.finished.items() if r.grader)
         return RunOutcome(self.name, status, self.checkpoint.done, self.checkpoint.resolved,
-                          self.errors, reason, str(self.out.path), self.face_errors)
+                          self.errors, reason, str(self.out.path), self.face_errors, graders)
 
     async def abandon(self) -> None:
         """Release what `prepare` took, for a run whose `execute` never ran."""
