@@ -12,8 +12,8 @@ import sys
 import pytest
 
 from awm_tui.batch.report import Reporter, use_colour
-from awm_tui.engine.events import LogLine, RunFailed, TaskFinished
-from awm_tui.engine.outcomes import Outcome
+from awm_tui.engine.events import ImagePull, LogLine, MetricsData, RunFailed, TaskFinished
+from awm_tui.engine.outcomes import ErrorKind, Outcome
 
 KEY = "sk-or-v1-outputtestsecret0123456789wxyz"
 
@@ -51,6 +51,35 @@ def test_plain_lines_for_logs_and_keys_scrubbed(monkeypatch: pytest.MonkeyPatch)
     assert "x__y-1 resolved" in text and "speedup 1.50x" in text
     assert KEY not in text and "traceback line" not in text
     assert "run failed" in text and "sk-or-v1-…wxyz" in text
+
+
+def test_lines_for_each_outcome_and_an_image_pull() -> None:
+    out = io.StringIO()
+    reporter = Reporter(json_lines=False, secrets=[], out=out, err=io.StringIO())
+    image = "swebench/sweb.eval.x86_64.psf_1776_requests-2317:latest"
+    pull = dict(run="r", instance_id="psf__requests-2317", image=image)
+    reporter.sink(ImagePull(**pull, free_bytes=61_200_000_000))
+    reporter.sink(ImagePull(**pull, layers_done=3, layers_total=7, bytes_done=412_000_000, bytes_total=980_000_000,
+                            free_bytes=61_200_000_000))
+    reporter.status("r", MetricsData())
+    reporter.sink(ImagePull(**pull, done=True, error=f"cannot pull {image}: no such host"))
+    reporter.status("r", MetricsData())
+    common = dict(run="r", exit_status="Submitted", reward=0.0, speedup=None, steps=4, elapsed_s=2.0, cost=0.0)
+    reporter.sink(TaskFinished(**common, instance_id="a__b-1", outcome=Outcome.EMPTY_PATCH, resolved=False))
+    reporter.sink(TaskFinished(**common, instance_id="a__b-2", outcome=Outcome.UNRESOLVED, resolved=False,
+                               grader="swebench:parse_log_pytest"))
+    reporter.sink(TaskFinished(**{**common, "exit_status": "", "steps": 0}, instance_id="psf__requests-2317",
+                               outcome=Outcome.ERROR, resolved=False, evaluated=False, error_kind=ErrorKind.IMAGE,
+                               error=f"cannot pull {image}: no such host"))
+    lines = out.getvalue().splitlines()
+    assert f"image {image}: pulling (61.2 GB free)" in lines[0]
+    assert f"pulling {image} (3/7 layers, 412/980 MB, 61.2 GB free)" in lines[1]
+    assert "pulling" not in lines[2]  # the pull ended: the next status line says no more of it
+    assert "a__b-1 empty patch" in lines[3] and "graded by" not in lines[3]
+    assert "a__b-2 unresolved" in lines[4] and lines[4].endswith("graded by swebench:parse_log_pytest")
+    assert (f"task error psf__requests-2317 (image): cannot pull {image}: no such host "
+            "(not checkpointed: a rerun retries it)") in lines[5]
+    assert len(lines) == 6
 
 
 def test_json_lines_are_events_only() -> None:
