@@ -88,8 +88,9 @@ class SandboxFactory:
 
     @staticmethod
     def env_for(task: Task) -> str | None:
-        """The conda environment commands run in: SWE-bench's when the image holds the repository."""
-        return CONDA_ENV if task.repo_snapshot is None and task.kind != "extended" else None
+        """The conda environment commands run in: SWE-bench's `testbed` whenever the image holds
+        the repository (activated only if the image has conda)."""
+        return CONDA_ENV if task.repo_snapshot is None else None
 
     async def has_image(self, image: str) -> bool:
         if self.docker is None:
