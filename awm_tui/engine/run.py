@@ -177,6 +177,7 @@ class AWMRun:
                                      filter=run.filter, slice=run.slice, shuffle=run.shuffle,
                                      sizes=self.sizes)
         self.chosen = [t.instance_id for t in chosen]
+        await self._write_report()  # derived: a rerun rewrites it, whatever a kill left
         todo = [t for t in chosen if not self.checkpoint.is_done(t.instance_id)]
         self._emit(RunStarted(run=self.name, output_dir=str(self.out.path), limit=run.limit,
                               model=self.profile.model, sandbox=self.sandboxes.description,
@@ -346,7 +347,13 @@ class AWMRun:
                                 outcome=Outcome.ERROR, resolved=False, reward=0.0, speedup=None, steps=0,
                                 elapsed_s=0.0, cost=0.0, evaluated=False, error=message, error_kind=kind))
         self._log("error", f"{task.instance_id}: {kind} error: {message} (not checkpointed: a rerun retries it)")
-        await asyncio.to_thread(write_json_batch, [StateFile(self.out.report_path, self._report)])
+        await self._write_report()
+
+    async def _write_report(self) -> None:
+        try:
+            await asyncio.to_thread(write_json_batch, [StateFile(self.out.report_path, self._report)])
+        except OSError as failed:  # derived from the checkpoint: the next write brings it up to date
+            self._log("warning", f"could not write report.json: {failed}")
 
     # -- induction --------------------------------------------------------------
 
