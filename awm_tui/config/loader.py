@@ -121,6 +121,8 @@ def _parse_llm(raw: Any, source: str, base_dir: Path, notices: list[str],
         if "api_key" in kept:
             kept["api_key"] = _key(kept["api_key"], f"{full}.api_key", source, base_dir, problems)
         merged = kept if full == "llm" else {**base, **kept}  # named profiles inherit [llm]
+        if full != "llm" and "api_key" not in kept and "llm.api_key" in problems:
+            problems[f"{full}.api_key"] = problems["llm.api_key"]  # ...and so its broken key reference
         profiles[full] = _validate(LLMProfile, merged, source, full)
         if full == "llm":
             base = kept
@@ -151,17 +153,12 @@ def _parse_runs(raw: Any, source: str, base_dir: Path, profiles: dict[str, LLMPr
                               f"same directory as runs[{dirs[run.output_dir]}] ({run.output_dir})",
                               "give each run its own output_dir: runs sharing one would mix memory, buffer and checkpoint")
         dirs[run.output_dir] = i
-        full = profile_name(run.llm)
-        if full not in profiles:
+        if run.llm not in profiles:  # RunConfig holds the full profile name
             choices = ", ".join(sorted(profiles)) or "none defined"
-            raise ConfigError(source, f"{where}.llm", f"no profile [{full}]",
-                              f"define [{full}] or use one of: {choices}")
+            raise ConfigError(source, f"{where}.llm", f"no profile [{run.llm}]",
+                              f"define [{run.llm}] or use one of: {choices}")
         runs.append(run)
     return runs
-
-
-def profile_name(name: str) -> str:
-    return name if name == "llm" or name.startswith("llm.") else f"llm.{name}"
 
 
 def resolve_dir(value: str | Path, base_dir: Path) -> Path:

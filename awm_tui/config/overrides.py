@@ -13,8 +13,8 @@ from pydantic import SecretStr, ValidationError
 
 from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import KeyProblem, resolve_key
-from awm_tui.config.loader import profile_name, resolve_dir
-from awm_tui.config.models import AppConfig, RunConfig
+from awm_tui.config.loader import resolve_dir
+from awm_tui.config.models import AppConfig, RunConfig, profile_name
 
 DEFAULT_PROFILE = "llm.kimi-k2"
 """The users' runner default; falls back to `[llm]` when the config has no such profile."""

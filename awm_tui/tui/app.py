@@ -21,8 +21,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from awm_tui.config.errors import ConfigError
+from awm_tui.config.keys import aresolve_key
 from awm_tui.config.models import AppConfig, RunConfig
-from awm_tui.tui.key_display import is_file_reference, resolve_reference
+from awm_tui.config.plan import resolve_run
 from awm_tui.tui.messages import MetricsArrived, RunEventsArrived
 from awm_tui.tui.output_reading import OutputSummary, read_output_dir
 from awm_tui.tui.relay import EventRelay
@@ -43,10 +45,6 @@ def _default_fleet_factory(config: AppConfig, sink: EventRelay) -> Any:
     from awm_tui.engine.fleet import Fleet  # the engine loads only when the app starts
 
     return Fleet(config, sink)
-
-
-def _full_profile(name: str) -> str:
-    return name if name == "llm" or name.startswith("llm.") else f"llm.{name}"
 
 
 class AWMApp(App[int]):
@@ -184,7 +182,7 @@ class AWMApp(App[int]):
         default_name, default_output = self._new_pane_defaults()
         profiles = list(self.config.llm)
         template = base or (self.config.runs[0] if self.config.runs else None)
-        profile = _full_profile(template.llm) if template else (profiles[0] if profiles else None)
+        profile = template.llm if template else (profiles[0] if profiles else None)
         pane = RunPane(
             base=base, config=self.config, id=f"pane-{self._pane_count}",
             name=name or (base.name if base else default_name),
@@ -275,7 +273,6 @@ class AWMApp(App[int]):
             return
         try:
             run, key = pane.build_run()
-            key = self._resolve_key(key)
         except RunProblem as problem:
             pane.show_notes([Note(problem.field, "error", problem.text)])
             return
@@ -286,29 +283,24 @@ class AWMApp(App[int]):
         self.run_worker(self._start_run(pane, run, key), group="runs",
                         description=f"start run {run.name}", exit_on_error=False)
 
-    @staticmethod
-    def _resolve_key(key: SecretStr | None) -> SecretStr | None:
-        if key is None or is_file_reference(key.get_secret_value()):
-            return key  # a key file is read in _start_run, off the event loop
-        value, problem = resolve_reference(key.get_secret_value())
-        if problem:
-            raise RunProblem("key", problem)
-        return SecretStr(value or "")
-
     async def _start_run(self, pane: RunPane, run: RunConfig, key: SecretStr | None) -> None:
-        from awm_tui.config.keys import KeyProblem, resolve_key
+        """The pane's key (a `file:` one read in a thread) through the one resolver and the
+        one choice of key, then the Fleet; a problem is shown on its field."""
         from awm_tui.engine.fleet import RunRefused
 
-        if key is not None and is_file_reference(key.get_secret_value()):
-            resolved = await asyncio.to_thread(resolve_key, key)
-            if isinstance(resolved, KeyProblem):
-                pane.set_running(False)
-                pane.show_notes([Note("key", "error", f"{resolved.problem}; {resolved.fix}")])
-                return
-            key = resolved
+        try:
+            resolved = resolve_run(self.config, run, api_key=await aresolve_key(key))
+        except ConfigError as exc:
+            pane.set_running(False)
+            pane.show_notes([Note("profile", "error", f"{exc.problem}; {exc.fix}")])
+            return
+        if resolved.key_path == "override" and resolved.key_problem is not None:
+            pane.set_running(False)
+            pane.show_notes([Note("key", "error", str(resolved.key_problem))])
+            return
         try:
             fleet = await self._wait_fleet()
-            await fleet.start(run, api_key=key)
+            await fleet.start(resolved)
         except (RunRefused, RuntimeError) as refused:
             pane.set_running(False)
             pane.view = replace(pane.view, phase="failed", reason=str(refused))
