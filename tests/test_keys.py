@@ -182,6 +182,67 @@ async def test_a_pane_resolves_env_and_file_keys_like_the_config(tmp_path, monke
     assert got == {"alpha": KEY, "beta": FILE_KEY}  # the unset one was never started
 
 
+async def test_a_config_run_with_a_broken_key_shows_it_in_its_pane(tmp_path, monkeypatch):
+    """Before: the pane of a run whose own `env:` key was unset came up empty and Start
+    quietly used its profile's key (shared rate limit). Now the reference and its problem
+    are on the key field, Start is refused, and a typed key replaces it."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(UNSET, raising=False)
+    loaded = load_config(config_file(tmp_path, run_key=f"env:{UNSET}", llm_key=KEY))
+    fleet = RecordingFleet()
+    app = AWMApp(loaded.config, fleet_factory=lambda config, sink: fleet, key_problems=loaded.key_problems)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await app.panes_ready.wait()
+        [pane] = app.main_screen.panes
+        await pilot.pause()
+        notes = pane.form.query_one("#notes", Static)
+        assert notes.display and UNSET_PROBLEM in Content.from_markup(str(notes.content)).plain
+        await pilot.press("ctrl+s")
+        await settle(app)
+        assert fleet.resolved == []  # not started on the profile's key
+        await type_into(pilot, pane.form.query_one("#key", Input), "file:k.txt")
+        key_file(tmp_path)
+        await pilot.press("ctrl+s")
+        await settle(app)
+        await pilot.pause()
+    assert [r.api_key.get_secret_value() for r in fleet.resolved] == [FILE_KEY]
+
+
+async def test_a_config_run_key_file_missing_at_load_is_read_next_to_the_config_at_start(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "cfg").mkdir()
+    loaded = load_config(config_file(tmp_path / "cfg", run_key="file:k.txt", llm_key=KEY))
+    fleet = RecordingFleet()
+    app = AWMApp(loaded.config, fleet_factory=lambda config, sink: fleet, key_problems=loaded.key_problems)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await app.panes_ready.wait()
+        [pane] = app.main_screen.panes
+        await pilot.press("ctrl+s")
+        await settle(app)
+        await pilot.pause()
+        assert fleet.resolved == [] and "k.txt does not exist" in str(pane.form.query_one("#notes", Static).content)
+        key_file(tmp_path / "cfg")  # not ./k.txt: the config said k.txt beside itself
+        await pilot.press("ctrl+s")
+        await settle(app)
+        await pilot.pause()
+    assert [r.api_key.get_secret_value() for r in fleet.resolved] == [FILE_KEY]
+
+
+async def test_a_pane_on_a_profile_with_a_broken_key_is_refused_with_that_problem(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(UNSET, raising=False)
+    loaded = load_config(config_file(tmp_path, llm_key=f"env:{UNSET}"))
+    async with Fleet(loaded.config, lambda event: None) as fleet:
+        app = AWMApp(loaded.config, fleet_factory=lambda config, sink: fleet, key_problems=loaded.key_problems)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await app.panes_ready.wait()
+            await pilot.press("ctrl+s")
+            await settle(app)
+            await pilot.pause()
+            [pane] = app.main_screen.panes
+            assert pane.view.reason == f"run 'a': {UNSET_PROBLEM}" and not pane.running
+
+
 # -- the Fleet chooses nothing ----------------------------------------------------------------
 
 async def test_fleet_refuses_a_run_without_a_key_in_one_line(tmp_path):

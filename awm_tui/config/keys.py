@@ -46,6 +46,13 @@ def is_file_reference(raw: str | SecretStr) -> bool:
     return value.strip().startswith("file:")
 
 
+def key_file_path(reference: str, base_dir: Path | None = None) -> Path:
+    """The file a `file:PATH` reference names; a relative PATH is relative to `base_dir`
+    (the config file's folder) when given, else to the working directory."""
+    path = Path(reference.strip()[5:].strip()).expanduser()
+    return base_dir / path if base_dir is not None and not path.is_absolute() else path
+
+
 def resolve_key(raw: str | SecretStr | None, *, base_dir: Path | None = None) -> SecretStr | KeyProblem | None:
     """The key a reference names; None when it is empty. A problem is returned, not
     raised, so `--check` can report it and the TUI can show it on the field.
@@ -68,9 +75,7 @@ def resolve_key(raw: str | SecretStr | None, *, base_dir: Path | None = None) ->
                               f"export {var}=… or put the key in a file and use file:PATH")
         return SecretStr(found)
     if value.startswith("file:"):
-        path = Path(value[5:].strip()).expanduser()
-        if not path.is_absolute() and base_dir is not None:
-            path = base_dir / path
+        path = key_file_path(value, base_dir)
         try:
             found = path.read_text(encoding="utf-8").strip()
         except FileNotFoundError:

@@ -16,6 +16,10 @@ from awm_tui.config.loader import LoadedConfig
 from awm_tui.config.models import AppConfig, LLMProfile, RunConfig
 
 
+OVERRIDE = "override"
+"""The `key_path` of a key given beside the run (a pane's field, `--api-key`, a keys-file line)."""
+
+
 @dataclass(frozen=True)
 class ResolvedRun:
     """A run ready to start: its profile, with the run's chosen key in place."""
@@ -27,7 +31,7 @@ class ResolvedRun:
     key_problem: KeyProblem | None = None
     """Why `api_key` is None (a broken reference, or NO_KEY); None when there is a key."""
     key_path: str = ""
-    """Where the key came from (`override`, `runs[0].api_key` or `llm.NAME.api_key`)."""
+    """Where the key came from (OVERRIDE, `runs[0].api_key` or `llm.NAME.api_key`)."""
 
     @property
     def name(self) -> str:
@@ -71,7 +75,7 @@ def resolve_run(config: AppConfig, run: RunConfig, index: int | None = None,
         raise ConfigError(source, f"{where}.llm", f"no profile [{run.llm}]",
                           f"define it or use one of: {', '.join(sorted(config.llm))}") from None
     run_path, prof_path = f"{where}.api_key", f"{run.llm}.api_key"
-    chosen = choose_key(*([("override", api_key)] if api_key is not None else []),
+    chosen = choose_key(*([(OVERRIDE, api_key)] if api_key is not None else []),
                         (run_path, problems.get(run_path) or run.api_key),
                         (prof_path, problems.get(prof_path) or profile.api_key))
     return ResolvedRun(run, run.llm, with_key(profile, chosen.key), chosen.problem, chosen.source)

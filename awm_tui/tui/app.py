@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,9 @@ from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
 from awm_tui.config.errors import ConfigError
-from awm_tui.config.keys import aresolve_key
+from awm_tui.config.keys import KeyProblem, aresolve_key, is_file_reference, key_file_path
 from awm_tui.config.models import AppConfig, RunConfig
-from awm_tui.config.plan import resolve_run
+from awm_tui.config.plan import OVERRIDE, resolve_run
 from awm_tui.tui.messages import MetricsArrived, RunEventsArrived
 from awm_tui.tui.output_reading import OutputSummary, read_output_dir
 from awm_tui.tui.relay import EventRelay
@@ -69,9 +69,12 @@ class AWMApp(App[int]):
 
     def __init__(self, config: AppConfig, *, theme: str | None = None, demo: Any = None,
                  fleet_factory: FleetFactory | None = None, output_root: Path | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 key_problems: Mapping[str, KeyProblem] | None = None) -> None:
         super().__init__()
         self.config = config
+        self.key_problems = dict(key_problems or {})
+        """The loader's unresolved key references by key path (`runs[0].api_key`, `llm.NAME.api_key`)."""
         self.demo = demo
         self._theme_choice = theme or config.ui.theme
         self._fleet_factory = fleet_factory or _default_fleet_factory
@@ -187,7 +190,7 @@ class AWMApp(App[int]):
             base=base, config=self.config, id=f"pane-{self._pane_count}",
             name=name or (base.name if base else default_name),
             output=output or (str(base.output_dir) if base else default_output),
-            limit=limit or (base.limit if base else 5), profile=profile,
+            limit=limit or (base.limit if base else 5), profile=profile, key=self._config_key(base),
         )
         await self.main_screen.add_pane(pane, focus=focus)
         self.refresh_fleet_bar()
@@ -195,6 +198,20 @@ class AWMApp(App[int]):
             self.run_worker(self._show_checkpoint(pane), group="read", description="read output directory",
                             exit_on_error=False)
         return pane
+
+    def _config_key(self, base: RunConfig | None) -> SecretStr | None:
+        """The key a config run brings to its pane: its own, or its broken reference as written
+        (the pane shows what is wrong there, rather than quietly using the profile's key)."""
+        if base is None or base.api_key is not None:
+            return base.api_key if base else None
+        index = next((i for i, run in enumerate(self.config.runs) if run is base), None)
+        problem = self.key_problems.get(f"runs[{index}].api_key")
+        if problem is None or not problem.reference:
+            return None
+        ref = problem.reference
+        if is_file_reference(ref) and self.config.source is not None:  # relative to the config, as loaded
+            ref = f"file:{key_file_path(ref, self.config.source.resolve().parent)}"
+        return SecretStr(ref)
 
     async def _show_checkpoint(self, pane: RunPane, *, announce: bool = False) -> OutputSummary:
         """Show what the pane's output directory already holds (Start resumes from it)."""
@@ -289,12 +306,12 @@ class AWMApp(App[int]):
         from awm_tui.engine.fleet import RunRefused
 
         try:
-            resolved = resolve_run(self.config, run, api_key=await aresolve_key(key))
+            resolved = resolve_run(self.config, run, problems=self.key_problems, api_key=await aresolve_key(key))
         except ConfigError as exc:
             pane.set_running(False)
             pane.show_notes([Note("profile", "error", f"{exc.problem}; {exc.fix}")])
             return
-        if resolved.key_path == "override" and resolved.key_problem is not None:
+        if resolved.key_path == OVERRIDE and resolved.key_problem is not None:  # the pane's own key
             pane.set_running(False)
             pane.show_notes([Note("key", "error", str(resolved.key_problem))])
             return
@@ -428,10 +445,11 @@ class AWMApp(App[int]):
                             self.action_toggle_hosts)
 
 
-def run_tui(config: AppConfig | None, *, theme: str | None, demo: bool, output_root: Path | None) -> int:
+def run_tui(config: AppConfig | None, *, theme: str | None, demo: bool, output_root: Path | None,
+            key_problems: Mapping[str, KeyProblem] | None = None) -> int:
     """Run the control center until the user quits; the exit code."""
     if not demo:
-        app = AWMApp(config or AppConfig(), theme=theme, output_root=output_root)
+        app = AWMApp(config or AppConfig(), theme=theme, output_root=output_root, key_problems=key_problems)
         app.run()
         return app.return_code or 0
 
