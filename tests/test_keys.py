@@ -71,6 +71,18 @@ def config_file(tmp_path: Path, run_key: str | None = None, llm_key: str | None 
     return path
 
 
+def notes_of(pane) -> str:
+    """The pane's notes line(s) as shown; "" when hidden."""
+    notes = pane.form.query_one("#notes", Static)
+    return Content.from_markup(str(notes.content)).plain if notes.display else ""
+
+
+async def press_start(pilot, app, key: str = "ctrl+s") -> None:
+    await pilot.press(key)
+    await settle(app)
+    await pilot.pause()
+
+
 # -- the resolver -----------------------------------------------------------------------------
 
 def test_env_file_and_literal_references_resolve(tmp_path, monkeypatch):
@@ -172,12 +184,9 @@ async def test_a_pane_resolves_env_and_file_keys_like_the_config(tmp_path, monke
             await type_into(pilot, pane.form.query_one("#key", Input), ref)
             await pilot.press("tab")
             await pilot.pause()
-        notes = unset_pane.form.query_one("#notes", Static)
-        assert notes.display and UNSET_PROBLEM in Content.from_markup(str(notes.content)).plain
-        assert not env_pane.form.query_one("#notes", Static).display  # no "trailing whitespace" warning
-        await pilot.press("ctrl+g")  # start every pane
-        await settle(app)
-        await pilot.pause()
+        assert UNSET_PROBLEM in notes_of(unset_pane)
+        assert notes_of(env_pane) == ""  # no "trailing whitespace" warning
+        await press_start(pilot, app, "ctrl+g")  # every pane
     got = {r.run.name: r.api_key.get_secret_value() for r in fleet.resolved}
     assert got == {"alpha": KEY, "beta": FILE_KEY}  # the unset one was never started
 
@@ -195,16 +204,12 @@ async def test_a_config_run_with_a_broken_key_shows_it_in_its_pane(tmp_path, mon
         await app.panes_ready.wait()
         [pane] = app.main_screen.panes
         await pilot.pause()
-        notes = pane.form.query_one("#notes", Static)
-        assert notes.display and UNSET_PROBLEM in Content.from_markup(str(notes.content)).plain
-        await pilot.press("ctrl+s")
-        await settle(app)
+        assert UNSET_PROBLEM in notes_of(pane)
+        await press_start(pilot, app)
         assert fleet.resolved == []  # not started on the profile's key
         await type_into(pilot, pane.form.query_one("#key", Input), "file:k.txt")
         key_file(tmp_path)
-        await pilot.press("ctrl+s")
-        await settle(app)
-        await pilot.pause()
+        await press_start(pilot, app)
     assert [r.api_key.get_secret_value() for r in fleet.resolved] == [FILE_KEY]
 
 
@@ -217,14 +222,10 @@ async def test_a_config_run_key_file_missing_at_load_is_read_next_to_the_config_
     async with app.run_test(size=(160, 48)) as pilot:
         await app.panes_ready.wait()
         [pane] = app.main_screen.panes
-        await pilot.press("ctrl+s")
-        await settle(app)
-        await pilot.pause()
-        assert fleet.resolved == [] and "k.txt does not exist" in str(pane.form.query_one("#notes", Static).content)
+        await press_start(pilot, app)
+        assert fleet.resolved == [] and "k.txt does not exist" in notes_of(pane)
         key_file(tmp_path / "cfg")  # not ./k.txt: the config said k.txt beside itself
-        await pilot.press("ctrl+s")
-        await settle(app)
-        await pilot.pause()
+        await press_start(pilot, app)
     assert [r.api_key.get_secret_value() for r in fleet.resolved] == [FILE_KEY]
 
 
@@ -236,9 +237,7 @@ async def test_a_pane_on_a_profile_with_a_broken_key_is_refused_with_that_proble
         app = AWMApp(loaded.config, fleet_factory=lambda config, sink: fleet, key_problems=loaded.key_problems)
         async with app.run_test(size=(160, 48)) as pilot:
             await app.panes_ready.wait()
-            await pilot.press("ctrl+s")
-            await settle(app)
-            await pilot.pause()
+            await press_start(pilot, app)
             [pane] = app.main_screen.panes
             assert pane.view.reason == f"run 'a': {UNSET_PROBLEM}" and not pane.running
 
