@@ -18,6 +18,7 @@ from textual.widgets import Input, Static
 
 from awm_tui.batch.plan import build_plan
 from awm_tui.cli import build_parser
+from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import (
     NO_KEY,
     KeyProblem,
@@ -265,6 +266,21 @@ def test_one_profile_name_rule_for_runs_flags_and_panes(tmp_path, monkeypatch):
     assert plan_key(["--config", "config.toml", "--llm-config", "kimi-k2", "--api-key", KEY]) == KEY
     form = FormValues(name="a", key=SecretStr(KEY), output="o/a", limit="1", profile="kimi-k2")
     assert check_panes({"p": form}, sample_config().llm) == {"p": []}
+
+
+def test_a_missing_profile_is_one_message_from_the_config_and_the_flag(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    path = config_file(tmp_path, run_key=KEY)
+    path.write_text(path.read_text().replace('llm = "kimi-k2"', 'llm = "nope"'))
+    fix = "no profile [llm.nope]; define [llm.nope] or use one of: llm, llm.kimi-k2"
+    with pytest.raises(ConfigError) as from_config:
+        load_config(path)
+    assert str(from_config.value) == f"{path}: runs[0].llm: {fix}"
+    path.write_text(path.read_text().replace('llm = "nope"', 'llm = "kimi-k2"'))
+    with pytest.raises(ConfigError) as from_flag:
+        build_plan(build_parser().parse_args(["--batch", "--config", str(path), "--llm-config", "nope",
+                                              "--api-key", KEY]))
+    assert str(from_flag.value) == f"{path}: --llm-config: {fix}"
 
 
 # -- showing keys -----------------------------------------------------------------------------

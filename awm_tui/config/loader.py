@@ -28,6 +28,7 @@ from awm_tui.config.models import (
     LLMProfile,
     RunConfig,
     UIConfig,
+    profile_for,
 )
 
 ENV_VAR = "AWM_TUI_CONFIG"
@@ -153,10 +154,7 @@ def _parse_runs(raw: Any, source: str, base_dir: Path, profiles: dict[str, LLMPr
                               f"same directory as runs[{dirs[run.output_dir]}] ({run.output_dir})",
                               "give each run its own output_dir: runs sharing one would mix memory, buffer and checkpoint")
         dirs[run.output_dir] = i
-        if run.llm not in profiles:  # RunConfig holds the full profile name
-            choices = ", ".join(sorted(profiles)) or "none defined"
-            raise ConfigError(source, f"{where}.llm", f"no profile [{run.llm}]",
-                              f"define [{run.llm}] or use one of: {choices}")
+        profile_for(profiles, run.llm, source=source, where=f"{where}.llm")
         runs.append(run)
     return runs
 

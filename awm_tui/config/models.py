@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -14,6 +15,8 @@ from pydantic import (
     model_validator,
 )
 from yarl import URL
+
+from awm_tui.config.errors import ConfigError
 
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -29,6 +32,15 @@ def profile_name(name: str) -> str:
     """The full name of the profile a run names: `NAME` and `llm.NAME` are one; `llm` is the defaults."""
     name = name.strip()
     return name if name == "llm" or name.startswith("llm.") else f"llm.{name}"
+
+
+def profile_for(profiles: Mapping[str, LLMProfile], name: str, *, source: str, where: str) -> LLMProfile:
+    """The profile `name` (either spelling) names; ConfigError naming `where` and the choices otherwise."""
+    full = profile_name(name)
+    if full not in profiles:
+        choices = ", ".join(sorted(profiles)) or "none defined"
+        raise ConfigError(source, where, f"no profile [{full}]", f"define [{full}] or use one of: {choices}")
+    return profiles[full]
 
 
 def check_url(value: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import NO_KEY, KeyProblem, choose_key, mask_key
 from awm_tui.config.loader import LoadedConfig
-from awm_tui.config.models import AppConfig, LLMProfile, RunConfig
+from awm_tui.config.models import AppConfig, LLMProfile, RunConfig, profile_for
 
 
 OVERRIDE = "override"
@@ -68,12 +68,7 @@ def resolve_run(config: AppConfig, run: RunConfig, index: int | None = None,
     """
     problems = problems or {}
     where = f"runs[{index}]" if index is not None else f"run {run.name}"
-    try:
-        profile = config.llm[run.llm]
-    except KeyError:
-        source = str(config.source or "command line")
-        raise ConfigError(source, f"{where}.llm", f"no profile [{run.llm}]",
-                          f"define it or use one of: {', '.join(sorted(config.llm))}") from None
+    profile = profile_for(config.llm, run.llm, source=str(config.source or "command line"), where=f"{where}.llm")
     run_path, prof_path = f"{where}.api_key", f"{run.llm}.api_key"
     chosen = choose_key(*([(OVERRIDE, api_key)] if api_key is not None else []),
                         (run_path, problems.get(run_path) or run.api_key),
