@@ -20,7 +20,7 @@ from awm_tui.batch.summary import (
 )
 from awm_tui.config.models import AppConfig
 from awm_tui.config.plan import ResolvedRun, resolve_run
-from awm_tui.engine.demo import DemoEnvironment, default_output_root
+from awm_tui.demo import DemoEnvironment, default_output_root
 from awm_tui.engine.events import MetricsData
 from awm_tui.engine.fleet import Fleet, RunOutcome, RunRefused
 
