@@ -17,6 +17,8 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+REFERENCES = ("env:", "file:")
+"""How a key reference starts; anything else is the key itself (a literal)."""
 # Longest first: the most specific prefix wins.
 KNOWN_PREFIXES = ("sk-or-v1-", "sk-proj-", "sk-ant-", "sk-or-", "sk-")
 _OPENROUTER_KEY = re.compile(r"sk-or-v1-[0-9a-f]{64}")
@@ -153,7 +155,7 @@ def key_format_warning(key: str, provider: str | None) -> str | None:
         return "the API key has leading or trailing whitespace"
     if any(c.isspace() for c in key):
         return "the API key contains whitespace"
-    if key.startswith(("env:", "file:")):
+    if key.startswith(REFERENCES):
         return "the API key looks like an unresolved env:/file: reference"
     if not key.isascii() or not key.isprintable():
         return "the API key contains non-ASCII or control characters"

@@ -19,7 +19,7 @@ import tomli
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from awm_tui.config.errors import ConfigError
-from awm_tui.config.keys import KeyProblem, resolve_key
+from awm_tui.config.keys import REFERENCES, KeyProblem, resolve_key
 from awm_tui.config.models import (
     AppConfig,
     DockerConfig,
@@ -206,7 +206,7 @@ def _translate(exc: ValidationError, model: type[BaseModel], source: str, where:
 
 def _warn_readable_keys(path: Path, data: dict[str, Any], loaded: LoadedConfig) -> None:
     literal = any(
-        isinstance(v, str) and v.strip() and not v.startswith(("env:", "file:"))
+        isinstance(v, str) and v.strip() and not v.strip().startswith(REFERENCES)
         for v in _api_key_values(data)
     )
     try:
