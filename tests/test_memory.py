@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from awm_tui.engine.state.atomic import StateError
+from awm_tui.engine.state.atomic import StateError, awrite_json_atomic, write_json_atomic
 from awm_tui.engine.state.buffer import MAX_STEPS, Experience, ExperienceBuffer
 from awm_tui.engine.state.memory import HISTORY_LIMIT, Memory, Workflow, render_workflow
 from awm_tui.engine.state.selection import rank_workflows, select_workflows, tokens
@@ -42,7 +42,7 @@ async def test_buffer_successes_and_round_trip(tmp_path):
     assert [e.instance_id for e in buf.successes()] == ["c", "d", "a"]
     assert [e.instance_id for e in buf.recent_successes(2)] == ["d", "a"]
     assert buf.recent_successes(0) == []
-    await buf.asave()
+    await awrite_json_atomic(tmp_path / "buffer.json", buf.to_json())
     back = await ExperienceBuffer.aload(tmp_path / "buffer.json")
     assert back.experiences == buf.experiences
 
@@ -86,7 +86,7 @@ def test_history_keeps_previous_versions(tmp_path):
     assert rec.previous[0].steps == WF_A["steps"]
     assert mem.at_version(1)[0].steps == WF_A["steps"]
     assert mem.at_version(0) == [] and mem.at_version(2)[0].steps == ["only one"]
-    mem.save()
+    write_json_atomic(tmp_path / "memory.json", mem.to_json())
     back = Memory.load(tmp_path / "memory.json")
     assert back.history == mem.history and back.workflows == mem.workflows
 

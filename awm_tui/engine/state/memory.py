@@ -15,12 +15,11 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from .atomic import StateError, read_json, write_json_atomic
+from .atomic import read_validated
 
 HISTORY_LIMIT = 50
 MEMORY_FORMAT = 1
@@ -110,38 +109,19 @@ class Memory(BaseModel):
     history: list[InductionRecord] = Field(default_factory=list)
     """The last HISTORY_LIMIT changes, oldest first."""
 
-    _path: Path | None = None
-
     # -- files ----------------------------------------------------------------
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Memory:
-        path = Path(path)
-        data = read_json(path, None)
-        try:
-            mem = cls() if data is None else cls.model_validate(data)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "file"
-            raise StateError(f"{path}: invalid memory at {loc}: {err['msg']}", path) from None
-        mem._path = path
-        return mem
+        return read_validated(path, cls.model_validate, what="memory", default=cls)
 
     @classmethod
     async def aload(cls, path: str | os.PathLike) -> Memory:
         return await asyncio.to_thread(cls.load, path)
 
-    @property
-    def path(self) -> Path:
-        if self._path is None:
-            raise RuntimeError("memory has no path; create it with Memory.load(path)")
-        return self._path
-
-    def save(self) -> None:
-        write_json_atomic(self.path, self.model_dump(mode="json"))
-
-    async def asave(self) -> None:
-        await asyncio.to_thread(write_json_atomic, self.path, self.model_dump(mode="json"))
+    def to_json(self) -> dict:
+        """What `memory.json` holds."""
+        return self.model_dump(mode="json")
 
     # -- queries ----------------------------------------------------------------
 
