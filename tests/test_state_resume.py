@@ -9,11 +9,13 @@ interrupted induction was the run's last act, before it ends.
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from pathlib import Path
 
 import pytest
 
-from awm_tui.engine.events import Event, InductionDone, StatusChanged, TaskStarted
+from awm_tui.engine.events import Event, InductionDone, StatusChanged, TaskFinished, TaskStarted
 from tests.helpers.state_run import outcome, run_once
 
 pytestmark = pytest.mark.timeout(60)
@@ -53,3 +55,19 @@ async def test_induction_interrupted_by_ctrl_c_is_done_on_resume(tmp_path: Path,
     got = outcome(out)
     assert got["memory version"] == expected["memory version"] == 2
     assert got == expected
+
+
+
+async def test_a_finished_run_lets_go_of_its_state(tmp_path: Path) -> None:
+    # A long TUI session keeps every run it started; their buffers live on in the files only.
+    runs: list = []
+    held: list[weakref.ref] = []
+
+    def on_event(event: Event, run_task: asyncio.Task) -> None:
+        if isinstance(event, TaskFinished) and not held:
+            held.append(weakref.ref(runs[0].buffer))
+
+    await run_once(tmp_path / "out", limit=1, on_event=on_event, runs=runs)
+    gc.collect()
+    assert runs[0].checkpoint.done == 1 and held
+    assert held[0]() is None, "the finished run still holds its buffer"

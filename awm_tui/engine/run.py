@@ -125,7 +125,7 @@ class AWMRun:
         await asyncio.to_thread(self.out.unlock)
         # A finished run's buffer and predictions live on in their files; a long
         # session that starts many runs must not keep every one in memory.
-        self.buffer = self.preds = None  # type: ignore[assignment]
+        self.buffer = self.preds = self.store = None  # type: ignore[assignment]
 
     # -- the loop ---------------------------------------------------------------
 

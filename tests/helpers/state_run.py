@@ -43,8 +43,10 @@ LIMIT, INDUCE_EVERY = 4, 2
 
 
 async def run_once(out: Path, *, induction: str = "llm", limit: int = LIMIT,
-                   on_event: Callable[[Event, asyncio.Task], None] | None = None) -> list[Event]:
-    """Run (or resume) on `out`; `on_event(event, run_task)` may cancel the run (a Ctrl-C)."""
+                   on_event: Callable[[Event, asyncio.Task], None] | None = None,
+                   runs: list[AWMRun] | None = None) -> list[Event]:
+    """Run (or resume) on `out`; `on_event(event, run_task)` may cancel the run (a Ctrl-C);
+    the AWMRun is appended to `runs` when given."""
     events: list[Event] = []
     async with SimLLMServer(SimOptions(seed=3)) as sim, EvalServer(simulate=0.0) as evals:
         http = HttpConfig()
@@ -63,6 +65,8 @@ async def run_once(out: Path, *, induction: str = "llm", limit: int = LIMIT,
 
         run = AWMRun(config, profile, http=http, sandboxes=NullSandboxFactory(),  # type: ignore[arg-type]
                      evaluator=evaluator, dataset=load_dataset("sample"), sink=sink, metrics_interval=60)
+        if runs is not None:
+            runs.append(run)
         try:
             await run.prepare()
             task = asyncio.ensure_future(run.execute())
