@@ -84,7 +84,7 @@ async def engine_trial(args: argparse.Namespace) -> dict:
         # Diagnostic only: what the per-task state files cost, measured side by side.
         # A real run always writes them (the checkpoint after every task).
         from awm_tui.engine.state.store import StateStore
-        StateStore._write = lambda self, *args: None  # type: ignore[method-assign]
+        StateStore._append = StateStore._write_views = lambda self, *args: None  # type: ignore[method-assign]
     profiler = None
     if args.profile:
         import cProfile

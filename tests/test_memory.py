@@ -111,13 +111,15 @@ def test_history_is_bounded(tmp_path):
     assert mem.at_version(1) is None
 
 
-def test_record_use_counts(tmp_path):
+def test_counted_use(tmp_path):
     mem = Memory.load(tmp_path / "memory.json")
     mem.apply_induction([WF_A, WF_B], "rule", [])
-    mem.record_use(["wf-001", "wf-002", "wf-001"], success=True)
-    mem.record_use(["wf-001", "wf-999"], success=False)
+    assert mem.counted_use(["wf-001", "wf-002", "wf-001"], success=True) == {"wf-001": [1, 1], "wf-002": [1, 1]}
     a, b = mem.workflows
-    assert (a.uses, a.successes, b.uses, b.successes) == (2, 1, 1, 1)
+    assert (a.uses, b.uses) == (0, 0)  # a count to commit, not a change
+    a.uses, a.successes = 1, 1
+    assert mem.counted_use(["wf-001", "wf-999"], success=False) == {"wf-001": [2, 1]}
+    a.uses = 2
     assert a.success_rate == 0.5
     assert mem.version == 1  # counting uses is not a new memory version
 

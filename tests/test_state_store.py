@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -40,17 +41,21 @@ async def test_fresh_directory_gets_every_file_and_a_base_journal(tmp_path):
     assert read_json(layout.preds) == {} and read_json(layout.memory)["workflows"] == []
     assert lines(layout.journal) == [{"kind": "base", "induced_at": None}]
     await commit(store, "t1")
-    assert [r["kind"] for r in lines(layout.journal)] == ["base", "task"]
-    assert list(read_json(layout.checkpoint)["finished"]) == ["t1"] and list(read_json(layout.preds)) == ["t1"]
+    assert [r["kind"] for r in lines(layout.journal)] == ["base", "task"]  # committed
     assert read_json(layout.trajectory("t1")) == {"instance_id": "t1"}
+    assert read_json(layout.checkpoint)["finished"] == {}  # the views follow within view_delay...
+    assert load_state(layout).checkpoint.is_done("t1")  # ...the engine's reader sees it now
+    await asyncio.sleep(store.view_delay + 0.5)
+    assert list(read_json(layout.checkpoint)["finished"]) == ["t1"] and list(read_json(layout.preds)) == ["t1"]
+    await commit(store, "t2")
+    await store.aclose()  # the run ends: views exact at once
+    assert list(read_json(layout.checkpoint)["finished"]) == ["t1", "t2"]
 
 
 async def test_views_behind_the_journal_are_caught_up_by_readers_and_on_open(tmp_path):
     store = opened(tmp_path)
     layout = store.layout
-    before = layout.checkpoint.read_text()
-    await commit(store, "t1")
-    layout.checkpoint.write_text(before)  # as if killed after the journal append, before this rename
+    await commit(store, "t1")  # killed after the journal append, before the views
     assert load_state(layout).checkpoint.is_done("t1")
     summary = read_output_dir(layout.path)
     assert summary.done == 1 and [t.instance_id for t in summary.tasks] == ["t1"]
@@ -64,10 +69,12 @@ async def test_uses_replayed_twice_are_counted_once(tmp_path):
     store = opened(tmp_path)
     store.state.memory.apply_induction([{"title": "w", "steps": ["s"]}], "rule", ["t0"])
     await store.commit_induction(1.0, changed=True)
+    await store.write_views()
     memory_before = store.layout.memory.read_text()
     await commit(store, "t1", ["wf-001"])
+    await store.aclose()
     assert read_json(store.layout.memory)["workflows"][0]["uses"] == 1
-    store.layout.memory.write_text(memory_before)  # killed before memory.json's rename
+    store.layout.memory.write_text(memory_before)  # as if killed before memory.json's rename
     assert opened(tmp_path).state.memory.workflows[0].uses == 1
     assert opened(tmp_path).state.memory.workflows[0].uses == 1  # and again: the views already had it
 
@@ -102,6 +109,7 @@ async def test_a_big_journal_is_compacted(tmp_path):
     store = opened(tmp_path)
     store.compact_bytes = 1
     await commit(store, "t1")
+    await store.write_views()
     assert lines(store.layout.journal) == [{"kind": "base", "induced_at": None}]
     assert list(read_json(store.layout.checkpoint)["finished"]) == ["t1"]
 

@@ -122,6 +122,7 @@ class AWMRun:
     async def _close(self) -> None:
         if self.log is not None:
             await self.log.aclose()
+        await self.store.aclose()  # the views catch up with the journal before the lock goes
         await asyncio.to_thread(self.out.unlock)
         # A finished run's buffer and predictions live on in their files; a long
         # session that starts many runs must not keep every one in memory.

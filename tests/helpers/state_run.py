@@ -69,6 +69,7 @@ async def run_once(out: Path, *, induction: str = "llm", limit: int = LIMIT,
             runs.append(run)
         try:
             await run.prepare()
+            run.store.view_delay = 0.0  # views rewritten after every commit: more writes to kill at
             task = asyncio.ensure_future(run.execute())
             await task
         finally:

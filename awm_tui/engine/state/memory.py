@@ -212,13 +212,12 @@ class Memory(BaseModel):
         self.workflows = [w for w in self.workflows if w.id not in removed]
         return self._commit(mode, [], [], removed, [], previous, time.time())
 
-    def record_use(self, ids: list[str], success: bool) -> None:
-        """Count one task that had these workflows injected, and whether it resolved."""
-        for wf_id in dict.fromkeys(ids):
-            wf = self.get(wf_id)
-            if wf is not None:
-                wf.uses += 1
-                wf.successes += int(success)
+    def counted_use(self, ids: list[str], success: bool) -> dict[str, list[int]]:
+        """Each existing workflow's `[uses, successes]` once one more task had these
+        injected (and resolved or not): absolute values, so recording them twice is
+        harmless. Memory itself is not changed."""
+        return {wf.id: [wf.uses + 1, wf.successes + int(success)]
+                for wf in map(self.get, dict.fromkeys(ids)) if wf is not None}
 
 
 def _union(old: list[str], new: list[str]) -> list[str]:
