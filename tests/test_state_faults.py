@@ -27,7 +27,7 @@ from tests.helpers.state_run import outcome
 
 HELPER = Path(__file__).parent / "helpers" / "state_run.py"
 
-pytestmark = pytest.mark.timeout(240)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 
 
 class ForkServer:

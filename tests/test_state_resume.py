@@ -18,7 +18,7 @@ import pytest
 from awm_tui.engine.events import Event, InductionDone, StatusChanged, TaskFinished, TaskStarted
 from tests.helpers.state_run import outcome, run_once
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(60)]
 
 
 def cancel_at_induction(which: int):
