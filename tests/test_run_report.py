@@ -7,6 +7,7 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
+from awm_tui.config.plan import resolve_run
 from awm_tui.config.models import AppConfig, EvalConfig, RunConfig
 from awm_tui.engine.fleet import Fleet
 from awm_tui.engine.outcomes import Outcome
@@ -29,7 +30,7 @@ async def test_report_agrees_with_the_checkpoint_and_a_rerun_rewrites_it(tmp_pat
 
         async def once() -> None:
             async with Fleet(config, lambda event: None) as fleet:
-                await fleet.start(run, SecretStr("sim-report-key-0000-0001"))
+                await fleet.start(resolve_run(config, run, api_key=SecretStr("sim-report-key-0000-0001")))
                 assert (await fleet.wait())["rep"].status == "finished"
 
         await once()

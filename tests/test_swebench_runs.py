@@ -17,6 +17,7 @@ import aiodocker
 import pytest
 from pydantic import SecretStr
 
+from awm_tui.config.plan import resolve_run
 from awm_tui.config.models import AppConfig, DockerConfig, EvalConfig, LLMProfile, RunConfig
 from awm_tui.engine.events import Event, ImagePull, TaskFinished, TaskStarted
 from awm_tui.engine.fleet import Fleet
@@ -65,7 +66,7 @@ async def run_once(tmp_path: Path, dataset: Path, *, submit: dict[str, str], out
         config = AppConfig(llm={"llm.sim": sim_profile(sim)}, runs=[run], docker=docker,
                            eval=eval_config or EvalConfig(mode="local", timeout=600))
         async with Fleet(config, events.append, metrics_interval=0.5) as fleet:
-            await fleet.start(run, KEY)
+            await fleet.start(resolve_run(config, run, api_key=KEY))
             outcome = (await fleet.wait())[name]
     return events, outcome
 
