@@ -13,6 +13,7 @@ shrinks to its base line.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from .memory import Memory
 from .outputs import PredictionsFile
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -220,7 +222,11 @@ class StateStore:
             await asyncio.sleep(self.view_delay)
         finally:
             self._flusher_waiting = False
-        await self.write_views()
+        try:
+            await self.write_views()
+        except OSError as exc:  # the journal holds the state; the next flush (or open) retries
+            log.warning("%s: state views not rewritten (%s); the journal has every commit",
+                        self.layout.path, exc)
 
     async def write_views(self) -> None:
         """Rewrite the views that changed (and compact a big journal)."""
@@ -231,7 +237,11 @@ class StateStore:
                 return
             texts = self._texts(dirty)  # on the loop: the state does not change under it
             self._dirty = set()
-            await asyncio.shield(asyncio.to_thread(self._write_views, texts, compact))
+            try:
+                await asyncio.shield(asyncio.to_thread(self._write_views, texts, compact))
+            except OSError:
+                self._dirty |= dirty
+                raise
 
     async def aclose(self) -> None:
         """Bring the views up to date (the run ends or stops)."""
