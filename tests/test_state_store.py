@@ -134,6 +134,9 @@ async def test_a_failed_view_write_is_retried_and_logged(tmp_path, caplog):
     await commit(store, "t1")
     await asyncio.sleep(0.3)  # the flusher tried and failed
     assert "state views not rewritten" in caplog.text and "journal has every commit" in caplog.text
+    caplog.clear()
+    await store.aclose()  # still failing at the run's end: a warning, not an error out of the run
+    assert "state views not rewritten" in caplog.text
     shutil.rmtree(layout.preds)
-    await store.aclose()
+    await store.write_views()
     assert list(read_json(layout.preds)) == ["t1"] and list(read_json(layout.checkpoint)["finished"]) == ["t1"]

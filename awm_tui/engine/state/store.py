@@ -222,6 +222,9 @@ class StateStore:
             await asyncio.sleep(self.view_delay)
         finally:
             self._flusher_waiting = False
+        await self._write_views_or_warn()
+
+    async def _write_views_or_warn(self) -> None:
         try:
             await self.write_views()
         except OSError as exc:  # the journal holds the state; the next flush (or open) retries
@@ -250,7 +253,7 @@ class StateStore:
             flusher.cancel()
         if flusher is not None:
             await asyncio.gather(flusher, return_exceptions=True)
-        await self.write_views()
+        await self._write_views_or_warn()  # a run's end is no place to fail for a view
 
     def _texts(self, paths: set[Path]) -> list[tuple[Path, str]]:
         return [(path, dump_json(obj.to_json(), pretty=pretty))
