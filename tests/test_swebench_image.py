@@ -126,9 +126,10 @@ async def test_conda_activate_testbed_has_pytest_and_the_project(start_testbed):
     ]
     assert lines[4].startswith("pytest ")
 
-    # The project is in the env, not in the system Python.
+    # The project and pytest are in the env only: without it no suite can start.
     outside = await sandbox.exec("python3 -c 'import marshmallow'")
     assert outside.exit_code == 1 and "No module named 'marshmallow'" in outside.output
+    assert (await sandbox.exec("pytest --version")).exit_code == 127
     # A login to the container (interactive bash) lands in testbed, as in SWE-bench's images.
     assert (await _run(sandbox, "bash -ic 'echo $CONDA_DEFAULT_ENV' 2>/dev/null")).strip() == "testbed"
     # An unknown env is one line and a failure; deactivate leaves the env.
@@ -177,3 +178,22 @@ async def test_eval_script_fails_at_base_and_resolves_with_the_gold_patch(
     report = await _grade(swebench_harness, row, gold.output, row["patch"], tmp_path)
     assert report["resolved"], report["tests_status"]["FAIL_TO_PASS"]
     assert sorted(report["tests_status"]["PASS_TO_PASS"]["success"]) == sorted(p2p)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+async def test_wrong_patch_is_graded_unresolved(
+    row, start_testbed, swebench_harness, swebench_wrong_patches, tmp_path
+):
+    wrong = swebench_wrong_patches[row["instance_id"]]["patch"]
+    sandbox = await start_testbed(row["instance_id"])
+    await sandbox.write_file("/eval.sh", row["eval_script"])
+    await sandbox.write_file("/tmp/patch.diff", wrong)
+    await _run(sandbox, "git apply -v /tmp/patch.diff")
+    result = await sandbox.exec("/bin/bash /eval.sh", timeout_s=600, max_output=EVAL_OUTPUT)
+    report = await _grade(swebench_harness, row, result.output, wrong, tmp_path)
+    # Graded (the suite ran and was parsed), and not resolved.
+    assert report["patch_successfully_applied"] and not report["resolved"]
+    tests = report["tests_status"]
+    assert tests["FAIL_TO_PASS"]["failure"] or tests["PASS_TO_PASS"]["failure"]

@@ -2,7 +2,8 @@
 
 The rows are two real marshmallow fixes released after 3.19.0, in SWE-bench's
 classic schema (`classic.jsonl`) and in the current swebench package's schema
-(`harness.jsonl`: the same plus image, eval_script, log_parser, eval_type).
+(`harness.jsonl`: the same plus image, eval_script, log_parser, eval_type),
+and a wrong patch for each (`wrong_patches.json`).
 Their images are missing until set-up has run: a skip, a failure when CI is set.
 """
 
@@ -21,6 +22,8 @@ from tests.plugins.docker import _get, _unavailable
 SWEBENCH_DATA = Path(__file__).resolve().parents[1] / "data" / "swebench"
 CLASSIC_ROWS = SWEBENCH_DATA / "classic.jsonl"
 HARNESS_ROWS = SWEBENCH_DATA / "harness.jsonl"
+# Per instance, a patch that applies at base_commit but does not resolve it (and why).
+WRONG_PATCHES = SWEBENCH_DATA / "wrong_patches.json"
 # scripts/swebench-image tags this name too; each row's own name is its `image`.
 BASE_IMAGE = "awm-swebench/marshmallow:3.19.0"
 
@@ -55,6 +58,12 @@ def swebench_classic_rows() -> list[dict[str, Any]]:
 @pytest.fixture
 def swebench_harness_rows() -> list[dict[str, Any]]:
     return read_rows(HARNESS_ROWS)
+
+
+@pytest.fixture
+def swebench_wrong_patches() -> dict[str, dict[str, str]]:
+    """instance_id -> {"patch": ..., "why": ...}: graded "unresolved", never "error"."""
+    return json.loads(WRONG_PATCHES.read_text())
 
 
 @pytest.fixture(scope="session")
