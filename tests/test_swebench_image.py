@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import aiodocker
 import pytest
 
-from awm_tui.engine.sandbox.docker import DockerSandbox
+from awm_tui.engine.sandbox.docker import DockerSandbox, normalize_docker_url
 from tests.plugins.swebench import HARNESS_ROWS, SwebenchImages, read_rows
 
 ROWS = read_rows(HARNESS_ROWS)
@@ -29,6 +30,7 @@ CLASSIC_FIELDS = {
 }
 HARNESS_FIELDS = {"image", "eval_script", "log_parser", "eval_type"}
 ENV = "/opt/miniconda3/envs/testbed"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "swebench-image"
 EVAL_OUTPUT = 8 * 1024 * 1024  # a full pytest -rA log, never cut
 
 
@@ -65,6 +67,28 @@ def test_eval_script_has_the_harness_shape(row, swebench_harness):
     reset = f"git checkout {row['base_commit']} "
     assert lines[-1].startswith(reset) and lines[-1] in lines[:start]
     assert f"git apply -v - <<'EOF_114329324912'\n{row['test_patch']}\nEOF_114329324912" in row["eval_script"]
+
+
+@pytest.mark.docker
+async def test_image_script_is_idempotent(docker_client, docker_url, swebench_images):
+    """Set-up runs it every time: with the images built it only says so."""
+    before = (await docker_client.images.inspect(swebench_images.base))["Id"]
+    removed = swebench_images.by_instance[IDS[0]]
+    await docker_client.images.delete(removed)
+    proc = await asyncio.create_subprocess_exec(
+        str(SCRIPT),
+        env={**os.environ, "DOCKER_HOST": normalize_docker_url(docker_url)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out = (await proc.communicate())[0].decode()
+    assert proc.returncode == 0, out
+    assert out.splitlines() == [
+        f"swebench-image: {swebench_images.base} present; tagged its {len(IDS)} instance images"
+    ]
+    # Nothing rebuilt; the removed instance tag is back on the same image.
+    assert (await docker_client.images.inspect(swebench_images.base))["Id"] == before
+    assert (await docker_client.images.inspect(removed))["Id"] == before
 
 
 @pytest.fixture

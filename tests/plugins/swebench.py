@@ -15,9 +15,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import aiodocker
 import pytest
 
-from tests.plugins.docker import _get, _unavailable
+from awm_tui.engine.sandbox.docker import image_exists
+from tests.plugins.docker import _unavailable
 
 SWEBENCH_DATA = Path(__file__).resolve().parents[1] / "data" / "swebench"
 CLASSIC_ROWS = SWEBENCH_DATA / "classic.jsonl"
@@ -66,20 +68,23 @@ def swebench_wrong_patches() -> dict[str, dict[str, str]]:
     return json.loads(WRONG_PATCHES.read_text())
 
 
-@pytest.fixture(scope="session")
-def swebench_images(docker_url: str) -> SwebenchImages:
-    """The base image and every row's instance image, present on the daemon."""
+@pytest.fixture
+async def swebench_images(docker_client: aiodocker.Docker, docker_url: str) -> SwebenchImages:
+    """The base image and every row's instance image, present on the daemon.
+
+    An instance tag that a test removed (e.g. `keep_images = "none"`) is put
+    back from the base image, so tests do not depend on their order.
+    """
     images = SwebenchImages(
         base=BASE_IMAGE,
         by_instance={row["instance_id"]: row["image"] for row in read_rows(HARNESS_ROWS)},
     )
-    missing = [
-        name
-        for name in (images.base, *images.by_instance.values())
-        if _get(docker_url, f"/images/{name}/json") != 200
-    ]
-    if missing:
-        _unavailable(f"SWE-bench image {missing[0]} is missing at {docker_url} (run scripts/swebench-image)")
+    if not await image_exists(docker_client, images.base):
+        _unavailable(f"SWE-bench image {images.base} is missing at {docker_url} (run scripts/swebench-image)")
+    for name in images.by_instance.values():
+        if not await image_exists(docker_client, name):
+            repo, tag = name.rsplit(":", 1)
+            await docker_client.images.tag(images.base, repo, tag=tag)
     return images
 
 
