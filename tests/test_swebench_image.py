@@ -53,7 +53,10 @@ def test_rows_come_in_both_schemas(swebench_classic_rows, swebench_harness_rows)
 def test_eval_script_has_the_harness_shape(row, swebench_harness):
     """swebench's make_test_spec recognises every part of the script it ships."""
     c = swebench_harness.constants
+    # The classic fields are exactly the package's own dataset row type.
+    assert set(swebench_harness.types.SWEbenchInstance.__annotations__) == CLASSIC_FIELDS
     assert row["log_parser"] in swebench_harness.parsers
+    assert row["eval_type"] in {t.value for t in c.EvalType}
     spec = swebench_harness.make_test_spec(row)
     assert row["eval_script"].startswith("#!/bin/bash\nset -uxo pipefail\n")
     # The test command's exit code is recorded only when the end marker is found.

@@ -92,6 +92,7 @@ async def swebench_images(docker_client: aiodocker.Docker, docker_url: str) -> S
 def swebench_harness() -> SimpleNamespace:
     """The swebench package's grading API (the `swebench` extra)."""
     try:
+        from swebench import types
         from swebench.harness import constants, grading
         from swebench.harness.log_parsers import PARSER_REGISTRY
         from swebench.harness.utils import make_test_spec
@@ -102,4 +103,5 @@ def swebench_harness() -> SimpleNamespace:
         grading=grading,
         parsers=PARSER_REGISTRY,
         make_test_spec=make_test_spec,
+        types=types,
     )
