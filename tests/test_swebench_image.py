@@ -186,7 +186,9 @@ async def test_eval_script_fails_at_base_and_resolves_with_the_gold_patch(
     row, start_testbed, swebench_harness, tmp_path
 ):
     sandbox = await start_testbed(row["instance_id"])
-    await sandbox.write_file("/eval.sh", row["eval_script"])
+    # As the harness runs it: the row's script with swebench's exit-code lines added.
+    await sandbox.write_file("/eval.sh", swebench_harness.make_test_spec(row).eval_script)
+    exit_code = swebench_harness.grading.parse_test_exit_code
     f2p, p2p = json.loads(row["FAIL_TO_PASS"]), json.loads(row["PASS_TO_PASS"])
 
     base = await sandbox.exec("/bin/bash /eval.sh", timeout_s=600, max_output=EVAL_OUTPUT)
@@ -196,6 +198,8 @@ async def test_eval_script_fails_at_base_and_resolves_with_the_gold_patch(
     assert not report["resolved"]
     assert sorted(tests["FAIL_TO_PASS"]["failure"]) == sorted(f2p)
     assert sorted(tests["PASS_TO_PASS"]["success"]) == sorted(p2p)
+    # pytest's own exit code agrees with the log (else the harness calls it an error).
+    assert exit_code(base.output) == 1
     # The script leaves the repository as it found it.
     assert await _run(sandbox, "git status --porcelain") == ""
 
@@ -204,6 +208,7 @@ async def test_eval_script_fails_at_base_and_resolves_with_the_gold_patch(
     gold = await sandbox.exec("/bin/bash /eval.sh", timeout_s=600, max_output=EVAL_OUTPUT)
     report = await _grade(swebench_harness, row, gold.output, row["patch"], tmp_path)
     assert report["resolved"], report["tests_status"]["FAIL_TO_PASS"]
+    assert exit_code(gold.output) == 0
     assert sorted(report["tests_status"]["PASS_TO_PASS"]["success"]) == sorted(p2p)
 
 
