@@ -18,6 +18,7 @@ from typing import Any
 import aiodocker
 import pytest
 
+from awm_tui.config.models import DockerConfig
 from awm_tui.engine.sandbox.docker import DockerSandbox, normalize_docker_url
 from tests.plugins.swebench import HARNESS_ROWS, SwebenchImages, read_rows
 
@@ -106,7 +107,7 @@ async def start_testbed(
             image=swebench_images.by_instance[instance_id],
             run_name=docker_run_name,
             instance_id=instance_id,
-            memory="1g",
+            limits=DockerConfig(memory="1g"),
         )
         sandboxes.append(sandbox)
         await sandbox.start()
