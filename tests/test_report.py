@@ -228,3 +228,23 @@ def test_without_matplotlib_html_says_how_and_json_still_works(outputs, tmp_path
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["runs"][0]["name"] == "alpha"
     assert not (tmp_path / "report.html").exists()
+
+
+def test_every_event_reads_back_as_it_was_written(tmp_path) -> None:
+    """events.jsonl as EventLog writes it, read back typed (metrics and tuples included);
+    a torn last line and a kind from a newer awm-tui are skipped."""
+    from awm_tui.engine.events import read_event_log
+    from awm_tui.engine.state import EventLog
+    from tests.plugins.tui import fixed_events
+
+    written = fixed_events("alpha")
+    assert {type(e).__name__ for e in written} >= {"MetricsSnapshot", "TaskStarted", "TaskFinished"}
+    path = tmp_path / "events.jsonl"
+    with EventLog(path) as log:
+        for event in written:
+            log.append(event)
+    with path.open("a") as handle:
+        handle.write('{"kind": "from_the_future", "run": "alpha"}\n{"kind": "log", "run": "al')
+    assert read_event_log(path) == written
+    assert read_event_log(path, {"task_finished"}) == [e for e in written if e.kind == "task_finished"]
+    assert read_event_log(tmp_path / "missing.jsonl") == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -32,8 +33,11 @@ def main(argv: list[str]) -> int:
     try:
         report = build_report(args.dirs)
         if args.json:
-            json.dump(report.model_dump(mode="json"), sys.stdout, indent=2, ensure_ascii=False)
-            sys.stdout.write("\n")
+            try:
+                sys.stdout.write(json.dumps(report.model_dump(mode="json"), indent=2, ensure_ascii=False) + "\n")
+                sys.stdout.flush()
+            except BrokenPipeError:  # `| head`: the reader has what it wanted
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         if args.output is not None or not args.json:
             from .html import render_html
             target = args.output or Path("report.html")
