@@ -248,3 +248,9 @@ def test_every_event_reads_back_as_it_was_written(tmp_path) -> None:
     assert read_event_log(path) == written
     assert read_event_log(path, {"task_finished"}) == [e for e in written if e.kind == "task_finished"]
     assert read_event_log(tmp_path / "missing.jsonl") == []
+
+
+def test_two_directories_of_one_run_name_stay_apart(outputs, capsys) -> None:
+    data = report_json(capsys, outputs["alpha"], outputs["alpha"])
+    assert [r["name"] for r in data["runs"]] == ["alpha", "alpha (2)"]
+    assert all(set(row) == {"alpha", "alpha (2)"} for row in data["grid"].values())

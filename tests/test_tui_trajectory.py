@@ -14,7 +14,7 @@ from textual.content import Content
 from textual.widgets import DataTable, Input, Static, TabbedContent
 
 from awm_tui.engine import prompts, protocol
-from awm_tui.engine.demo import DemoEnvironment
+from awm_tui.demo import DemoEnvironment
 from awm_tui.engine.state import Memory, OutputDir, Workflow
 from awm_tui.engine.tasks import load_dataset
 from awm_tui.tui.app import AWMApp
