@@ -95,6 +95,11 @@ def test_json_holds_what_the_files_hold(outputs, capsys) -> None:
                  if '"llm_call"' in line]
         assert run["prompt_tokens"] == sum(c["prompt_tokens"] for c in calls) > 0
         assert run["cost"] == pytest.approx(sum(c["cost"] for c in calls))
+        # with / without workflows: the buffer's injected ids and verdicts
+        buffer = json.loads((out / "buffer.json").read_text())["experiences"]
+        helped = [e for e in buffer if e["injected_workflows"]]
+        assert run["with_workflows"] == {"tasks": len(helped), "resolved": sum(e["resolved"] for e in helped)}
+        assert run["without_workflows"]["tasks"] == len(buffer) - len(helped) >= 1  # the first task had none
     # beta's broken task errored (never checkpointed), and alpha never ran it
     assert runs["beta"]["errors"] == 1 and "broken__task-1" not in checkpoint(outputs["beta"])["finished"]
     assert data["grid"]["broken__task-1"] == {"alpha": "not run", "beta": "error"}
@@ -126,7 +131,7 @@ class _RunCells(HTMLParser):
                 self.external.append(a[name])
         if tag == "tr" and "data-run" in a:
             self._run = a["data-run"]
-            self.cells[self._run] = {}
+            self.cells.setdefault(self._run, {})
         if tag == "td" and self._run and "data-field" in a:
             self._field = a["data-field"]
 
@@ -148,6 +153,7 @@ async def test_page_in_chromium_shows_the_checkpoints_numbers_offline(outputs, t
                                    capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert f"wrote {page}" in done.stdout
+    assert page.stat().st_mode & 0o044 == 0o044  # readable by others (umask 022), unlike a temp file
 
     shot = await chromium.screenshot(page, tmp_path / "report.png")
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
@@ -160,6 +166,9 @@ async def test_page_in_chromium_shows_the_checkpoints_numbers_offline(outputs, t
         assert cells.cells[name]["resolved"] == str(sum(r["resolved"] for r in finished.values()))
         assert cells.cells[name]["done"] == str(len(finished))
     assert cells.cells["beta"]["errors"] == "1"
+    for name, out in outputs.items():
+        helped = [e for e in json.loads((out / "buffer.json").read_text())["experiences"] if e["injected_workflows"]]
+        assert cells.cells[name]["with"].startswith(f"{sum(e['resolved'] for e in helped)}/{len(helped)} ")
     assert cells.csp is not None and "default-src 'none'" in cells.csp
     assert cells.external == []
     assert loaded.page_requests == []

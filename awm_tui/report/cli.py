@@ -15,6 +15,12 @@ from .data import ReportError, build_report
 EXIT_OK, EXIT_USAGE = 0, 2
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="awm-tui report",
@@ -44,6 +50,7 @@ def main(argv: list[str]) -> int:
             page = render_html(report)
             try:
                 write_text_atomic(target, page)
+                os.chmod(target, 0o666 & ~_umask())  # a page to share, not a private temp file
             except OSError as exc:
                 raise ReportError(f"{target}: cannot write the report ({exc.strerror}); "
                                   "choose another -o FILE") from None

@@ -74,6 +74,11 @@ class WorkflowUse(BaseModel):
     success_rate: float
 
 
+class Tally(BaseModel):
+    tasks: int = 0
+    resolved: int = 0
+
+
 class RunReport(BaseModel):
     name: str
     path: str
@@ -88,6 +93,9 @@ class RunReport(BaseModel):
     memory_version: int
     memory: list[MemoryVersion]
     workflows: list[WorkflowUse]
+    with_workflows: Tally
+    """Evaluated tasks whose prompt had workflows injected, and how many resolved."""
+    without_workflows: Tally
     cost: float
     """Agent and induction calls, USD."""
     induction_cost: float
@@ -207,6 +215,9 @@ def read_run(path: str | os.PathLike) -> RunReport:
     finished_at = [r.finished_at for r in checkpoint.finished.values()]
     task_cost = sum(r.cost for r in checkpoint.finished.values())
     count = {o: sum(1 for r in rows if r.outcome == o) for o in OUTCOMES}
+    evaluated = [r for r in rows if r.outcome in ("resolved", "unresolved")]
+    helped = [r for r in evaluated if r.workflows]
+    alone = [r for r in evaluated if not r.workflows]
     return RunReport(
         name=checkpoint.run_name or out.path.name, path=str(out.path), model=model,
         done=checkpoint.done, resolved=checkpoint.resolved, unresolved=count["unresolved"],
@@ -214,6 +225,8 @@ def read_run(path: str | os.PathLike) -> RunReport:
         memory_version=memory.version, memory=_memory_versions(memory, finished_at),
         workflows=[WorkflowUse(id=w.id, title=w.title, version=w.version, uses=w.uses, successes=w.successes,
                                success_rate=round(w.success_rate, 4)) for w in memory.workflows],
+        with_workflows=Tally(tasks=len(helped), resolved=sum(r.outcome == "resolved" for r in helped)),
+        without_workflows=Tally(tasks=len(alone), resolved=sum(r.outcome == "resolved" for r in alone)),
         # Events hold every call (induction and errored tasks too); without them, the checkpoint's.
         cost=cost_from_events if events else task_cost, induction_cost=induction_cost,
         prompt_tokens=total_tokens[0], completion_tokens=total_tokens[1],

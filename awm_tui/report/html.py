@@ -125,6 +125,18 @@ def _memory(run: RunReport) -> str:
     return f"<h3>{escape(run.name)}</h3>" + "".join(_version(v) for v in run.memory)
 
 
+def _with_and_without(report: Report) -> str:
+    def cell(t) -> str:
+        return f"{t.resolved}/{t.tasks} ({t.resolved / t.tasks:.0%})" if t.tasks else "–"
+
+    rows = "".join(f'<tr data-run="{escape(r.name)}"><th>{escape(r.name)}</th>'
+                   f'<td class="num" data-field="with">{cell(r.with_workflows)}</td>'
+                   f'<td class="num" data-field="without">{cell(r.without_workflows)}</td></tr>'
+                   for r in report.runs)
+    return ('<table id="with-without"><tr><th>run</th><th>resolved with workflows in the prompt</th>'
+            f'<th>without</th></tr>{rows}</table>')
+
+
 def _workflow_table(report: Report) -> str:
     rows = []
     for run in report.runs:
@@ -183,6 +195,7 @@ def render_html(report: Report) -> str:
 <h2>Memory's evolution</h2>
 {"".join(_memory(r) for r in report.runs)}
 <h2>Workflows: use and success</h2>
+{_with_and_without(report)}
 {_workflow_table(report)}
 {f'<div class="figure" id="workflow-chart">{workflows}</div>' if workflows else ""}
 <h2>Cost, tokens and time</h2>
