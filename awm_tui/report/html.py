@@ -33,7 +33,7 @@ pre.diff { background: #f7f8fa; padding: 0.5em; overflow-x: auto; font-size: 0.8
 .add { color: #1b5e20; } .del { color: #b71c1c; }
 details { margin: 0.4em 0; } summary { cursor: pointer; }
 code { font-size: 0.9em; }
-#runs td, #runs th { white-space: nowrap; }
+#runs td, #runs th { white-space: nowrap; } .wide { overflow-x: auto; }
 """
 
 
@@ -74,7 +74,8 @@ def _summary_table(report: Report) -> str:
         ]
         rows.append(f'<tr data-run="{escape(run.name)}">{"".join(cells)}</tr>')
     paths = "".join(f"<li>{escape(r.name)}: <code>{escape(r.path)}</code></li>" for r in report.runs)
-    return (f'<table id="runs"><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>{"".join(rows)}</table>'
+    return (f'<div class="wide"><table id="runs"><tr>{"".join(f"<th>{h}</th>" for h in head)}</tr>'
+            f'{"".join(rows)}</table></div>'
             f'<ul class="muted">{paths}</ul>')
 
 

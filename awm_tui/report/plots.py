@@ -70,13 +70,16 @@ def cost_svg(report: Report) -> str:
     fig = _figure(7.5, 2.8)
     tokens_ax, cost_ax = fig.subplots(1, 2)
     for run in report.runs:
-        xs = range(1, len(run.tasks) + 1)
-        tokens_ax.plot(xs, [t.prompt_tokens + t.completion_tokens for t in run.tasks], marker=".", label=run.name)
-        cost_ax.plot(xs, [t.cost for t in run.tasks], marker=".", label=run.name)
+        rows = [t for t in run.tasks if t.outcome != "error"]  # the curve's x axis
+        xs = range(1, len(rows) + 1)
+        tokens_ax.plot(xs, [t.prompt_tokens + t.completion_tokens for t in rows], marker=".", label=run.name)
+        cost_ax.plot(xs, [t.cost for t in rows], marker=".", label=run.name)
+    if report.runs:
+        tokens_ax.legend(fontsize=8)
     tokens_ax.set_title("tokens per task")
     cost_ax.set_title("cost per task (USD)")
     for ax in (tokens_ax, cost_ax):
-        ax.set_xlabel("task")
+        ax.set_xlabel("tasks done")
         ax.grid(True, alpha=0.3)
         ax.xaxis.get_major_locator().set_params(integer=True)
     return _svg(fig)
