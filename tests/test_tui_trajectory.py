@@ -218,6 +218,10 @@ async def test_opened_from_the_task_table_and_with_f4(tmp_path):
             assert [v.step.command for v in viewer.query(StepView)][-1] == protocol.SUBMIT_COMMAND
             await pilot.press("escape")
             assert isinstance(app.screen, MemoryScreen)
+            await pilot.press("f4")  # a pane action: off while the browser hides the panes
+            await settle(app, "read")
+            await pilot.pause()
+            assert isinstance(app.screen, MemoryScreen)
             await pilot.press("escape")
 
             await pilot.press("f4")  # the pane's last finished task

@@ -71,7 +71,7 @@ class AWMApp(App[int]):
     ]
 
     PANE_ACTIONS = frozenset({"add_pane", "remove_pane", "start_pane", "stop_pane", "start_all", "memory",
-                              "open_output_dir", "maximize_pane", "toggle_hosts", "next_pane"})
+                              "open_output_dir", "maximize_pane", "toggle_hosts", "next_pane", "trajectory"})
     """Actions on the main screen's panes: off (and out of the footer) on any other screen."""
 
     def __init__(self, config: AppConfig, *, theme: str | None = None, demo: Any = None,
