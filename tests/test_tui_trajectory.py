@@ -141,6 +141,7 @@ async def test_viewer_shows_steps_prompt_patch_and_verdict(fixed_trajectory):
         views = list(screen.query(StepView))
         assert [v.step.exit_code for v in views] == [0, 0, 0, 1, None, None]
         assert views[3].step.command == "cd /testbed && python3 -m pytest -q tests/test_slugify.py"
+        assert views[3].step.reasoning == "Run the tests."  # the THOUGHT, without the command block
         assert "1 failed, 5 passed" in text_of(views[3].query_one(".output", Static))
         assert views[4].step.command is None and "no ```bash fenced block" in views[4].step.note
         assert all(v.collapsed for v in views)

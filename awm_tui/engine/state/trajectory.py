@@ -41,6 +41,17 @@ class Step:
     """Truncation/timeout notes appended to the observation, or the format error."""
 
 
+def _prose(reply: str, command: str | None) -> str:
+    """The reply without the fenced block that held its command (the agent's own
+    parser found the command; this only cuts the fence around it)."""
+    at = reply.find(command) if command else -1
+    start = reply.rfind("```", 0, at) if at >= 0 else -1
+    end = reply.find("```", at + len(command or "")) if start >= 0 else -1
+    if end < 0:
+        return reply.strip()
+    return (reply[:start].rstrip() + "\n" + reply[end + 3:].lstrip()).strip()
+
+
 class Trajectory(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
@@ -98,8 +109,7 @@ class Trajectory(BaseModel):
             answer = body[i + 1] if i + 1 < len(body) and body[i + 1].get("role") == "user" else None
             i += 2 if answer is not None else 1
             command, why = protocol.extract_command(reply)
-            reasoning = protocol.BASH_BLOCK_RE.sub("", reply).strip()
-            reasoning = reasoning.removeprefix("THOUGHT:").strip()
+            reasoning = _prose(reply, command).removeprefix("THOUGHT:").strip()
             observed = str(answer.get("content") or "") if answer else ""
             match = _OBSERVATION_RE.match(observed)
             if match:
