@@ -210,6 +210,8 @@ def one_line_error(done: subprocess.CompletedProcess) -> str:
 def test_bad_directories_are_one_line_and_exit_2(outputs, tmp_path) -> None:
     line = one_line_error(run_cli("report", str(tmp_path / "missing")))
     assert str(tmp_path / "missing") in line and "no such directory" in line
+    (tmp_path / "a-file").write_text("x")
+    assert "a-file: not a directory" in one_line_error(run_cli("report", str(tmp_path / "a-file")))
     plain = tmp_path / "plain"
     plain.mkdir()
     line = one_line_error(run_cli("report", str(outputs["alpha"]), str(plain), cwd=tmp_path))

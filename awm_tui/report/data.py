@@ -151,7 +151,8 @@ def _load(path: Path) -> tuple[OutputDir, Checkpoint, Memory, ExperienceBuffer]:
     """The directory's state, through the engine's loaders: the one place to adapt
     when the state layer changes how it stores a run."""
     if not path.is_dir():
-        raise ReportError(f"{path}: no such directory; pass a run's output directory (its --output-dir)")
+        what = "not a directory" if path.exists() else "no such directory"
+        raise ReportError(f"{path}: {what}; pass a run's output directory (its --output-dir)")
     if not (path / "checkpoint.json").is_file() and not (path / "events.jsonl").is_file():
         raise ReportError(f"{path}: not an awm-tui output directory (no checkpoint.json); "
                           "pass a run's output directory (its --output-dir)")
