@@ -17,6 +17,7 @@ from pydantic import SecretStr
 
 from awm_tui.cli import main
 from awm_tui.config.models import AppConfig, EvalConfig, RunConfig
+from awm_tui.config.plan import resolve_run
 from awm_tui.engine.fleet import Fleet
 from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
 from tests.test_engine_runs import profile_for, subset
@@ -54,7 +55,7 @@ async def _produce(root: Path) -> dict[str, Path]:
         config = AppConfig(llm={"llm.sim": profile_for(sim)}, runs=runs, eval=EvalConfig(mode="local"))
         async with Fleet(config, lambda event: None, metrics_interval=0.2) as fleet:
             for run in runs:
-                await fleet.start(run, SecretStr(f"sim-report-key-{run.name}-0001"))
+                await fleet.start(resolve_run(config, run, api_key=SecretStr(f"sim-report-key-{run.name}-0001")))
             await fleet.wait()
     return {name: root / f"out-{name}" for name in PLAN}
 
@@ -73,8 +74,14 @@ def report_json(capsys, *dirs: Path) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+def listing(out: Path) -> list[tuple[str, int]]:
+    return sorted((str(p.relative_to(out)), p.stat().st_mtime_ns) for p in out.rglob("*"))
+
+
 def test_json_holds_what_the_files_hold(outputs, capsys) -> None:
+    before = {name: listing(out) for name, out in outputs.items()}
     data = report_json(capsys, outputs["alpha"], outputs["beta"])
+    assert {name: listing(out) for name, out in outputs.items()} == before  # reading touched nothing
     runs = {r["name"]: r for r in data["runs"]}
     assert list(runs) == ["alpha", "beta"]
     for name, out in outputs.items():

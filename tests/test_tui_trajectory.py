@@ -15,7 +15,7 @@ from textual.widgets import DataTable, Input, Static, TabbedContent
 
 from awm_tui.engine import prompts, protocol
 from awm_tui.demo import DemoEnvironment
-from awm_tui.engine.state import Memory, OutputDir, Workflow
+from awm_tui.engine.state import Memory, OutputLayout, Workflow
 from awm_tui.engine.tasks import load_dataset
 from awm_tui.tui.app import AWMApp
 from awm_tui.tui.screens.memory import MemoryScreen
@@ -71,7 +71,8 @@ def write_trajectory(out: Path) -> Path:
                                              "passed": 1, "failed": 1, "missing": 0},
                             "output_tail": "FAILED tests/test_slugify.py::test_basic\n1 failed, 2 passed"},
                   "speedup": None}
-    path = OutputDir(out).trajectory_path(INSTANCE)
+    path = OutputLayout.of(out).trajectory(INSTANCE)
+    path.parent.mkdir(parents=True)
     path.write_text(json.dumps({"instance_id": INSTANCE, "exit_status": "Submitted",
                                 "injected_workflows": ["wf-001"], "messages": messages, "patch": PATCH,
                                 "evaluation": evaluation}))

@@ -16,7 +16,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from awm_tui.engine.events import LLMCall, RunStarted, TaskFinished, TaskStarted, read_event_log
-from awm_tui.engine.state import Checkpoint, ExperienceBuffer, Memory, OutputDir, StateError, Workflow
+from awm_tui.engine.state import Memory, OutputLayout, RunState, StateError, Workflow, load_state
 
 Outcome = Literal["resolved", "unresolved", "not evaluated", "error", "not run"]
 OUTCOMES: tuple[Outcome, ...] = ("resolved", "unresolved", "not evaluated", "error", "not run")
@@ -147,27 +147,27 @@ def _memory_versions(memory: Memory, finished_at: list[float]) -> list[MemoryVer
     return versions
 
 
-def _load(path: Path) -> tuple[OutputDir, Checkpoint, Memory, ExperienceBuffer]:
-    """The directory's state, through the engine's loaders: the one place to adapt
-    when the state layer changes how it stores a run."""
+def _load(path: Path) -> tuple[OutputLayout, RunState]:
+    """The directory's state as its last commit left it (the views with the journal
+    replayed), through the engine's one reader; reading touches nothing."""
     if not path.is_dir():
         what = "not a directory" if path.exists() else "no such directory"
         raise ReportError(f"{path}: {what}; pass a run's output directory (its --output-dir)")
-    if not (path / "checkpoint.json").is_file() and not (path / "events.jsonl").is_file():
-        raise ReportError(f"{path}: not an awm-tui output directory (no checkpoint.json); "
+    layout = OutputLayout.of(path)
+    if not any(p.is_file() for p in (layout.checkpoint, layout.journal, layout.events)):
+        raise ReportError(f"{path}: not an awm-tui output directory (no {layout.checkpoint.name}); "
                           "pass a run's output directory (its --output-dir)")
-    out = OutputDir(path)
     try:
-        return (out, Checkpoint.load(out.checkpoint_path), Memory.load(out.memory_path),
-                ExperienceBuffer.load(out.buffer_path))
+        return layout, load_state(layout)
     except StateError as exc:
         raise ReportError(str(exc)) from None
 
 
 def read_run(path: str | os.PathLike) -> RunReport:
     """One output directory as a report (blocking file reads)."""
-    out, checkpoint, memory, buffer = _load(Path(path).expanduser().absolute())
-    events = read_event_log(out.events_path, {"run_started", "task_started", "task_finished", "llm_call"})
+    layout, state = _load(Path(path).expanduser().absolute())
+    checkpoint, memory, buffer = state.checkpoint, state.memory, state.buffer
+    events = read_event_log(layout.events, {"run_started", "task_started", "task_finished", "llm_call"})
     tokens: dict[str, list[int]] = {}
     errors: dict[str, str] = {}
     current = None
@@ -220,7 +220,7 @@ def read_run(path: str | os.PathLike) -> RunReport:
     helped = [r for r in evaluated if r.workflows]
     alone = [r for r in evaluated if not r.workflows]
     return RunReport(
-        name=checkpoint.run_name or out.path.name, path=str(out.path), model=model,
+        name=checkpoint.run_name or layout.path.name, path=str(layout.path), model=model,
         done=checkpoint.done, resolved=checkpoint.resolved, unresolved=count["unresolved"],
         not_evaluated=count["not evaluated"], errors=count["error"], tasks=rows,
         memory_version=memory.version, memory=_memory_versions(memory, finished_at),

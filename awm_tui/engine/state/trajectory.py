@@ -20,8 +20,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from awm_tui.engine import protocol
 
 from .atomic import StateError, read_json
-from .checkpoint import Checkpoint
-from .outputs import OutputDir
+from .layout import OutputLayout
+from .store import load_state
 
 _OBSERVATION_RE = re.compile(r"\A<returncode>(-?\d+)</returncode>\n<output>\n(.*?)</output>(.*)\Z", re.DOTALL)
 
@@ -127,10 +127,10 @@ class Trajectory(BaseModel):
 
 def trajectory_path(output_dir: str | os.PathLike, instance_id: str) -> Path:
     """Where a run in `output_dir` recorded the task's trajectory."""
-    return OutputDir(output_dir).trajectory_path(instance_id)
+    return OutputLayout.of(output_dir).trajectory(instance_id)
 
 
 def last_finished(output_dir: str | os.PathLike) -> str | None:
     """The instance the run in `output_dir` finished last (checkpoint order), or None."""
-    finished = Checkpoint.load(OutputDir(output_dir).checkpoint_path).finished
+    finished = load_state(OutputLayout.of(output_dir)).checkpoint.finished
     return next(reversed(finished), None) if finished else None
