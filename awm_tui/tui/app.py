@@ -107,7 +107,7 @@ class AWMApp(App[int]):
 
     # -- start-up -----------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
-        self.main_screen = MainScreen()
+        self.main_screen = MainScreen(self.config)
         return self.main_screen
 
     def on_mount(self) -> None:
