@@ -46,3 +46,23 @@ async def test_report_agrees_with_the_checkpoint_and_a_rerun_rewrites_it(tmp_pat
         (out / "report.json").write_text("{}")  # as a kill between two writes could leave it
         await once()
     assert json.loads((out / "report.json").read_text()) == report
+
+
+def test_task_finished_lines_read_back_with_typed_outcomes() -> None:
+    """events.jsonl lines give the enum back, and lines written before outcomes existed
+    (an error said as exit_status 'Error: …') read as the same outcomes."""
+    from awm_tui.engine.events import TaskFinished, event_from_dict
+    from awm_tui.engine.outcomes import ErrorKind
+
+    base = {"kind": "task_finished", "run": "r", "instance_id": "a__b-1", "resolved": False, "reward": 0.0,
+            "speedup": None, "steps": 3, "elapsed_s": 1.0, "cost": 0.0}
+    new = TaskFinished(**{k: v for k, v in base.items() if k != "kind"}, exit_status="", outcome=Outcome.ERROR,
+                       evaluated=False, error="cannot pull x: no such host", error_kind=ErrorKind.IMAGE)
+    back = event_from_dict(json.loads(json.dumps(new.to_dict())))
+    assert back == new and back.outcome is Outcome.ERROR and back.error_kind is ErrorKind.IMAGE
+    old_error = event_from_dict({**base, "exit_status": "Error: HTTP 404: unknown instance", "evaluated": False})
+    assert isinstance(old_error, TaskFinished)
+    assert (old_error.outcome, old_error.error, old_error.exit_status) == (
+        Outcome.ERROR, "HTTP 404: unknown instance", "")
+    old_ok = event_from_dict({**base, "exit_status": "Submitted", "resolved": True, "reward": 1.0})
+    assert isinstance(old_ok, TaskFinished) and old_ok.outcome is Outcome.RESOLVED

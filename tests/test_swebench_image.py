@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import aiodocker
 import pytest
 
 from awm_tui.config.models import DockerConfig
-from awm_tui.engine.sandbox.docker import DockerSandbox
+from awm_tui.engine.sandbox.docker import DockerSandbox, normalize_docker_url
 from tests.plugins.swebench import HARNESS_ROWS, SwebenchImages, read_rows
 
 ROWS = read_rows(HARNESS_ROWS)
@@ -30,6 +31,7 @@ CLASSIC_FIELDS = {
 }
 HARNESS_FIELDS = {"image", "eval_script", "log_parser", "eval_type"}
 ENV = "/opt/miniconda3/envs/testbed"
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "swebench-image"
 EVAL_OUTPUT = 8 * 1024 * 1024  # a full pytest -rA log, never cut
 
 
@@ -52,7 +54,10 @@ def test_rows_come_in_both_schemas(swebench_classic_rows, swebench_harness_rows)
 def test_eval_script_has_the_harness_shape(row, swebench_harness):
     """swebench's make_test_spec recognises every part of the script it ships."""
     c = swebench_harness.constants
+    # The classic fields are exactly the package's own dataset row type.
+    assert set(swebench_harness.types.SWEbenchInstance.__annotations__) == CLASSIC_FIELDS
     assert row["log_parser"] in swebench_harness.parsers
+    assert row["eval_type"] in {t.value for t in c.EvalType}
     spec = swebench_harness.make_test_spec(row)
     assert row["eval_script"].startswith("#!/bin/bash\nset -uxo pipefail\n")
     # The test command's exit code is recorded only when the end marker is found.
@@ -66,6 +71,28 @@ def test_eval_script_has_the_harness_shape(row, swebench_harness):
     reset = f"git checkout {row['base_commit']} "
     assert lines[-1].startswith(reset) and lines[-1] in lines[:start]
     assert f"git apply -v - <<'EOF_114329324912'\n{row['test_patch']}\nEOF_114329324912" in row["eval_script"]
+
+
+@pytest.mark.docker
+async def test_image_script_is_idempotent(docker_client, docker_url, swebench_images):
+    """Set-up runs it every time: with the images built it only says so."""
+    before = (await docker_client.images.inspect(swebench_images.base))["Id"]
+    removed = swebench_images.by_instance[IDS[0]]
+    await docker_client.images.delete(removed)
+    proc = await asyncio.create_subprocess_exec(
+        str(SCRIPT),
+        env={**os.environ, "DOCKER_HOST": normalize_docker_url(docker_url)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    out = (await proc.communicate())[0].decode()
+    assert proc.returncode == 0, out
+    assert out.splitlines() == [
+        f"swebench-image: {swebench_images.base} present; tagged its {len(IDS)} instance images"
+    ]
+    # Nothing rebuilt; the removed instance tag is back on the same image.
+    assert (await docker_client.images.inspect(swebench_images.base))["Id"] == before
+    assert (await docker_client.images.inspect(removed))["Id"] == before
 
 
 @pytest.fixture
@@ -127,9 +154,10 @@ async def test_conda_activate_testbed_has_pytest_and_the_project(start_testbed):
     ]
     assert lines[4].startswith("pytest ")
 
-    # The project is in the env, not in the system Python.
+    # The project and pytest are in the env only: without it no suite can start.
     outside = await sandbox.exec("python3 -c 'import marshmallow'")
     assert outside.exit_code == 1 and "No module named 'marshmallow'" in outside.output
+    assert (await sandbox.exec("pytest --version")).exit_code == 127
     # A login to the container (interactive bash) lands in testbed, as in SWE-bench's images.
     assert (await _run(sandbox, "bash -ic 'echo $CONDA_DEFAULT_ENV' 2>/dev/null")).strip() == "testbed"
     # An unknown env is one line and a failure; deactivate leaves the env.
@@ -159,7 +187,9 @@ async def test_eval_script_fails_at_base_and_resolves_with_the_gold_patch(
     row, start_testbed, swebench_harness, tmp_path
 ):
     sandbox = await start_testbed(row["instance_id"])
-    await sandbox.write_file("/eval.sh", row["eval_script"])
+    # As the harness runs it: the row's script with swebench's exit-code lines added.
+    await sandbox.write_file("/eval.sh", swebench_harness.make_test_spec(row).eval_script)
+    exit_code = swebench_harness.grading.parse_test_exit_code
     f2p, p2p = json.loads(row["FAIL_TO_PASS"]), json.loads(row["PASS_TO_PASS"])
 
     base = await sandbox.exec("/bin/bash /eval.sh", timeout_s=600, max_output=EVAL_OUTPUT)
@@ -169,6 +199,8 @@ async def test_eval_script_fails_at_base_and_resolves_with_the_gold_patch(
     assert not report["resolved"]
     assert sorted(tests["FAIL_TO_PASS"]["failure"]) == sorted(f2p)
     assert sorted(tests["PASS_TO_PASS"]["success"]) == sorted(p2p)
+    # pytest's own exit code agrees with the log (else the harness calls it an error).
+    assert exit_code(base.output) == 1
     # The script leaves the repository as it found it.
     assert await _run(sandbox, "git status --porcelain") == ""
 
@@ -177,4 +209,24 @@ async def test_eval_script_fails_at_base_and_resolves_with_the_gold_patch(
     gold = await sandbox.exec("/bin/bash /eval.sh", timeout_s=600, max_output=EVAL_OUTPUT)
     report = await _grade(swebench_harness, row, gold.output, row["patch"], tmp_path)
     assert report["resolved"], report["tests_status"]["FAIL_TO_PASS"]
+    assert exit_code(gold.output) == 0
     assert sorted(report["tests_status"]["PASS_TO_PASS"]["success"]) == sorted(p2p)
+
+
+@pytest.mark.docker
+@pytest.mark.slow
+@pytest.mark.parametrize("row", ROWS, ids=IDS)
+async def test_wrong_patch_is_graded_unresolved(
+    row, start_testbed, swebench_harness, swebench_wrong_patches, tmp_path
+):
+    wrong = swebench_wrong_patches[row["instance_id"]]["patch"]
+    sandbox = await start_testbed(row["instance_id"])
+    await sandbox.write_file("/eval.sh", row["eval_script"])
+    await sandbox.write_file("/tmp/patch.diff", wrong)
+    await _run(sandbox, "git apply -v /tmp/patch.diff")
+    result = await sandbox.exec("/bin/bash /eval.sh", timeout_s=600, max_output=EVAL_OUTPUT)
+    report = await _grade(swebench_harness, row, result.output, wrong, tmp_path)
+    # Graded (the suite ran and was parsed), and not resolved.
+    assert report["patch_successfully_applied"] and not report["resolved"]
+    tests = report["tests_status"]
+    assert tests["FAIL_TO_PASS"]["failure"] or tests["PASS_TO_PASS"]["failure"]

@@ -9,6 +9,7 @@
 - `buffer`: `buffer.json`, condensed experiences
 - `memory`: `memory.json`, workflows with their change history
 - `selection`: which workflows a task's prompt gets
+- `trajectory`: `trajectories/<id>.json` read back as steps (the TUI's viewer)
 - `induction`: the LLM induction prompt/parser and the offline rule inducer
 
 Sync functions are the testable cores; from the event loop use the `a…`

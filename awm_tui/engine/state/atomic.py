@@ -39,7 +39,7 @@ _fault_lock = threading.Lock()
 _fault_seen = 0
 
 
-def fault_point(label: str, before_kill: Callable[[], None] | None = None) -> None:
+def fault_point(label: str, before_kill: Callable[[], object] | None = None) -> None:
     global _fault_seen
     spec = os.environ.get(FAULT_ENV)
     if not spec:

@@ -13,6 +13,7 @@ shrinks to its base line.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from .memory import Memory
 from .outputs import PredictionsFile
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -220,7 +222,14 @@ class StateStore:
             await asyncio.sleep(self.view_delay)
         finally:
             self._flusher_waiting = False
-        await self.write_views()
+        await self._write_views_or_warn()
+
+    async def _write_views_or_warn(self) -> None:
+        try:
+            await self.write_views()
+        except OSError as exc:  # the journal holds the state; the next flush (or open) retries
+            log.warning("%s: state views not rewritten (%s); the journal has every commit",
+                        self.layout.path, exc)
 
     async def write_views(self) -> None:
         """Rewrite the views that changed (and compact a big journal)."""
@@ -231,7 +240,11 @@ class StateStore:
                 return
             texts = self._texts(dirty)  # on the loop: the state does not change under it
             self._dirty = set()
-            await asyncio.shield(asyncio.to_thread(self._write_views, texts, compact))
+            try:
+                await asyncio.shield(asyncio.to_thread(self._write_views, texts, compact))
+            except OSError:
+                self._dirty |= dirty
+                raise
 
     async def aclose(self) -> None:
         """Bring the views up to date (the run ends or stops)."""
@@ -240,7 +253,7 @@ class StateStore:
             flusher.cancel()
         if flusher is not None:
             await asyncio.gather(flusher, return_exceptions=True)
-        await self.write_views()
+        await self._write_views_or_warn()  # a run's end is no place to fail for a view
 
     def _texts(self, paths: set[Path]) -> list[tuple[Path, str]]:
         return [(path, dump_json(obj.to_json(), pretty=pretty))
