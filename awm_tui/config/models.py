@@ -55,7 +55,7 @@ class LLMProfile(BaseModel):
     timeout: float = Field(600.0, gt=0)
     """Seconds one chat call may take before it is abandoned and retried."""
     num_retries: int = Field(5, ge=0)
-    """Retries after the first attempt for 429, 5xx and dropped connections."""
+    """Retries after the first attempt for 5xx, timeouts and dropped connections (a 429 waits without spending one)."""
     retry_min_wait: float = Field(4.0, ge=0)
     """Shortest backoff between retries, seconds."""
     retry_max_wait: float = Field(60.0, ge=0)

@@ -1,7 +1,7 @@
 """OpenAI-compatible chat client: one per run, with its own pool, key and retries.
 
 Retries (tenacity) cover what another attempt may fix: 429 (waiting as long as the
-server asks), 408/5xx, dropped connections and timeouts (aiohttp never retries a
+server asks, without spending one of `num_retries`: see `stop_after_failures`), 408/5xx, dropped connections and timeouts (aiohttp never retries a
 POST itself), and a 200 whose body is an error or has no choices. A refused key
 (401, or 403 unless moderation flagged the prompt) or an empty account (402) is
 fatal for the run and raised at once.
@@ -25,7 +25,6 @@ from tenacity import (
     RetryCallState,
     RetryError,
     retry_if_exception_type,
-    stop_after_attempt,
     wait_random_exponential,
 )
 
@@ -34,7 +33,12 @@ from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.http.session import make_session
 from awm_tui.engine.llm.errors import LLMAuthError, LLMCreditsError, LLMError
 from awm_tui.engine.llm.keys import mask_key
-from awm_tui.engine.llm.retry import RetryableError, server_wait_hint, wait_server_hint_or
+from awm_tui.engine.llm.retry import (
+    RetryableError,
+    server_wait_hint,
+    stop_after_failures,
+    wait_server_hint_or,
+)
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +87,7 @@ class LLMClient:
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._retrying = AsyncRetrying(
-            stop=stop_after_attempt(profile.num_retries + 1),
+            stop=stop_after_failures(profile.num_retries + 1),
             wait=wait_server_hint_or(wait_random_exponential(
                 multiplier=profile.retry_multiplier,
                 min=profile.retry_min_wait,
