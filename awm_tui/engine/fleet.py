@@ -167,8 +167,9 @@ class Fleet:
         return self._factories[kind]
 
     async def _sweep_leftovers(self, sandboxes: SandboxFactory, awm: AWMRun) -> None:
-        """Containers a killed process left for this run (we hold its directory's lock now),
-        or the local task copies of any killed awm-tui process.
+        """Containers a killed process left (this run's directory, whose lock we hold now,
+        or any process that is gone; never a live batch's), or the local task copies of
+        any killed awm-tui process.
 
         A failed sweep is worth a warning, not a refusal: the run itself can go on."""
         if sandboxes.kind == "local":
@@ -179,9 +180,9 @@ class Fleet:
             return
         if sandboxes.docker is None:
             return
-        from awm_tui.engine.sandbox.docker import sweep
+        from awm_tui.engine.sandbox.docker import sweep_leftovers
         try:
-            removed = await sweep(sandboxes.docker, awm.name)
+            removed = await sweep_leftovers(sandboxes.docker, awm.name, awm.out.path)
         except Exception as exc:  # the daemon hiccuped; the containers stay for the next start
             awm.warn(f"could not sweep containers left by an earlier crash: {exc}")
             return

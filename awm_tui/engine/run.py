@@ -193,7 +193,8 @@ class AWMRun:
         self._log("info", f"task {index}/{total} {task.instance_id}"
                           + (f" with workflows {', '.join(injected)}" if injected else ""))
         started = time.monotonic()
-        sandbox = await self.sandboxes.create(run_name=self.name, instance_id=task.instance_id, image=task.image)
+        sandbox = await self.sandboxes.create(run_name=self.name, instance_id=task.instance_id, image=task.image,
+                                              output_dir=self.out.path)
         try:
             self._emit(StatusChanged(run=self.name, phase="running", instance_id=task.instance_id,
                                      detail="preparing sandbox"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from types import TracebackType
 from typing import Literal
 
@@ -17,6 +18,7 @@ from awm_tui.engine.sandbox.docker import (
     parse_memory,
 )
 from awm_tui.engine.sandbox.local import LocalSandbox
+from awm_tui.engine.sandbox.owner import Owner
 
 SandboxKind = Literal["auto", "docker", "local"]
 
@@ -60,9 +62,11 @@ class SandboxFactory:
         return "local (not isolated)" + (f": {self.reason}" if self.reason else "")
 
     async def create(
-        self, *, run_name: str, instance_id: str, image: str | None = None
+        self, *, run_name: str, instance_id: str, image: str | None = None,
+        output_dir: str | os.PathLike | None = None,
     ) -> Sandbox:
-        """A sandbox for one task; `image` (the task's own) overrides the run's."""
+        """A sandbox for one task; `image` (the task's own) overrides the run's.
+        `output_dir` names the container's owner (see `sandbox.owner`)."""
         if self.kind == "local":
             return LocalSandbox(run_name=run_name, instance_id=instance_id)
         assert self.docker is not None
@@ -75,6 +79,7 @@ class SandboxFactory:
             cpus=self.cpus,
             pids_limit=self.pids_limit,
             network=self.network,
+            owner=Owner.this_process(output_dir),
         )
 
     async def aclose(self) -> None:
