@@ -22,7 +22,8 @@ from awm_tui.config.errors import ConfigError
 from awm_tui.config.loader import find_config_path, load_config
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.config.overrides import parallel_runs, read_keys_file, single_run
-from awm_tui.config.plan import require_keys, resolve_run
+from awm_tui.batch.preflight import RunInputs, check_output_dir, preflight
+from awm_tui.config.plan import ResolvedRun, require_keys, resolve_run
 from awm_tui.engine.llm.keys import mask_key
 
 DEFAULT_PARALLEL_ROOT = Path("outputs")
@@ -49,6 +50,10 @@ class BatchPlan:
     demo_root: Path | None = None
     demo_root_chosen: bool = False
     """True when the demo's output root is the default one (so it is printed)."""
+    resolved: list[ResolvedRun] = field(default_factory=list)
+    """Each run with its profile and key problem, for `--check` to print."""
+    inputs: list[RunInputs] = field(default_factory=list)
+    source: str = ""
 
     @property
     def secrets(self) -> list[str]:
@@ -56,13 +61,16 @@ class BatchPlan:
         return [p.key.get_secret_value() for p in self.runs if p.key is not None]
 
 
-def build_plan(args: argparse.Namespace) -> BatchPlan:
-    """Raises ConfigError (one line, exit 2) for anything the user must fix."""
+def build_plan(args: argparse.Namespace, *, keys_required: bool = True) -> BatchPlan:
+    """Raises ConfigError (one line, exit 2) for anything the user must fix.
+    `keys_required=False` (for `--check`) leaves a missing key to be reported."""
     single = any(getattr(args, f) is not None for f in ("llm_config", "api_key", "output_dir"))
     if args.demo:
         if single or args.parallel or args.keys_file:
             raise ConfigError("command line", "--demo", "cannot be combined with single-run or --parallel flags",
                               "drop --demo to use your own model, or drop the other flags")
+        if args.output_root is not None:
+            check_output_dir(args.output_root, "command line", "--output-root")
         return BatchPlan(config=None, demo_root=args.output_root, demo_root_chosen=args.output_root is None)
     if args.keys_file and not args.parallel:
         raise ConfigError("command line", "--keys-file", "only used with --parallel N", "add --parallel N")
@@ -82,6 +90,7 @@ def build_plan(args: argparse.Namespace) -> BatchPlan:
                               share_keys=args.share_keys, **common)
         overrides: list[SecretStr | None] = [key for _, key in pairs]
         runs = [run for run, _ in pairs]
+        fields = ["--output-root"] * len(runs)
     elif single or not config.runs:
         if args.output_root is not None:
             raise ConfigError("command line", "--output-root", "applies to --parallel and --demo",
@@ -89,17 +98,24 @@ def build_plan(args: argparse.Namespace) -> BatchPlan:
         run, key = single_run(config, llm=args.llm_config, api_key=args.api_key,
                               output_dir=args.output_dir, **common)
         runs, overrides = [run], [key]
+        fields = ["--output-dir"]
     else:
         if args.output_root is not None:
             raise ConfigError("command line", "--output-root", "applies to --parallel and --demo",
                               "set output_dir in each [[runs]] entry")
         runs = [_with_flags(run, args) for run in config.runs]
         overrides = [None] * len(runs)
+        fields = [f"runs[{i}].output_dir" for i in range(len(runs))]
     resolved = [resolve_run(config, run, i, loaded.key_problems, api_key=key)
                 for i, (run, key) in enumerate(zip(runs, overrides))]
-    require_keys(resolved, source)
+    if keys_required:
+        require_keys(resolved, source)
+    inputs = [RunInputs(run, where, where.replace("output_dir", "dataset") if where.startswith("runs[") else "dataset")
+              for run, where in zip(runs, fields)]
+    preflight(inputs, "command line" if args.parallel or single else source, datasets=False)
     return BatchPlan(config=config, notices=list(loaded.notices),
-                     runs=[PlannedRun(r.run, r.api_key) for r in resolved])
+                     runs=[PlannedRun(r.run, r.api_key) for r in resolved], resolved=resolved,
+                     inputs=inputs, source=source)
 
 
 def _with_flags(run: RunConfig, args: argparse.Namespace) -> RunConfig:

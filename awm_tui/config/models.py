@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -23,6 +24,20 @@ PROVIDER_BASE_URLS = {
     "openrouter": OPENROUTER_BASE_URL,
     "openai": OPENAI_BASE_URL,
 }
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)
+
+
+def parse_memory(value: str | int | None) -> int | None:
+    """'2g' / '512m' / bytes -> bytes (Docker's HostConfig.Memory)."""
+    if value is None or isinstance(value, int):
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"memory limit {value!r} is not like '2g' or '512m'")
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** "bkmgt".index(unit.lower() or "b"))
 
 
 def check_url(value: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
@@ -162,7 +177,7 @@ class DockerConfig(BaseModel):
     image: str = "awm-sandbox:bookworm"
     """Image for tasks that do not name their own."""
     memory: str | None = "2g"
-    """Memory limit per container (Docker syntax), or none."""
+    """Memory limit per container (Docker syntax: `2g`, `512m`, bytes), or none."""
     cpus: float | None = Field(1.0, gt=0)
     """CPU limit per container, or none."""
     pids_limit: int = Field(512, gt=0)
@@ -175,6 +190,12 @@ class DockerConfig(BaseModel):
     def _url(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("unix://", "tcp://", "http://", "https://")):
             raise ValueError(f"expected unix:///path or tcp://host:port, got {value!r}")
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        parse_memory(value)  # a limit Docker would refuse fails here, not at the first task
         return value
 
 

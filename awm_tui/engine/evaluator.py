@@ -16,6 +16,9 @@ from awm_tui.engine.tasks import Task
 class Evaluator(Protocol):
     description: str
 
+    async def ready(self) -> None:
+        """Raise EvaluationError (one line) when evaluations cannot be had at all."""
+
     async def evaluate(self, *, sandbox: Sandbox, task: Task, dataset_name: str, split: str,
                        exit_status: str, patch: str, metrics: RunMetrics) -> EvalOutcome: ...
 
@@ -28,6 +31,9 @@ class LocalEvaluation:
     def __init__(self, config: EvalConfig) -> None:
         self._local = LocalEvaluator(config)
 
+    async def ready(self) -> None:
+        return None
+
     async def evaluate(self, *, sandbox: Sandbox, task: Task, dataset_name: str, split: str,
                        exit_status: str, patch: str, metrics: RunMetrics) -> EvalOutcome:
         return await self._local.evaluate(sandbox, task, patch=patch, metrics=metrics)
@@ -39,6 +45,9 @@ class ServerEvaluation:
     def __init__(self, client: EvalClient, config: EvalConfig) -> None:
         self.client = client  # shared by every run of the fleet: one pool
         self.description = f"server {config.server_url}"
+
+    async def ready(self) -> None:
+        await self.client.check()
 
     async def evaluate(self, *, sandbox: Sandbox, task: Task, dataset_name: str, split: str,
                        exit_status: str, patch: str, metrics: RunMetrics) -> EvalOutcome:

@@ -11,6 +11,7 @@ from pydantic import SecretStr
 from awm_tui.config.loader import profile_name
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.config.plan import with_key
+from awm_tui.engine.evaluation.client import EvaluationError
 from awm_tui.engine.evaluator import Evaluator, LocalEvaluation, ServerEvaluation
 from awm_tui.engine.events import EventSink, StatusChanged
 from awm_tui.engine.http.metrics import RunMetrics
@@ -117,6 +118,8 @@ class Fleet:
                 raise RunRefused(f"run {run.name!r} has no API key; enter one in its pane, "
                                  "or set api_key in the config or --api-key")
             dataset = await self._dataset(run.dataset)
+            if not run.skip_eval:
+                await self._evaluator_ready()
             sandboxes = await self._sandboxes(run.sandbox)
             awm = AWMRun(run, with_key(profile, key), http=self.config.http, sandboxes=sandboxes,
                          evaluator=None if run.skip_eval else self._evaluator, dataset=dataset,
@@ -154,6 +157,13 @@ class Fleet:
             except TaskError as exc:
                 raise RunRefused(str(exc)) from None
         return self._datasets[spec]
+
+    async def _evaluator_ready(self) -> None:
+        assert self._evaluator is not None
+        try:
+            await self._evaluator.ready()
+        except EvaluationError as exc:
+            raise RunRefused(str(exc)) from None
 
     async def _sandboxes(self, kind: str) -> SandboxFactory:
         if kind not in self._factories:

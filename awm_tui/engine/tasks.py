@@ -97,7 +97,12 @@ def load_dataset(spec: str | Path) -> Dataset:
         raise TaskError(f"dataset {str(spec)!r}: no such file; give a .json/.jsonl path or 'sample'") from None
     except OSError as exc:
         raise TaskError(f"dataset {str(spec)!r}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise TaskError(f"dataset {str(spec)!r}: not UTF-8 text (byte {exc.start}); "
+                        "SWE-bench files are UTF-8 JSON: re-export it") from None
     records = list(_records(text, path))
+    if not records:
+        raise TaskError(f"dataset {str(spec)!r}: holds no tasks; give a .json/.jsonl file of SWE-bench instances")
     tasks: list[Task] = []
     for lineno, record in records:
         try:

@@ -22,6 +22,7 @@ from typing import Any
 from aiohttp import web
 
 from awm_tui.engine import protocol
+from awm_tui.arguments import ArgumentParser, port_number
 from awm_tui.servers.serving import serve_until_signal
 from awm_tui.engine.tasks import SAMPLE, Task, TaskError, load_dataset
 
@@ -305,10 +306,10 @@ class SimLLMServer:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="awm-tui sim-llm",
+    p = ArgumentParser(prog="awm-tui sim-llm",
                                 description="Run the simulated (scripted, offline) model endpoint.")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8900)
+    p.add_argument("--port", type=port_number, default=8900)
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     p.add_argument("--latency-jitter", type=float, default=0.0, help="up to this many more seconds")
     p.add_argument("--rate-429", type=float, default=0.0)

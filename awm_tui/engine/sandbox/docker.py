@@ -6,7 +6,6 @@ import asyncio
 import io
 import os
 import posixpath
-import re
 import secrets
 import shlex
 import tarfile
@@ -19,6 +18,7 @@ import aiohttp
 from aiodocker.containers import DockerContainer
 from aiodocker.exceptions import DockerError
 
+from awm_tui.config.models import parse_memory
 from awm_tui.engine.sandbox.base import (
     DEFAULT_MAX_OUTPUT,
     WORKDIR,
@@ -59,20 +59,6 @@ _GUARD = (
 _KILL_GUARDED = (
     'f=/tmp/.awm-exec/$1; [ -s "$f" ] && kill -KILL -- -"$(cat "$f")" 2>/dev/null; rm -f "$f"'
 )
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)
-
-
-def parse_memory(value: str | int | None) -> int | None:
-    """'2g' / '512m' / bytes -> bytes (Docker's HostConfig.Memory)."""
-    if value is None or isinstance(value, int):
-        return value
-    match = _SIZE.match(value)
-    if not match:
-        raise ValueError(f"memory limit {value!r} is not like '2g' or '512m'")
-    number, unit = match.groups()
-    return int(float(number) * 1024 ** "bkmgt".index(unit.lower() or "b"))
-
 
 class DockerSandbox(Sandbox):
     """One container per task; the task's repository lives at /testbed."""

@@ -112,6 +112,7 @@ async def open_factory(
 
     Raises SandboxError when kind is "docker" and that is impossible.
     """
+    parse_memory(memory)  # ValueError now, before a Docker client exists to leak
     limits = dict(memory=memory, cpus=cpus, pids_limit=pids_limit, network=network)
     if kind == "local":
         return SandboxFactory("local", image=image, **limits)  # type: ignore[arg-type]

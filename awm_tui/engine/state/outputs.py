@@ -12,16 +12,18 @@ Layout of `--output-dir` (names are fixed; the users' scripts read them)::
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import json
 import os
 import socket
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from .atomic import read_json, write_json_atomic
+from .atomic import StateError, read_json, write_json_atomic
 
 LOCK_NAME = ".awm-tui.lock"
 
@@ -32,7 +34,36 @@ _HELD_GUARD = threading.Lock()
 
 
 class OutputDirLocked(RuntimeError):
-    """Another run (this process or another) is using the output directory."""
+    """The run cannot take the output directory: another run (this process or
+    another) is using it, or (`OutputDirUnusable`) it cannot be made."""
+
+
+class OutputDirUnusable(OutputDirLocked):
+    """The output directory cannot be created or used (a file is in its way, …)."""
+
+
+def output_dir_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be a run's output directory (one line, with the fix), or None.
+
+    Creates nothing: where the directory does not exist yet, a probe directory is
+    made and removed in its nearest existing parent. Blocking: call it in a thread
+    on the event loop."""
+    out = Path(path).expanduser().absolute()
+    for candidate in (out, out / "trajectories"):
+        if candidate.exists() and not candidate.is_dir():
+            return f"{candidate} is a file, not a directory; move it aside or choose another output directory"
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is a file, so {out} cannot be created; choose another output directory"
+    try:
+        probe = tempfile.mkdtemp(prefix=".awm-tui-probe-", dir=parent)
+    except OSError as exc:
+        verb = "write to" if parent == out else f"create {out} under"
+        return f"cannot {verb} {parent} ({exc.strerror or exc}); choose another output directory"
+    os.rmdir(probe)
+    return None
 
 
 def _safe_name(instance_id: str) -> str:
@@ -43,7 +74,8 @@ def _safe_name(instance_id: str) -> str:
 class OutputDir:
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path).expanduser().absolute()
-        self.trajectories_dir.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(OSError):  # lock() makes it or says why it cannot
+            self.trajectories_dir.mkdir(parents=True, exist_ok=True)
         self._lock_fd: int | None = None
         self._key = os.path.realpath(self.path)
 
@@ -69,6 +101,12 @@ class OutputDir:
         """Take the directory for `run_name`, or raise `OutputDirLocked`."""
         if self._lock_fd is not None:
             return
+        try:
+            self.trajectories_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problem = output_dir_problem(self.path)
+            raise OutputDirUnusable(problem or f"cannot create output directory {self.path} "
+                                               f"({exc.strerror or exc})") from None
         with _HELD_GUARD:
             if self._key in _HELD:
                 raise self._refusal(_HELD[self._key])
@@ -270,9 +308,12 @@ class PredictionsFile:
     @classmethod
     def load(cls, path: str | os.PathLike) -> PredictionsFile:
         data = read_json(path, {})
-        if isinstance(data, list):  # accept the harness' list form too
-            data = {p["instance_id"]: p for p in data if isinstance(p, dict) and "instance_id" in p}
-        return cls(path, dict(data) if isinstance(data, dict) else {})
+        if isinstance(data, list) and all(isinstance(p, dict) and "instance_id" in p for p in data):
+            data = {p["instance_id"]: p for p in data}  # accept the harness' list form too
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            # Not ours to overwrite: it may be the user's file under our name.
+            raise StateError(f"{path}: expected SWE-bench predictions {{instance_id: {{...}}}}; move it aside", path)
+        return cls(path, dict(data))
 
     def set(self, instance_id: str, model_name_or_path: str, model_patch: str) -> None:
         self.entries[instance_id] = {"instance_id": instance_id,
