@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+
 from pathlib import Path
 from typing import Literal
 
@@ -24,20 +25,6 @@ PROVIDER_BASE_URLS = {
     "openrouter": OPENROUTER_BASE_URL,
     "openai": OPENAI_BASE_URL,
 }
-
-
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)
-
-
-def parse_memory(value: str | int | None) -> int | None:
-    """'2g' / '512m' / bytes -> bytes (Docker's HostConfig.Memory)."""
-    if value is None or isinstance(value, int):
-        return value
-    match = _SIZE.match(value)
-    if not match:
-        raise ValueError(f"memory limit {value!r} is not like '2g' or '512m'")
-    number, unit = match.groups()
-    return int(float(number) * 1024 ** "bkmgt".index(unit.lower() or "b"))
 
 
 def check_url(value: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
@@ -167,6 +154,20 @@ class EvalConfig(BaseModel):
         return check_url(value)
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)
+
+
+def parse_memory(value: str | int | None) -> int | None:
+    """'2g' / '512m' / bytes -> bytes (Docker's HostConfig.Memory)."""
+    if value is None or isinstance(value, int):
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"memory limit {value!r} is not like '2g' or '512m'")
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** "bkmgt".index(unit.lower() or "b"))
+
+
 class DockerConfig(BaseModel):
     """`[docker]`: the daemon and the containers it makes."""
 
@@ -177,7 +178,7 @@ class DockerConfig(BaseModel):
     image: str = "awm-sandbox:bookworm"
     """Image for tasks that do not name their own."""
     memory: str | None = "2g"
-    """Memory limit per container (Docker syntax: `2g`, `512m`, bytes), or none."""
+    """Memory limit per container (Docker syntax), or none."""
     cpus: float | None = Field(1.0, gt=0)
     """CPU limit per container, or none."""
     pids_limit: int = Field(512, gt=0)
@@ -195,8 +196,12 @@ class DockerConfig(BaseModel):
     @field_validator("memory")
     @classmethod
     def _memory(cls, value: str | None) -> str | None:
-        parse_memory(value)  # a limit Docker would refuse fails here, not at the first task
+        parse_memory(value)  # a limit that does not parse is refused with the config, not per task
         return value
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return parse_memory(self.memory)
 
 
 class HttpConfig(BaseModel):

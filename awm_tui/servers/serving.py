@@ -15,7 +15,8 @@ from awm_tui.exit_codes import EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
 
 
 class Server(Protocol):
-    url: str
+    @property
+    def url(self) -> str: ...
 
     async def start(self, host: str, port: int) -> None: ...
     async def close(self) -> None: ...

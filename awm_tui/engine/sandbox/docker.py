@@ -18,7 +18,7 @@ import aiohttp
 from aiodocker.containers import DockerContainer
 from aiodocker.exceptions import DockerError
 
-from awm_tui.config.models import parse_memory
+from awm_tui.config.models import DockerConfig
 from awm_tui.engine.sandbox.base import (
     DEFAULT_MAX_OUTPUT,
     WORKDIR,
@@ -37,7 +37,9 @@ from awm_tui.engine.sandbox.output import (
 )
 from awm_tui.engine.sandbox.owner import Owner
 
-DEFAULT_IMAGE = "awm-sandbox:bookworm"
+DEFAULT_LIMITS = DockerConfig()
+"""`[docker]`'s defaults: image and container limits are written once, in the config model."""
+DEFAULT_IMAGE = DEFAULT_LIMITS.image
 PRIVATE_SOCKET = "/tmp/awm-docker/docker.sock"
 """The daemon scripts/setup starts when the machine has none."""
 SYSTEM_SOCKET = "/var/run/docker.sock"
@@ -70,25 +72,22 @@ class DockerSandbox(Sandbox):
         self,
         docker: aiodocker.Docker,
         *,
-        image: str = DEFAULT_IMAGE,
+        limits: DockerConfig = DEFAULT_LIMITS,
+        image: str | None = None,
         run_name: str = "run",
         instance_id: str = "task",
-        memory: str | int | None = "2g",
-        cpus: float | None = None,
-        pids_limit: int = 512,
-        network: str = "none",
         owner: Owner | None = None,
     ) -> None:
         self.docker = docker  # shared; never closed here
         self.owner = owner or Owner.this_process(None)
         """Recorded in the labels: the sweep of another process leaves live owners' containers alone."""
-        self.image = image
+        self.image = image or limits.image
         self.run_name = run_name
         self.instance_id = instance_id
-        self.memory = parse_memory(memory)
-        self.cpus = cpus
-        self.pids_limit = pids_limit
-        self.network = network
+        self.memory = limits.memory_bytes
+        self.cpus = limits.cpus
+        self.pids_limit = limits.pids_limit
+        self.network = limits.network
         self.name = (
             f"awm-{slug(run_name)}-{slug(instance_id)}-{secrets.token_hex(3)}"
         )
