@@ -75,3 +75,11 @@ async def test_a_batch_whose_every_task_errs_exits_1(tmp_path: Path, sim_llm: Si
     out, err = await finish(proc, 120)
     assert "+1 err" in out, out
     assert proc.returncode == 1, (out, err)
+
+
+def test_main_in_process_leaves_the_callers_sigterm_handler(tmp_path: Path) -> None:
+    from awm_tui.cli import main
+
+    before = signal.getsignal(signal.SIGTERM)
+    assert main(["--check", "--config", str(tmp_path / "missing.toml")]) == 2
+    assert signal.getsignal(signal.SIGTERM) is before
