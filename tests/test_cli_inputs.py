@@ -157,3 +157,15 @@ async def test_the_tui_gets_a_refused_run_when_the_evaluation_server_is_down(tmp
         with pytest.raises(RunRefused, match="does not answer"):
             await fleet.start(run, SecretStr(KEY))
         assert fleet.active == []
+
+
+async def test_the_tui_gets_a_refused_run_for_an_output_dir_it_cannot_make(tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "trajectories").write_text("the user's file\n")
+    run = RunConfig(name="r", output_dir=tmp_path / "out", sandbox="local", limit=1, skip_eval=True)
+    config = AppConfig(llm={"llm": LLMProfile(model="awm-sim", base_url=f"http://127.0.0.1:{_free_port()}/v1")},
+                       runs=[run])
+    async with Fleet(config, lambda event: None) as fleet:
+        with pytest.raises(RunRefused, match="trajectories is a file"):
+            await fleet.start(run, SecretStr(KEY))
+    assert (tmp_path / "out" / "trajectories").read_text() == "the user's file\n"
