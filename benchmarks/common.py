@@ -85,7 +85,8 @@ class NullSandboxFactory:
     isolated = False
     description = "null (benchmark: commands cost nothing)"
 
-    async def create(self, *, run_name: str, instance_id: str, image: str | None = None) -> Sandbox:
+    async def create(self, *, run_name: str, instance_id: str, image: str | None = None,
+                     output_dir: object = None) -> Sandbox:
         return NullSandbox()
 
     async def aclose(self) -> None:
