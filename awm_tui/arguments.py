@@ -12,7 +12,7 @@ _KEYLIKE = re.compile(r"[A-Za-z0-9_\-]{16,}")
 
 def scrub(text: str) -> str:
     """`text` with anything that may be a key masked (`sk-or-v1-…ab12`)."""
-    from awm_tui.engine.llm.keys import mask_key
+    from awm_tui.config.keys import mask_key
 
     def mask(match: re.Match[str]) -> str:
         token = match.group(0)

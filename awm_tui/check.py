@@ -16,6 +16,7 @@ from rich.console import Console
 
 from awm_tui.batch.preflight import RunInputs, preflight
 from awm_tui.config.errors import ConfigError
+from awm_tui.config.keys import NO_KEY
 from awm_tui.config.loader import find_config_path, load_config
 from awm_tui.config.plan import ResolvedRun, require_keys, resolve_plan
 
@@ -23,8 +24,9 @@ from awm_tui.config.plan import ResolvedRun, require_keys, resolve_plan
 def key_status(item: ResolvedRun) -> str:
     if item.api_key is not None:
         return item.masked_key
-    if item.key_problem is not None:
-        return f"missing: {item.key_problem.problem} ({item.key_path})"
+    problem = item.key_problem
+    if problem is not None and problem is not NO_KEY:
+        return f"missing: {problem.problem} ({item.key_path})"
     return f"missing: none set ({item.key_path})"
 
 
@@ -40,7 +42,7 @@ def run_check(args: argparse.Namespace) -> int:
     if uses_batch_flags(args):
         from awm_tui.batch.plan import build_plan
         batch = build_plan(args, keys_required=require)
-        plan, inputs = batch.resolved, batch.inputs
+        plan, inputs = batch.runs, batch.inputs
     else:
         plan = resolve_plan(loaded)
         inputs = [RunInputs(item.run, f"runs[{i}].output_dir", f"runs[{i}].dataset") for i, item in enumerate(plan)]

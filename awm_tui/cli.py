@@ -19,9 +19,10 @@ if TYPE_CHECKING:
 
 INTERRUPTED = "awm-tui: interrupted; rerun to resume"
 
-SERVERS = {
+SUBCOMMANDS = {  # each module has main(argv) -> exit code
     "eval-server": "awm_tui.servers.eval_server",
     "sim-llm": "awm_tui.servers.sim_llm",
+    "report": "awm_tui.report.cli",
 }
 
 
@@ -53,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="awm-tui",
         description="Terminal control center for Agent Workflow Memory (AWM) experiments.",
         epilog="Servers: `awm-tui eval-server --help`, `awm-tui sim-llm --help`. "
+               "Reports: `awm-tui report --help`. "
                "Exit codes: 0 success, 1 a run failed, 2 usage or config error, 130 interrupted.",
     )
     p.add_argument("--version", action="version", version=f"awm-tui {__version__}")
@@ -114,9 +116,9 @@ def _main(argv: list[str]) -> int:
     from awm_tui.config.errors import ConfigError
 
     try:
-        if argv and argv[0] in SERVERS:
+        if argv and argv[0] in SUBCOMMANDS:
             from importlib import import_module
-            return import_module(SERVERS[argv[0]]).main(argv[1:])
+            return import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
         args = build_parser().parse_args(argv)
         return _dispatch(args)
     except ConfigError as exc:
@@ -155,4 +157,4 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(f"awm-tui: {notice}", file=sys.stderr)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as before: raising inside Textual's loop would not restore the terminal
     return run_tui(loaded.config if loaded else None, theme=args.theme, demo=args.demo,
-                   output_root=args.output_root)
+                   output_root=args.output_root, key_problems=loaded.key_problems if loaded else None)

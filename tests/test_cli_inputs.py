@@ -16,6 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 from awm_tui.config.models import AppConfig, EvalConfig, LLMProfile, RunConfig
+from awm_tui.config.plan import resolve_run
 from awm_tui.engine.fleet import Fleet, RunRefused
 from tests.test_batch import batch_env
 
@@ -155,7 +156,7 @@ async def test_the_tui_gets_a_refused_run_when_the_evaluation_server_is_down(tmp
                        eval=EvalConfig(mode="server", server_url=down))
     async with Fleet(config, lambda event: None) as fleet:
         with pytest.raises(RunRefused, match="does not answer"):
-            await fleet.start(run, SecretStr(KEY))
+            await fleet.start(resolve_run(config, run, api_key=SecretStr(KEY)))
         assert fleet.active == []
 
 
@@ -167,5 +168,5 @@ async def test_the_tui_gets_a_refused_run_for_an_output_dir_it_cannot_make(tmp_p
                        runs=[run])
     async with Fleet(config, lambda event: None) as fleet:
         with pytest.raises(RunRefused, match="trajectories is a file"):
-            await fleet.start(run, SecretStr(KEY))
+            await fleet.start(resolve_run(config, run, api_key=SecretStr(KEY)))
     assert (tmp_path / "out" / "trajectories").read_text() == "the user's file\n"

@@ -24,41 +24,28 @@ from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.config.overrides import parallel_runs, read_keys_file, single_run
 from awm_tui.batch.preflight import RunInputs, check_output_dir, preflight
 from awm_tui.config.plan import ResolvedRun, require_keys, resolve_run
-from awm_tui.engine.llm.keys import mask_key
 
 DEFAULT_PARALLEL_ROOT = Path("outputs")
 """`--parallel` without `--output-root` writes `./outputs/run_i`, like the users' terminals did."""
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    run: RunConfig
-    key: SecretStr | None
-    """The key this run uses (override, run or profile key); None only for the demo's own keys."""
-
-    @property
-    def masked_key(self) -> str:
-        return mask_key(self.key or self.run.api_key)
 
 
 @dataclass
 class BatchPlan:
     config: AppConfig | None
     """None for `--demo`: the demo environment makes its config on the loop."""
-    runs: list[PlannedRun] = field(default_factory=list)
+    runs: list[ResolvedRun] = field(default_factory=list)
+    """Each with its profile and its one key (`config.plan.resolve_run`)."""
     notices: list[str] = field(default_factory=list)
     demo_root: Path | None = None
     demo_root_chosen: bool = False
     """True when the demo's output root is the default one (so it is printed)."""
-    resolved: list[ResolvedRun] = field(default_factory=list)
-    """Each run with its profile and key problem, for `--check` to print."""
     inputs: list[RunInputs] = field(default_factory=list)
-    source: str = ""
+    """Where each run's output directory and dataset came from, for one-line errors."""
 
     @property
     def secrets(self) -> list[str]:
         """Raw keys, only so the reporter can scrub them from anything it prints."""
-        return [p.key.get_secret_value() for p in self.runs if p.key is not None]
+        return [r.api_key.get_secret_value() for r in self.runs if r.api_key is not None]
 
 
 def build_plan(args: argparse.Namespace, *, keys_required: bool = True) -> BatchPlan:
@@ -113,9 +100,7 @@ def build_plan(args: argparse.Namespace, *, keys_required: bool = True) -> Batch
     inputs = [RunInputs(run, where, where.replace("output_dir", "dataset") if where.startswith("runs[") else "dataset")
               for run, where in zip(runs, fields)]
     preflight(inputs, "command line" if args.parallel or single else source, datasets=False)
-    return BatchPlan(config=config, notices=list(loaded.notices),
-                     runs=[PlannedRun(r.run, r.api_key) for r in resolved], resolved=resolved,
-                     inputs=inputs, source=source)
+    return BatchPlan(config=config, notices=list(loaded.notices), runs=resolved, inputs=inputs)
 
 
 def _with_flags(run: RunConfig, args: argparse.Namespace) -> RunConfig:

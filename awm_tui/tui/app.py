@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,12 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from awm_tui.config.errors import ConfigError
+from awm_tui.config.keys import KeyProblem, aresolve_key, is_file_reference, key_file_path
 from awm_tui.config.models import AppConfig, RunConfig
-from awm_tui.tui.key_display import is_file_reference, resolve_reference
+from awm_tui.config.plan import OVERRIDE, resolve_run
+from awm_tui.engine.state import StateError
+from awm_tui.engine.state.trajectory import last_finished
 from awm_tui.tui.messages import MetricsArrived, RunEventsArrived
 from awm_tui.tui.output_reading import OutputSummary, read_output_dir
 from awm_tui.tui.relay import EventRelay
@@ -30,6 +34,7 @@ from awm_tui.tui.run_view import RunView
 from awm_tui.tui.screens.dialogs import OpenOutputDir, QuitConfirm
 from awm_tui.tui.screens.main import MainScreen
 from awm_tui.tui.screens.memory import MemoryScreen
+from awm_tui.tui.screens.trajectory import TrajectoryScreen
 from awm_tui.tui.themes import DEFAULT_THEME, load_all_themes, stylesheet_path
 from awm_tui.tui.widgets.fleet_bar import FleetBar, FleetTotals
 from awm_tui.tui.widgets.pane_form import Note
@@ -45,10 +50,6 @@ def _default_fleet_factory(config: AppConfig, sink: EventRelay) -> Any:
     return Fleet(config, sink)
 
 
-def _full_profile(name: str) -> str:
-    return name if name == "llm" or name.startswith("llm.") else f"llm.{name}"
-
-
 class AWMApp(App[int]):
     CSS_PATH = stylesheet_path()
     TITLE = "awm-tui"
@@ -60,20 +61,25 @@ class AWMApp(App[int]):
         Binding("ctrl+g", "start_all", "Start all"),
         Binding("ctrl+l", "memory", "Memory"),
         Binding("ctrl+o", "open_output_dir", "Open dir"),
+        # Not in the footer (full already at 80 columns); the palette and README list it.
+        Binding("f4", "trajectory", "Trajectory", show=False),
         Binding("f2", "maximize_pane", "Maximise"),
         Binding("f3", "toggle_hosts", "Hosts"),
         Binding("f8", "next_pane", "Next pane"),
     ]
 
     PANE_ACTIONS = frozenset({"add_pane", "remove_pane", "start_pane", "stop_pane", "start_all", "memory",
-                              "open_output_dir", "maximize_pane", "toggle_hosts", "next_pane"})
+                              "open_output_dir", "maximize_pane", "toggle_hosts", "next_pane", "trajectory"})
     """Actions on the main screen's panes: off (and out of the footer) on any other screen."""
 
     def __init__(self, config: AppConfig, *, theme: str | None = None, demo: Any = None,
                  fleet_factory: FleetFactory | None = None, output_root: Path | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 key_problems: Mapping[str, KeyProblem] | None = None) -> None:
         super().__init__()
         self.config = config
+        self.key_problems = dict(key_problems or {})
+        """The loader's unresolved key references by key path (`runs[0].api_key`, `llm.NAME.api_key`)."""
         self.demo = demo
         self._theme_choice = theme or config.ui.theme
         self._fleet_factory = fleet_factory or _default_fleet_factory
@@ -101,7 +107,7 @@ class AWMApp(App[int]):
 
     # -- start-up -----------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
-        self.main_screen = MainScreen()
+        self.main_screen = MainScreen(self.config)
         return self.main_screen
 
     def on_mount(self) -> None:
@@ -184,12 +190,12 @@ class AWMApp(App[int]):
         default_name, default_output = self._new_pane_defaults()
         profiles = list(self.config.llm)
         template = base or (self.config.runs[0] if self.config.runs else None)
-        profile = _full_profile(template.llm) if template else (profiles[0] if profiles else None)
+        profile = template.llm if template else (profiles[0] if profiles else None)
         pane = RunPane(
             base=base, config=self.config, id=f"pane-{self._pane_count}",
             name=name or (base.name if base else default_name),
             output=output or (str(base.output_dir) if base else default_output),
-            limit=limit or (base.limit if base else 5), profile=profile,
+            limit=limit or (base.limit if base else 5), profile=profile, key=self._config_key(base),
         )
         await self.main_screen.add_pane(pane, focus=focus)
         self.refresh_fleet_bar()
@@ -197,6 +203,20 @@ class AWMApp(App[int]):
             self.run_worker(self._show_checkpoint(pane), group="read", description="read output directory",
                             exit_on_error=False)
         return pane
+
+    def _config_key(self, base: RunConfig | None) -> SecretStr | None:
+        """The key a config run brings to its pane: its own, or its broken reference as written
+        (the pane shows what is wrong there, rather than quietly using the profile's key)."""
+        if base is None or base.api_key is not None:
+            return base.api_key if base else None
+        index = next((i for i, run in enumerate(self.config.runs) if run is base), None)
+        problem = self.key_problems.get(f"runs[{index}].api_key")
+        if problem is None or not problem.reference:
+            return None
+        ref = problem.reference
+        if is_file_reference(ref) and self.config.source is not None:  # relative to the config, as loaded
+            ref = f"file:{key_file_path(ref, self.config.source.resolve().parent)}"
+        return SecretStr(ref)
 
     async def _show_checkpoint(self, pane: RunPane, *, announce: bool = False) -> OutputSummary:
         """Show what the pane's output directory already holds (Start resumes from it)."""
@@ -275,7 +295,6 @@ class AWMApp(App[int]):
             return
         try:
             run, key = pane.build_run()
-            key = self._resolve_key(key)
         except RunProblem as problem:
             pane.show_notes([Note(problem.field, "error", problem.text)])
             return
@@ -286,29 +305,24 @@ class AWMApp(App[int]):
         self.run_worker(self._start_run(pane, run, key), group="runs",
                         description=f"start run {run.name}", exit_on_error=False)
 
-    @staticmethod
-    def _resolve_key(key: SecretStr | None) -> SecretStr | None:
-        if key is None or is_file_reference(key.get_secret_value()):
-            return key  # a key file is read in _start_run, off the event loop
-        value, problem = resolve_reference(key.get_secret_value())
-        if problem:
-            raise RunProblem("key", problem)
-        return SecretStr(value or "")
-
     async def _start_run(self, pane: RunPane, run: RunConfig, key: SecretStr | None) -> None:
-        from awm_tui.config.keys import KeyProblem, resolve_key
+        """The pane's key (a `file:` one read in a thread) through the one resolver and the
+        one choice of key, then the Fleet; a problem is shown on its field."""
         from awm_tui.engine.fleet import RunRefused
 
-        if key is not None and is_file_reference(key.get_secret_value()):
-            resolved = await asyncio.to_thread(resolve_key, key)
-            if isinstance(resolved, KeyProblem):
-                pane.set_running(False)
-                pane.show_notes([Note("key", "error", f"{resolved.problem}; {resolved.fix}")])
-                return
-            key = resolved
+        try:
+            resolved = resolve_run(self.config, run, problems=self.key_problems, api_key=await aresolve_key(key))
+        except ConfigError as exc:
+            pane.set_running(False)
+            pane.show_notes([Note("profile", "error", f"{exc.problem}; {exc.fix}")])
+            return
+        if resolved.key_path == OVERRIDE and resolved.key_problem is not None:  # the pane's own key
+            pane.set_running(False)
+            pane.show_notes([Note("key", "error", str(resolved.key_problem))])
+            return
         try:
             fleet = await self._wait_fleet()
-            await fleet.start(run, api_key=key)
+            await fleet.start(resolved)
         except (RunRefused, RuntimeError) as refused:
             pane.set_running(False)
             pane.view = replace(pane.view, phase="failed", reason=str(refused))
@@ -363,13 +377,37 @@ class AWMApp(App[int]):
         )
 
     # -- memory and old output directories ------------------------------------------------
+    def _pane_output(self) -> tuple[str, Path] | None:
+        """The current pane's label and output directory, or None (with a notice)."""
+        if (pane := self._pane()) is None:
+            return None
+        output = pane.values().output
+        if not output:
+            self.notify("this pane has no output directory yet", severity="warning")
+            return None
+        return pane.border_title or pane.id or "", Path(output)
+
     def action_memory(self) -> None:
-        if (pane := self._pane()) is not None:
-            output = pane.values().output
-            if not output:
-                self.notify("this pane has no output directory yet", severity="warning")
-                return
-            self.push_screen(MemoryScreen(pane.border_title or pane.id, Path(output)))
+        if (found := self._pane_output()) is not None:
+            self.push_screen(MemoryScreen(*found))
+
+    def action_trajectory(self) -> None:
+        """The trajectory of the task the pane's run finished last."""
+        if (found := self._pane_output()) is not None:
+            label, output = found
+            self.run_worker(self._open_trajectory(output, label), group="read",
+                            description="open the last trajectory", exit_on_error=False)
+
+    async def _open_trajectory(self, output: Path, label: str) -> None:
+        try:
+            instance = await asyncio.to_thread(last_finished, output)
+        except StateError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if instance is None:
+            self.notify(f"no finished task in {output} yet", severity="warning")
+            return
+        self.push_screen(TrajectoryScreen(output, instance, label))
 
     def action_open_output_dir(self) -> None:
         self.push_screen(OpenOutputDir(), callback=self._open_output_dir)
@@ -428,6 +466,8 @@ class AWMApp(App[int]):
         yield SystemCommand("Stop run", "Stop the current pane's run (ctrl+t)", self.action_stop_pane)
         yield SystemCommand("Start all runs", "Start every idle pane (ctrl+g)", self.action_start_all)
         yield SystemCommand("Memory browser", "Workflows, inductions and tasks (ctrl+l)", self.action_memory)
+        yield SystemCommand("Last trajectory", "Steps, prompt, patch and evaluation of the pane's last task (f4)",
+                            self.action_trajectory)
         yield SystemCommand("Open output directory", "Show and resume an old run (ctrl+o)",
                             self.action_open_output_dir)
         yield SystemCommand("Maximise pane", "Toggle the current pane full screen (f2)",
@@ -436,10 +476,11 @@ class AWMApp(App[int]):
                             self.action_toggle_hosts)
 
 
-def run_tui(config: AppConfig | None, *, theme: str | None, demo: bool, output_root: Path | None) -> int:
+def run_tui(config: AppConfig | None, *, theme: str | None, demo: bool, output_root: Path | None,
+            key_problems: Mapping[str, KeyProblem] | None = None) -> int:
     """Run the control center until the user quits; the exit code."""
     if not demo:
-        app = AWMApp(config or AppConfig(), theme=theme, output_root=output_root)
+        app = AWMApp(config or AppConfig(), theme=theme, output_root=output_root, key_problems=key_problems)
         app.run()
         return app.return_code or 0
 
