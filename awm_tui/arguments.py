@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import re
+from typing import NoReturn
 
 # Long runs of key-ish characters: an API key (sk-…, or any provider's) typed in the wrong place.
 _KEYLIKE = re.compile(r"[A-Za-z0-9_\-]{16,}")
@@ -25,7 +26,7 @@ class ArgumentParser(argparse.ArgumentParser):
     """Never echoes the values of unknown arguments (`--apikey KEY` would print the key)
     and masks key-like text in any other error."""
 
-    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+    def parse_args(self, args=None, namespace=None):
         parsed, extras = self.parse_known_args(args, namespace)
         if extras:
             flags = [a.split("=", 1)[0] for a in extras if a.startswith("-")]
@@ -34,7 +35,7 @@ class ArgumentParser(argparse.ArgumentParser):
             self.error(f"unrecognized arguments: {shown.strip()} (see --help)")
         return parsed
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str) -> NoReturn:
         super().error(scrub(message))
 
 

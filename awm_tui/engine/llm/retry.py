@@ -120,7 +120,7 @@ class stop_after_failures(stop_base):
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None else None
         if is_rate_limit(exc):
-            waited = retry_state.seconds_since_start + (retry_state.upcoming_sleep or 0.0)
+            waited = (retry_state.seconds_since_start or 0.0) + (retry_state.upcoming_sleep or 0.0)
             return waited > self.patience_s
         # One state per call (tenacity makes a new one each time it is iterated).
         failures = getattr(retry_state, "awm_failures", 0) + 1

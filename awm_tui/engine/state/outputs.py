@@ -287,7 +287,8 @@ class PredictionsFile:
             data = {p["instance_id"]: p for p in data}  # accept the harness' list form too
         if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
             # Not ours to overwrite: it may be the user's file under our name.
-            raise StateError(f"{path}: expected SWE-bench predictions {{instance_id: {{...}}}}; move it aside", path)
+            raise StateError(f"{path}: expected SWE-bench predictions {{instance_id: {{...}}}}; move it aside",
+                             Path(path))
         return cls(dict(data))
 
     def set(self, instance_id: str, model_name_or_path: str, model_patch: str) -> None:
