@@ -14,7 +14,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from awm_tui.engine import protocol
+from awm_tui.engine import protocol, replies
 from awm_tui.engine.tasks import load_dataset
 from awm_tui.servers.sim_agent import apply_command, broken_patch
 from awm_tui.servers.sim_llm import SimLLMServer, SimOptions, mask_key
@@ -90,7 +90,7 @@ async def walk(session, url, instance_id, workflows="", limit=10, key=KEY) -> li
         assert status == 200, body
         content = body["choices"][0]["message"]["content"]
         assert content.startswith("THOUGHT:")
-        command, why = protocol.extract_command(content)
+        command, why = replies.extract_command(content)
         assert command, why
         commands.append(command)
         if command == protocol.SUBMIT_COMMAND:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from awm_tui.config.models import RunConfig
-from awm_tui.engine import prompts, protocol
+from awm_tui.engine import prompts, protocol, replies
 from awm_tui.engine.events import AgentStep, Event, LLMCall, StatusChanged
 from awm_tui.engine.llm import ChatResult, LLMClient, LLMError, LLMFatalError
 from awm_tui.engine.sandbox.base import Sandbox
@@ -70,7 +70,7 @@ class Agent:
             reply = await self._chat(messages)
             result.cost += reply.cost
             messages.append({"role": "assistant", "content": reply.content})
-            command, why = protocol.extract_command(reply.content)
+            command, why = replies.extract_command(reply.content)
             if command is None:
                 format_errors += 1
                 self.emit(AgentStep(run=run.name, instance_id=task.instance_id, step=step, command="",

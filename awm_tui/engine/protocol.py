@@ -38,7 +38,6 @@ INDUCTION_MARKER = "AWM-INDUCTION"
 EXPERIENCES_OPEN, EXPERIENCES_CLOSE = "<experiences>", "</experiences>"
 CURRENT_OPEN, CURRENT_CLOSE = "<current_workflows>", "</current_workflows>"
 
-BASH_BLOCK_RE = re.compile(r"```(?:bash|sh|shell)?[ \t]*\n(.*?)```", re.DOTALL)
 JSON_BLOCK_RE = re.compile(r"```(?:json)?[ \t]*\n(.*?)```", re.DOTALL)
 
 
@@ -50,18 +49,6 @@ def find_task_id(text: str) -> str | None:
 def find_workdir(text: str, default: str = "/testbed") -> str:
     match = WORKDIR_LINE_RE.search(text)
     return match.group("workdir") if match else default
-
-
-def extract_command(reply: str) -> tuple[str | None, str]:
-    """The single bash command in a reply, or (None, why it is malformed)."""
-    blocks = BASH_BLOCK_RE.findall(reply)
-    if len(blocks) == 1 and blocks[0].strip():
-        return blocks[0].strip(), ""
-    if not blocks:
-        return None, "no ```bash fenced block found"
-    if len(blocks) > 1:
-        return None, f"{len(blocks)} fenced blocks found, expected exactly one"
-    return None, "the fenced block is empty"
 
 
 def between(text: str, open_tag: str, close_tag: str) -> str | None:
