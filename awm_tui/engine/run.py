@@ -265,10 +265,11 @@ class AWMRun:
         self._emit(CheckpointSaved(run=self.name, done=self.checkpoint.done, resolved=self.checkpoint.resolved))
         self._emit(TaskFinished(run=self.name, instance_id=task.instance_id, exit_status=result.exit_status,
                                 resolved=resolved, reward=reward, speedup=speedup, steps=len(result.steps),
-                                elapsed_s=elapsed, cost=result.cost, evaluated=evaluated))
+                                elapsed_s=elapsed, cost=result.cost, evaluated=evaluated,
+                                model_calls=result.model_calls))
         verdict = "resolved" if resolved else ("not resolved" if evaluated else "not evaluated")
         self._log("info", f"{task.instance_id}: {result.exit_status}, {verdict} "
-                          f"({len(result.steps)} steps, {elapsed:.1f} s)")
+                          f"({len(result.steps)} commands, {result.model_calls} model calls, {elapsed:.1f} s)")
 
     def _task_error(self, task: Task, exc: BaseException) -> None:
         self._emit(TaskFinished(run=self.name, instance_id=task.instance_id, exit_status=f"Error: {exc}",
