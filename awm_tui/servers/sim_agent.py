@@ -39,6 +39,8 @@ class Conversation:
     first_user: str
     step: int
     """Number of assistant messages so far: the index of the reply to write."""
+    rules_seen: bool = True
+    """Whether any system or user text asks for a ```bash block (the format rules)."""
 
 
 def text_of(content: object) -> str:
@@ -50,11 +52,16 @@ def text_of(content: object) -> str:
     return "" if content is None else str(content)
 
 
+FORMAT_RULE = "```bash"
+"""Text every statement of the format rules holds: the system prompt and each correction."""
+
+
 def read_conversation(messages: list[dict]) -> Conversation:
     system = next((text_of(m.get("content")) for m in messages if m.get("role") == "system"), "")
     first_user = next((text_of(m.get("content")) for m in messages if m.get("role") == "user"), "")
     step = sum(1 for m in messages if m.get("role") == "assistant")
-    return Conversation(system, first_user, step)
+    rules = any(FORMAT_RULE in text_of(m.get("content")) for m in messages if m.get("role") in ("system", "user"))
+    return Conversation(system, first_user, step, rules)
 
 
 def first_workflow_title(first_user: str) -> str | None:
@@ -140,10 +147,27 @@ def reply(thought: str, command: str) -> str:
     return f"THOUGHT: {thought}\n\n```bash\n{command}\n```"
 
 
-def agent_reply(conv: Conversation, task: Task | None, *, seed: int, wrong_patch_rate: float) -> str:
+def with_python_first(text: str) -> str:
+    """The shape real models send: a ```python block shown before the ```bash block,
+    with prose between them that a fence-pairing regex would run as a command."""
+    thought, _, command_block = text.partition("\n\n```bash\n")
+    return (f"{thought}\n\nThe check I have in mind, in Python:\n\n```python\nimport subprocess\n"
+            f"print(subprocess.run(['git', 'status'], capture_output=True, text=True).stdout)\n```\n"
+            f"Now run it in the shell.\n\n```bash\n{command_block}")
+
+
+UNINSTRUCTED = ("I would start by looking at the repository: list its files with ls -R, read the "
+                "module the issue names, then fix it and run the tests.")
+"""What a model says when the format rules never reached it (its template dropped them)."""
+
+
+def agent_reply(conv: Conversation, task: Task | None, *, seed: int, wrong_patch_rate: float,
+                python_first_rate: float = 0.0) -> str:
     """The scripted agent's reply for this step of the conversation, `cd`-ing into the
     repository path the prompt names (`/testbed` in Docker, a temp dir locally)."""
     text = _script_reply(conv, task, seed=seed, wrong_patch_rate=wrong_patch_rate)
+    if python_first_rate > 0 and chance(seed, f"python-first {conv.step}", conv.first_user) < python_first_rate:
+        text = with_python_first(text)
     workdir = protocol.find_workdir(conv.first_user)
     return text if workdir == "/testbed" else text.replace("cd /testbed", f"cd {shlex.quote(workdir)}")
 
