@@ -97,6 +97,11 @@ class LLMProfile(BaseModel):
         return PROVIDER_BASE_URLS.get(self.provider or "", OPENAI_BASE_URL)
 
     @property
+    def chat_url(self) -> str:
+        """Where this profile's chat completions are POSTed."""
+        return f"{self.effective_base_url}/chat/completions"
+
+    @property
     def api_model(self) -> str:
         """The model name sent to the endpoint (provider prefix stripped when implied)."""
         return self.model.split("/", 1)[1] if self.provider else self.model

@@ -91,7 +91,7 @@ class LLMClient:
         self.run_name = run_name
         self._api_key = api_key
         self._http = http
-        self._url = f"{profile.effective_base_url}/chat/completions"
+        self._url = profile.chat_url
         self._timeout = aiohttp.ClientTimeout(
             total=profile.timeout, connect=min(http.connect, profile.timeout))
         self._proxy = _env_proxy(self._url)
