@@ -154,3 +154,14 @@ def test_the_served_model_is_folded_from_the_replies():
                  MetricsSnapshot(run="a", metrics=MetricsData(truncated_replies=2))])
     assert view.served_model == "gemma-3-270m-it"
     assert "gemma-3-270m-it" in llm_line(view) and "cut at max tokens 2" in llm_line(view)
+
+
+def test_the_textual_private_hook_the_pane_log_uses_is_there():
+    """PaneLog keeps its scrollbars right through Widget._scroll_update (Textual has no public
+    call for it); pyproject pins the Textual range this was checked with. An upgrade that drops
+    or renames the hook fails here, not as a log whose scrollbar stops following."""
+    import inspect
+
+    from textual.widget import Widget
+
+    assert list(inspect.signature(Widget._scroll_update).parameters) == ["self", "virtual_size"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -15,6 +17,8 @@ from pydantic import (
 )
 from yarl import URL
 
+from awm_tui.config.errors import ConfigError
+
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
@@ -23,6 +27,21 @@ PROVIDER_BASE_URLS = {
     "openrouter": OPENROUTER_BASE_URL,
     "openai": OPENAI_BASE_URL,
 }
+
+
+def profile_name(name: str) -> str:
+    """The full name of the profile a run names: `NAME` and `llm.NAME` are one; `llm` is the defaults."""
+    name = name.strip()
+    return name if name == "llm" or name.startswith("llm.") else f"llm.{name}"
+
+
+def profile_for(profiles: Mapping[str, LLMProfile], name: str, *, source: str, where: str) -> LLMProfile:
+    """The profile `name` (either spelling) names; ConfigError naming `where` and the choices otherwise."""
+    full = profile_name(name)
+    if full not in profiles:
+        choices = ", ".join(sorted(profiles)) or "none defined"
+        raise ConfigError(source, where, f"no profile [{full}]", f"define [{full}] or use one of: {choices}")
+    return profiles[full]
 
 
 def check_url(value: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
@@ -115,7 +134,7 @@ class RunConfig(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     """Unique run name; letters, digits, `_`, `-`, `.`."""
     llm: str = "llm"
-    """LLM profile: `llm.NAME`, `NAME`, or `llm` for the defaults."""
+    """LLM profile: `llm.NAME`, `NAME`, or `llm` for the defaults (held as the full name)."""
     api_key: SecretStr | None = None
     """Overrides the profile's key for this run only (literal, `env:VAR`, `file:path`)."""
     output_dir: Path
@@ -149,6 +168,11 @@ class RunConfig(BaseModel):
     memory_budget_chars: int = Field(4000, gt=0)
     """Most characters of workflows injected into one prompt."""
 
+    @field_validator("llm")
+    @classmethod
+    def _full_profile_name(cls, value: str) -> str:
+        return profile_name(value)
+
 
 class EvalConfig(BaseModel):
     """`[eval]`: where patches are evaluated."""
@@ -166,6 +190,20 @@ class EvalConfig(BaseModel):
     @classmethod
     def _url(cls, value: str) -> str:
         return check_url(value)
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)
+
+
+def parse_memory(value: str | int | None) -> int | None:
+    """'2g' / '512m' / bytes -> bytes (Docker's HostConfig.Memory)."""
+    if value is None or isinstance(value, int):
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"memory limit {value!r} is not like '2g' or '512m'")
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** "bkmgt".index(unit.lower() or "b"))
 
 
 class DockerConfig(BaseModel):
@@ -192,6 +230,16 @@ class DockerConfig(BaseModel):
         if value is not None and not value.startswith(("unix://", "tcp://", "http://", "https://")):
             raise ValueError(f"expected unix:///path or tcp://host:port, got {value!r}")
         return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        parse_memory(value)  # a limit that does not parse is refused with the config, not per task
+        return value
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return parse_memory(self.memory)
 
 
 class HttpConfig(BaseModel):
@@ -248,8 +296,3 @@ class AppConfig(BaseModel):
     ui: UIConfig = Field(default_factory=UIConfig)
     source: Path | None = None
     """The file this was loaded from, if any."""
-
-    def profile(self, name: str) -> LLMProfile:
-        """The profile a run names (`llm.NAME` or `NAME`); KeyError when absent."""
-        full = name if name == "llm" or name.startswith("llm.") else f"llm.{name}"
-        return self.llm[full]

@@ -6,11 +6,9 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import SecretStr
-
-from awm_tui.config.loader import profile_name
+from awm_tui.config.keys import NO_KEY
 from awm_tui.config.models import AppConfig, RunConfig
-from awm_tui.config.plan import with_key
+from awm_tui.config.plan import ResolvedRun
 from awm_tui.engine.evaluator import Evaluator, LocalEvaluation, ServerEvaluation
 from awm_tui.engine.events import EventSink, StatusChanged
 from awm_tui.engine.http.metrics import RunMetrics
@@ -95,10 +93,11 @@ class Fleet:
     def active(self) -> list[str]:
         return [name for name, handle in self.handles.items() if handle.active]
 
-    async def start(self, run: RunConfig, api_key: SecretStr | None = None) -> RunHandle:
-        """Start one run; RunRefused (one line) when it cannot."""
+    async def start(self, resolved: ResolvedRun) -> RunHandle:
+        """Start one run with the profile and key `resolve_run` chose; RunRefused (one line) when it cannot."""
         if self._evaluator is None:
             raise RuntimeError("use `async with Fleet(...)` before starting runs")
+        run = resolved.run
         async with self._guard:
             old = self.handles.get(run.name)
             if old is not None and old.active:
@@ -107,18 +106,11 @@ class Fleet:
                 if other.active and other.output_dir == Path(run.output_dir).resolve():
                     raise RunRefused(f"output directory {run.output_dir} is in use by run {other.name!r}; "
                                      "give each run its own directory")
-            try:
-                profile = self.config.llm[profile_name(run.llm)]
-            except KeyError:
-                raise RunRefused(f"run {run.name!r}: no LLM profile [{profile_name(run.llm)}]; "
-                                 f"use one of: {', '.join(sorted(self.config.llm))}") from None
-            key = api_key or run.api_key or profile.api_key
-            if key is None or not key.get_secret_value().strip():
-                raise RunRefused(f"run {run.name!r} has no API key; enter one in its pane, "
-                                 "or set api_key in the config or --api-key")
+            if resolved.api_key is None:
+                raise RunRefused(f"run {run.name!r}: {resolved.key_problem or NO_KEY}")
             dataset = await self._dataset(run.dataset)
             sandboxes = await self._sandboxes(run.sandbox)
-            awm = AWMRun(run, with_key(profile, key), http=self.config.http, sandboxes=sandboxes,
+            awm = AWMRun(run, resolved.profile, http=self.config.http, sandboxes=sandboxes,
                          evaluator=None if run.skip_eval else self._evaluator, dataset=dataset,
                          sink=self.sink, metrics_interval=self.metrics_interval)
             await awm.prepare()
@@ -135,15 +127,25 @@ class Fleet:
             return None
         if handle.active:
             handle.task.cancel()
-        return (await asyncio.gather(handle.task, return_exceptions=True))[0]
+        return await self._outcome(handle)
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(self.stop(name) for name in self.active))
 
     async def wait(self, name: str | None = None) -> dict[str, RunOutcome]:
         names = [name] if name else list(self.handles)
-        results = await asyncio.gather(*(self.handles[n].task for n in names), return_exceptions=True)
-        return {n: r for n, r in zip(names, results) if isinstance(r, RunOutcome)}
+        results = await asyncio.gather(*(self._outcome(self.handles[n]) for n in names))
+        return dict(zip(names, results))
+
+    @staticmethod
+    async def _outcome(handle: RunHandle) -> RunOutcome:
+        """The run's outcome, also when its task was cancelled before it ever ran: then
+        `execute` never got to release the output directory, so it is released here."""
+        result = (await asyncio.gather(handle.task, return_exceptions=True))[0]
+        if isinstance(result, RunOutcome):
+            return result
+        await handle.awm.abandon()
+        return handle.awm.outcome("stopped", "stopped before it began")
 
     # -- shared parts -----------------------------------------------------------------
 
@@ -157,10 +159,8 @@ class Fleet:
 
     async def _sandboxes(self, kind: str) -> SandboxFactory:
         if kind not in self._factories:
-            d = self.config.docker
             try:
-                factory = await open_factory(kind, docker_url=d.url, image=d.image, memory=d.memory,
-                                             cpus=d.cpus, pids_limit=d.pids_limit, network=d.network)
+                factory = await open_factory(kind, self.config.docker)
             except SandboxError as exc:
                 raise RunRefused(str(exc)) from None
             self._factories[kind] = factory
