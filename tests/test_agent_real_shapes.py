@@ -14,6 +14,7 @@ import pytest
 from pydantic import SecretStr
 
 from awm_tui.config.models import AppConfig, EvalConfig, RunConfig
+from awm_tui.config.plan import resolve_run
 from awm_tui.engine.events import AgentStep, Event, LLMCall, LogLine, MetricsSnapshot, TaskFinished
 from awm_tui.engine.fleet import Fleet, RunOutcome
 from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
@@ -51,7 +52,7 @@ async def run_one(tmp_path: Path, options: SimOptions, **profile: Any) -> Ran:
                         limit=1, sandbox="local", induction="rule", command_timeout=60)
         config = AppConfig(llm={"llm.sim": profile_for(sim, **profile)}, runs=[run], eval=EvalConfig(mode="local"))
         async with Fleet(config, events.append, metrics_interval=0.2) as fleet:
-            await fleet.start(run, KEY)
+            await fleet.start(resolve_run(config, run, api_key=KEY))
             outcome = (await fleet.wait())["shapes"]
     return Ran(outcome, events, out)
 

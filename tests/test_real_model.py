@@ -27,6 +27,7 @@ if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("ge
                 allow_module_level=True)
 
 from awm_tui.config.models import AppConfig, EvalConfig, HttpConfig, LLMProfile, RunConfig  # noqa: E402
+from awm_tui.config.plan import resolve_run  # noqa: E402
 from awm_tui.engine.events import Event, TaskFinished  # noqa: E402
 from awm_tui.engine.fleet import Fleet  # noqa: E402
 from awm_tui.engine.http import RunMetrics  # noqa: E402
@@ -138,7 +139,7 @@ async def _run(tmp_path: Path, prof: LLMProfile, key: str) -> tuple[object, list
                     limit=1, sandbox="local", induction="rule", command_timeout=60, max_steps=3)
     config = AppConfig(llm={"llm.real": prof}, runs=[run], eval=EvalConfig(mode="local"))
     async with Fleet(config, events.append, metrics_interval=0.5) as fleet:
-        await fleet.start(run, SecretStr(key))
+        await fleet.start(resolve_run(config, run, api_key=SecretStr(key)))
         outcome = (await fleet.wait())["real"]
     return outcome, events, out
 
