@@ -1,4 +1,5 @@
-"""Induction: the LLM prompt, parsing its answers, and deterministic rule induction."""
+"""Induction: the LLM prompt, parsing real models' replies, rule induction, and the
+whole route through the simulated model over loopback (prompt and reply kept)."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import pytest
 
 from awm_tui.engine import protocol
 from awm_tui.engine.state.buffer import Experience
-from awm_tui.engine.state.induction import (
-    PROMPT_EXPERIENCE_CHARS, abstract_command, build_induction_messages, command_kind,
-    induce_rule, parse_llm_induction,
+from awm_tui.engine.induction import (
+    InductionParseError, abstract_command, build_induction_messages, command_kind, induce_rule,
+    parse_induction_reply,
 )
+from awm_tui.engine.induction.prompt import PROMPT_EXPERIENCE_CHARS
 from awm_tui.engine.state.memory import Memory, Workflow
+from awm_tui.servers import sim_induction
 
 FIX = [
     "cd /testbed && git status && ls -R | head -50",
@@ -105,25 +108,112 @@ def test_build_messages_is_bounded():
     assert all(len(e["commands"]) <= 31 for e in examples)
 
 
-def test_parse_messy_answer():
-    reply = ("Sure! After looking at the experiences, here is what I found.\n\n"
-             "```json\n{\"workflows\": [{\"title\": \"Find and fix\", \"description\": \"x\", "
-             "\"steps\": [\"grep {function}\", \"  \", \"edit {file}\"]}, {\"title\": \"no steps\"}]}\n```\n"
-             "Let me know if you need more.")
-    assert parse_llm_induction(reply) == [
-        {"title": "Find and fix", "description": "x", "steps": ["grep {function}", "edit {file}"]}]
-    bare = 'Here: [{"title": "T", "steps": ["a"]}]'
-    assert parse_llm_induction(bare)[0]["title"] == "T"
+# -- parsing replies as real models write them ------------------------------------------------
+
+WF_A = {"title": "Find and fix", "description": "x", "steps": ["grep -rn '{symbol}' .", "edit {file}"]}
+WF_B = {"title": "Test first", "description": "y", "steps": ["python -m pytest {test_path}"]}
+WF_C = {"title": "Third", "description": "z", "steps": ["ls"]}
 
 
-@pytest.mark.parametrize("reply", [
-    "Sorry, I could not find any reusable workflows.",
-    "```json\n{\"workflows\": [\n```",
-    "```json\n{\"workflows\": [{\"title\": \"x\"}]}\n```",
+def fenced(value: object) -> str:
+    return f"```json\n{json.dumps(value, indent=2)}\n```"
+
+
+def titles(reply: str) -> list[str]:
+    return [w["title"] for w in parse_induction_reply(reply).workflows]
+
+
+def test_prose_around_a_fenced_block():
+    reply = ("Sure! After looking at the experiences, here is what I found. Steps use {file} and "
+             "[placeholders] so they carry over.\n\n" + fenced({"workflows": [
+                 {**WF_A, "steps": [*WF_A["steps"], "  "]}, {"title": "no steps"}]})
+             + "\nLet me know if you need more.")
+    parsed = parse_induction_reply(reply)
+    assert parsed.workflows == [WF_A]  # blank steps and the workflow without steps dropped
+    assert "skipped 1" in parsed.note
+
+
+def test_an_echoed_empty_list_before_the_answer():
+    """The real reply of issue 11: the current workflows (`[]`) echoed bare, then the
+    answer, no fences. Taking everything from the first bracket gave `Extra data`."""
+    reply = f"Current workflows: []\n\nUpdated workflows:\n{json.dumps({'workflows': [WF_A, WF_B]})}\n"
+    assert parse_induction_reply(reply).workflows == [WF_A, WF_B]
+    # fenced, with the current list not empty: the last block is the answer
+    echoed = fenced([WF_C]) + "\nI refined them:\n" + fenced({"workflows": [WF_A]})
+    assert titles(echoed) == ["Find and fix"]
+
+
+def test_think_blocks_are_not_the_answer():
+    draft = '{"workflows": [{"title": "Draft", "steps": ["look around"'  # never closed
+    reply = f"<think>\nLet me draft one:\n{draft}\nNo, better:\n</think>\n\n{fenced({'workflows': [WF_B]})}"
+    assert titles(reply) == ["Test first"]
+    # Templates that open the block themselves send only its end.
+    assert titles(f"{draft} hmm, done thinking.</think>\n{fenced([WF_A])}") == ["Find and fix"]
+    assert titles(f"<THINKING>{fenced([WF_C])}</THINKING>\n{fenced([WF_A])}") == ["Find and fix"]
+
+
+def test_a_cut_off_reply_keeps_its_complete_workflows():
+    full = fenced({"workflows": [WF_A, WF_B, WF_C]})
+    cut = full[: full.index('"Third"') + 4]  # inside the third title
+    parsed = parse_induction_reply(cut)
+    assert parsed.workflows == [WF_A, WF_B]
+    assert parsed.note == "the reply was cut off: kept 2 complete workflows, dropped the unfinished one"
+    # cut between two workflows: nothing unfinished to drop
+    between = full[: full.index("\n    }", full.index('"Test first"')) + 6]
+    assert parse_induction_reply(between).workflows == [WF_A, WF_B]
+    assert parse_induction_reply(between).note == "the reply was cut off: kept 2 complete workflows"
+    # a bare list cut off, after an echoed one: the echo is not taken for the answer
+    assert titles(f"[]\n[{json.dumps(WF_B)}, {json.dumps(WF_C)[:20]}") == ["Test first"]
+
+
+def test_other_shapes_real_models_send():
+    # one workflow per block
+    assert titles(f"First:\n{fenced(WF_A)}\nSecond:\n{fenced(WF_B)}") == ["Find and fix", "Test first"]
+    # a trailing comma, steps with brackets and braces in them, steps as one string
+    tricky = '{"workflows": [{"title": "Regex", "steps": ["grep -nE \'[a-z]{2,}\\\\]\' {file}", "ls"],},]}'
+    assert parse_induction_reply(tricky).workflows[0]["steps"] == ["grep -nE '[a-z]{2,}\\]' {file}", "ls"]
+    assert parse_induction_reply('[{"title": "T", "steps": "a\\nb"}]').workflows[0]["steps"] == ["a", "b"]
+    # a later broken block does not hide an earlier good one, and is reported
+    parsed = parse_induction_reply(fenced([WF_A]) + '\n```json\n{"workflows": [{"title": "b",\n```')
+    assert [w["title"] for w in parsed.workflows] == ["Find and fix"] and "ignored a later block" in parsed.note
+
+
+@pytest.mark.parametrize(("reply", "why"), [
+    ("", "the reply is empty"),
+    ("Sorry, I could not find any reusable workflows.", "no JSON in the reply"),
+    ("```json\n{\"workflows\": [\n```", "invalid JSON (Expecting value at line 2 column 1"),
+    ('{"workflows": [{"title": "a" "steps": ["x"]}]}', "invalid JSON (Expecting ',' delimiter"),
+    ("```json\n{\"workflows\": [{\"title\": \"x\"}]}\n```", "no workflow in the reply has both a title"),
+    ("Current workflows: []\nNothing to add.", "the reply's only workflow lists are empty ([])"),
+    ('```json\n{"workflows": [{"title": "Cut', "cut off before its first workflow was complete"),
+    ('Current: [{"title": "Old", "steps": ["a"]}]\nNew: {"workflows": [{"title": "N', "cut off before"),
+    ("<think>\nThe experiences show that {\"workflows\": [", "ended inside its <think> block"),
 ])
-def test_parse_failure_raises_and_memory_is_kept(tmp_path, reply):
+def test_why_a_reply_has_no_workflows(tmp_path, reply, why):
+    with pytest.raises(InductionParseError) as caught:
+        parse_induction_reply(reply)
+    message = str(caught.value)
+    assert why in message and "\n" not in message
     mem = Memory.load(tmp_path / "memory.json")
     mem.apply_induction([{"title": "Keep me", "steps": ["a"]}], "rule", [])
-    with pytest.raises(ValueError):
-        mem.apply_induction(parse_llm_induction(reply), "llm", [])
     assert [w.title for w in mem.workflows] == ["Keep me"] and mem.version == 1
+
+
+# -- the simulated model plays a model: the engine's rules, messy replies -------------------
+
+def sim_prompt(experiences: list[Experience], current: list[Workflow] = ()) -> str:
+    return build_induction_messages(experiences, list(current))[1]["content"]
+
+
+def test_the_simulated_model_answers_with_the_engines_rules():
+    exps = [exp("a__a-1", FIX), exp("b__b-2", other_fix(2), "b/b")]
+    answer = sim_induction.induce(sim_prompt(exps))
+    rules = induce_rule(exps)
+    assert [(w["title"], w["steps"]) for w in answer] == [(w["title"], w["steps"]) for w in rules]
+    assert all(w["description"].endswith("Seen in astropy/astropy, b/b.") for w in answer)
+    # A current workflow whose steps do the same kinds of things keeps its title;
+    # one it does not refine is returned as it was.
+    mine = Workflow(id="wf-001", title="My routine", steps=[abstract_command(c) for c in FIX])
+    other = Workflow(id="wf-002", title="Unrelated", steps=["make docs"])
+    answer = sim_induction.induce(sim_prompt(exps, [mine, other]))
+    assert [w["title"] for w in answer] == ["My routine", "Unrelated"]

@@ -18,13 +18,13 @@ from awm_tui.engine.events import (
     TaskFinished, TaskStarted,
 )
 from awm_tui.engine.http.metrics import RunMetrics
+from awm_tui.engine.induction import build_induction_messages, induce_rule, parse_induction_reply
 from awm_tui.engine.llm import LLMClient, LLMError, LLMFatalError
 from awm_tui.engine.sandbox.base import Sandbox, SandboxError
 from awm_tui.engine.sandbox.factory import SandboxFactory
 from awm_tui.engine.state import (
     Checkpoint, Experience, ExperienceBuffer, Memory, OutputDir, OutputDirLocked, StateError,
-    StateFile, TaskResult, build_induction_messages, induce_rule, parse_llm_induction,
-    select_workflows, write_json_batch,
+    StateFile, TaskResult, select_workflows, write_json_batch,
 )
 from awm_tui.engine.tasks import Dataset, Task
 
@@ -290,7 +290,7 @@ class AWMRun:
                 self._emit(LLMCall(run=self.name, purpose="induction", latency_s=time.monotonic() - started,
                                    prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
                                    cost=reply.cost, retries=reply.retries))
-                workflows = parse_llm_induction(reply.content)
+                workflows = parse_induction_reply(reply.content).workflows
             else:
                 workflows = induce_rule(examples)
         except (ValueError, LLMError) as exc:

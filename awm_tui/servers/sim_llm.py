@@ -25,8 +25,9 @@ from awm_tui.engine import protocol
 from awm_tui.servers.serving import serve_until_signal
 from awm_tui.engine.tasks import SAMPLE, Task, TaskError, load_dataset
 
-from .sim_agent import BAD_INDUCTION, agent_reply, induction_reply, read_conversation
+from .sim_agent import agent_reply, read_conversation
 from .sim_faults import FaultInjector
+from .sim_induction import BAD_INDUCTION, induction_reply
 
 MODEL_ID = "awm-sim"
 MODEL_NAME = "awm-sim (simulated)"

@@ -6,7 +6,6 @@
 - `buffer`: `buffer.json`, condensed experiences
 - `memory`: `memory.json`, workflows with their change history
 - `selection`: which workflows a task's prompt gets
-- `induction`: the LLM induction prompt/parser and the offline rule inducer
 
 Sync functions are the testable cores; from the event loop use the `a…`
 variants, which run the file I/O in a thread.
@@ -18,7 +17,6 @@ from .atomic import (
 )
 from .buffer import Experience, ExperienceBuffer, StepRecord
 from .checkpoint import Checkpoint, TaskResult
-from .induction import build_induction_messages, induce_rule, parse_llm_induction
 from .memory import InductionDiff, InductionRecord, Memory, Workflow
 from .outputs import EventLog, OutputDir, OutputDirLocked, PredictionsFile
 from .selection import select_workflows
@@ -26,7 +24,7 @@ from .selection import select_workflows
 __all__ = [
     "Checkpoint", "EventLog", "Experience", "ExperienceBuffer", "InductionDiff", "InductionRecord",
     "Memory", "OutputDir", "OutputDirLocked", "PredictionsFile", "StateError", "StateFile", "StepRecord",
-    "TaskResult", "Workflow", "aread_json", "awrite_json_atomic", "build_induction_messages",
-    "induce_rule", "move_aside", "parse_llm_induction", "read_json", "select_workflows",
+    "TaskResult", "Workflow", "aread_json", "awrite_json_atomic", "move_aside",
+    "read_json", "select_workflows",
     "write_json_atomic", "write_json_batch",
 ]
