@@ -4,10 +4,15 @@ whole route through the simulated model over loopback (prompt and reply kept).""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
+from awm_tui.config.models import AppConfig, EvalConfig, LLMProfile, RunConfig
 from awm_tui.engine import protocol
+from awm_tui.engine.events import Event, InductionDone, LogLine
+from awm_tui.engine.fleet import Fleet, RunOutcome
 from awm_tui.engine.state.buffer import Experience
 from awm_tui.engine.induction import (
     InductionParseError, abstract_command, build_induction_messages, command_kind, induce_rule,
@@ -16,6 +21,7 @@ from awm_tui.engine.induction import (
 from awm_tui.engine.induction.prompt import PROMPT_EXPERIENCE_CHARS
 from awm_tui.engine.state.memory import Memory, Workflow
 from awm_tui.servers import sim_induction
+from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
 
 FIX = [
     "cd /testbed && git status && ls -R | head -50",
@@ -217,3 +223,94 @@ def test_the_simulated_model_answers_with_the_engines_rules():
     other = Workflow(id="wf-002", title="Unrelated", steps=["make docs"])
     answer = sim_induction.induce(sim_prompt(exps, [mine, other]))
     assert [w["title"] for w in answer] == ["My routine", "Unrelated"]
+
+
+@pytest.mark.parametrize("shape", sim_induction.MESSY_SHAPES)
+def test_each_messy_shape_of_the_simulated_model_parses(shape):
+    prompt = sim_prompt([exp("a__a-1", FIX), exp("c__c-3", other_fix(3), "c/c")],
+                        [Workflow(id="wf-009", title="Echo me", steps=["ls"])])
+    clean = parse_induction_reply(sim_induction.induction_reply(prompt).text).workflows
+    reply = sim_induction.induction_reply(prompt, shape)
+    parsed = parse_induction_reply(reply.text)
+    assert reply.finish_reason == ("length" if shape == "truncated" else "stop")
+    if shape == "truncated":
+        assert parsed.workflows == clean[:-1] and "cut off" in parsed.note
+    else:
+        assert parsed.workflows == clean and parsed.note == ""
+
+
+# -- end to end: the engine, the simulated model over loopback, the files a user reads --------
+
+KEY = SecretStr("sim-induction-key-0000-7777")
+
+
+async def induction_run(tmp_path: Path, limit: int, **sim: object) -> tuple[RunOutcome, list[Event], dict]:
+    events: list[Event] = []
+    async with SimLLMServer(SimOptions(**sim)) as server:  # type: ignore[arg-type]
+        profile = LLMProfile(model="awm-sim", base_url=server.url, label="simulated", timeout=30,
+                             num_retries=2, retry_min_wait=0.05, retry_max_wait=0.2)
+        run = RunConfig(name="induce", llm="llm.sim", output_dir=tmp_path / "out", limit=limit,
+                        sandbox="local", induce_every=1, induction="llm", command_timeout=60)
+        config = AppConfig(llm={"llm.sim": profile}, runs=[run], eval=EvalConfig(mode="local"))
+        async with Fleet(config, events.append, metrics_interval=0.5) as fleet:
+            await fleet.start(run, KEY)
+            outcome = (await fleet.wait())["induce"]
+        return outcome, events, server.stats()
+
+
+def read(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def warnings(events: list[Event]) -> list[str]:
+    return [e.message for e in events if isinstance(e, LogLine) and e.level == "warning"]
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_messy_replies_end_to_end_are_kept_and_reach_memory(tmp_path: Path) -> None:
+    outcome, events, stats = await induction_run(tmp_path, 4, seed=1, messy_induction_rate=1.0)
+    assert outcome.status == "finished" and (outcome.done, outcome.resolved) == (4, 4), outcome
+    # Each of the four shapes was sent once, and each induction still worked.
+    assert stats["induction_shapes"] == dict.fromkeys(sim_induction.MESSY_SHAPES, 1)
+    done = [e for e in events if isinstance(e, InductionDone)]
+    assert len(done) == 4 and all(e.ok for e in done), done
+
+    out = tmp_path / "out"
+    saved = sorted((out / "inductions").iterdir())
+    assert [p.name for p in saved] == ["0001.json", "0002.json", "0003.json", "0004.json"]
+    memory = read(out / "memory.json")
+    assert memory["workflows"] and memory["version"] >= 1
+    finished = list(read(out / "checkpoint.json")["finished"])
+    for number, path in enumerate(saved):
+        record = read(path)
+        assert record["ok"] is True and record["error"] == "" and record["model"] == "awm-sim (simulated)"
+        system, user = record["messages"]
+        assert protocol.INDUCTION_MARKER in system["content"] and protocol.EXPERIENCES_OPEN in user["content"]
+        assert record["sources"] == finished[: number + 1]  # every success so far (induce_every=1)
+        assert record["usage"]["prompt_tokens"] > 0 and record["usage"]["completion_tokens"] > 0
+        assert record["workflows"] == parse_induction_reply(record["reply"]).workflows
+        assert {w["title"] for w in record["workflows"]} <= {w["title"] for w in memory["workflows"]}
+    # the cut-off reply: its complete workflows were kept, and the pane log says so and where
+    cut = [read(p) for p in saved if read(p)["note"]]
+    assert len(cut) == 1 and cut[0]["note"].startswith("the reply was cut off: kept")
+    assert any(w.startswith("induction reply: the reply was cut off") and "inductions/000" in w
+               for w in warnings(events))
+    for path in out.rglob("*"):
+        assert path.is_dir() or KEY.get_secret_value().encode() not in path.read_bytes(), path
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(120)
+async def test_a_reply_without_workflows_says_why_and_is_kept(tmp_path: Path) -> None:
+    outcome, events, _ = await induction_run(tmp_path, 1, seed=2, bad_induction_rate=1.0)
+    assert outcome.status == "finished" and outcome.done == 1, outcome
+    [done] = [e for e in events if isinstance(e, InductionDone)]
+    why = "no JSON in the reply"
+    assert not done.ok and done.error.startswith(why) and "inductions/0001.json" in done.error
+    assert any(why in w and "inductions/0001.json" in w for w in warnings(events))
+    out = tmp_path / "out"
+    record = read(out / "inductions" / "0001.json")
+    assert (record["ok"], record["reply"], record["workflows"]) == (False, sim_induction.BAD_INDUCTION, [])
+    assert record["error"].startswith(why) and record["prompt_memory_version"] == 0
+    assert read(out / "memory.json")["version"] == 0  # memory kept as it was

@@ -2,6 +2,7 @@
 
 - `prompt`: the LLM induction prompt (`induction = "llm"`)
 - `parse`: reading a model's reply as real models write it
+- `transcript`: `inductions/NNNN.json`, each LLM induction's prompt, reply and outcome
 - `rules`: the deterministic offline inducer (`induction = "rule"`), whose rules the
   simulated model also applies
 
@@ -13,8 +14,9 @@ Both routes give plain dicts (`title`, `description`, `steps`) that
 from .parse import InductionParseError, ParsedInduction, parse_induction_reply
 from .prompt import build_induction_messages
 from .rules import abstract_command, command_kind, induce_rule
+from .transcript import transcript, write_transcript
 
 __all__ = [
     "InductionParseError", "ParsedInduction", "abstract_command", "build_induction_messages",
-    "command_kind", "induce_rule", "parse_induction_reply",
+    "command_kind", "induce_rule", "parse_induction_reply", "transcript", "write_transcript",
 ]

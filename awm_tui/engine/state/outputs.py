@@ -6,6 +6,7 @@ Layout of `--output-dir` (names are fixed; the users' scripts read them)::
     events.jsonl        one engine event per line, appended
     preds.json          SWE-bench predictions, a dict keyed by instance_id
     trajectories/<instance_id>.json
+    inductions/NNNN.json each LLM induction's prompt, reply and outcome
     .awm-tui.lock       held (flock) by the run using the directory
 """
 
@@ -57,6 +58,7 @@ class OutputDir:
     events_path = property(lambda self: self.path / "events.jsonl")
     preds_path = property(lambda self: self.path / "preds.json")
     trajectories_dir = property(lambda self: self.path / "trajectories")
+    inductions_dir = property(lambda self: self.path / "inductions")
     lock_path = property(lambda self: self.path / LOCK_NAME)
 
     # -- lock ---------------------------------------------------------------
