@@ -207,7 +207,7 @@ def test_why_a_reply_has_no_workflows(tmp_path, reply, why):
 
 # -- the simulated model plays a model: the engine's rules, messy replies -------------------
 
-def sim_prompt(experiences: list[Experience], current: list[Workflow] = ()) -> str:
+def sim_prompt(experiences: list[Experience], current: tuple[Workflow, ...] | list[Workflow] = ()) -> str:
     return build_induction_messages(experiences, list(current))[1]["content"]
 
 

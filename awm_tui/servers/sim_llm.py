@@ -27,7 +27,7 @@ from awm_tui.engine.tasks import SAMPLE, Task, TaskError, load_dataset
 
 from .sim_agent import agent_reply, read_conversation
 from .sim_faults import FaultInjector
-from .sim_induction import BAD_INDUCTION, MESSY_SHAPES, InductionReply, induction_reply
+from .sim_induction import BAD_INDUCTION, MESSY_SHAPES, InductionReply, Shape, induction_reply
 
 MODEL_ID = "awm-sim"
 MODEL_NAME = "awm-sim (simulated)"
@@ -210,7 +210,7 @@ class _Handlers:
         if rng.random() < options.bad_induction_rate:
             self.stats.induction_shapes["bad"] += 1
             return InductionReply(BAD_INDUCTION)
-        shape = "clean"
+        shape: Shape = "clean"
         # Drawn only when asked for, so the bad-induction draws stay what they were.
         if options.messy_induction_rate > 0 and rng.random() < options.messy_induction_rate:
             shape = MESSY_SHAPES[(options.seed + self.messy_sent) % len(MESSY_SHAPES)]

@@ -146,7 +146,7 @@ def _salvage(raw: str) -> tuple[list, bool]:
     else:
         return [], True
     decoder = json.JSONDecoder()
-    items = []
+    items: list = []
     while True:
         while i < len(raw) and raw[i] in " \t\r\n,":
             i += 1
@@ -164,8 +164,8 @@ def _candidates(text: str) -> list[_Candidate]:
         start = match.start()
         end = _region_end(text, start)
         if end is None:  # runs to the end of the reply: cut off
-            items, unfinished = _salvage(text[start:])
-            found.append(_Candidate(items, truncated=True, unfinished=unfinished))
+            salvaged, unfinished = _salvage(text[start:])
+            found.append(_Candidate(salvaged, truncated=True, unfinished=unfinished))
             break
         pos = end
         try:
