@@ -179,6 +179,14 @@ def test_other_shapes_real_models_send():
     tricky = '{"workflows": [{"title": "Regex", "steps": ["grep -nE \'[a-z]{2,}\\\\]\' {file}", "ls"],},]}'
     assert parse_induction_reply(tricky).workflows[0]["steps"] == ["grep -nE '[a-z]{2,}\\]' {file}", "ls"]
     assert parse_induction_reply('[{"title": "T", "steps": "a\\nb"}]').workflows[0]["steps"] == ["a", "b"]
+    # small models: a Python dict, steps as objects, "name" for the title
+    assert titles("{'workflows': [{'title': 'Py', 'steps': ['ls'], 'final': True}]}") == ["Py"]
+    objects = {"workflows": [{"name": "Named", "steps": [{"step": 1, "command": "ls {file}"},
+                                                        {"step": 2, "action": "edit it"}]}]}
+    assert parse_induction_reply(json.dumps(objects)).workflows == [
+        {"title": "Named", "description": "", "steps": ["ls {file}", "edit it"]}]
+    # a shell test in a bash block after the answer is no "later block"
+    assert parse_induction_reply(fenced([WF_A]) + "\n```bash\n[ 'a' = 'b' ] && ls\n```").note == ""
     # a later broken block does not hide an earlier good one, and is reported
     parsed = parse_induction_reply(fenced([WF_A]) + '\n```json\n{"workflows": [{"title": "b",\n```')
     assert [w["title"] for w in parsed.workflows] == ["Find and fix"] and "ignored a later block" in parsed.note

@@ -21,6 +21,7 @@ Failure is an `InductionParseError` whose message is one line saying why.
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from collections.abc import Iterator
@@ -29,10 +30,14 @@ from dataclasses import dataclass
 _THINK_RE = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.DOTALL | re.IGNORECASE)
 _THINK_OPEN_RE = re.compile(r"<(think|thinking|reasoning)>", re.IGNORECASE)
 _THINK_CLOSE_RE = re.compile(r"</(?:think|thinking|reasoning)>", re.IGNORECASE)
-# Where JSON can start: `{"`, `{}`, `[{`, `[[`, `["`, `[]`. Not `{file}` or `[1]`-style prose.
-_START_RE = re.compile(r"\{\s*[\"}]|\[\s*[\[{\"\]]")
+# Where JSON can start: `{"`, `{}`, `[{`, `[[`, `["`, `[]` (and `{'` for Python-style
+# answers). Not `{file}` or `[1]`-style prose.
+_START_RE = re.compile(r"\{\s*[\"'}]|\[\s*[\[{\"'\]]")
 _WORKFLOWS_KEY_RE = re.compile(r"\"workflows\"\s*:\s*\[")
 _CLOSERS = {"{": "}", "[": "]"}
+_WORKFLOWISH_RE = re.compile(r"title|steps|workflows")
+"""A block that fails to decode counts only if it looks like an attempt at workflows."""
+_STEP_KEYS = ("command", "cmd", "action", "step", "description", "text")
 
 
 class InductionParseError(ValueError):
@@ -120,6 +125,11 @@ def _loads(raw: str) -> object:
                 return json.loads(relaxed)
             except json.JSONDecodeError:
                 pass
+        if "'" in raw:  # small models answer with a Python dict: single quotes, True/None
+            try:
+                return ast.literal_eval(relaxed)
+            except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+                pass
         raise exc
 
 
@@ -171,8 +181,9 @@ def _candidates(text: str) -> list[_Candidate]:
         try:
             value = _loads(text[start:end])
         except json.JSONDecodeError as exc:
-            found.append(_Candidate(None, error=f"invalid JSON ({exc.msg} at line {exc.lineno} "
-                                                f"column {exc.colno} of the block)"))
+            if _WORKFLOWISH_RE.search(text, start, end):
+                    found.append(_Candidate(None, error=f"invalid JSON ({exc.msg} at line {exc.lineno} "
+                                                    f"column {exc.colno} of the block)"))
             continue
         items, single = _items_of(value)
         if items is not None:
@@ -180,16 +191,23 @@ def _candidates(text: str) -> list[_Candidate]:
     return found
 
 
+def _step(step: object) -> str:
+    # Some models make each step an object: {"step": 1, "action": "…", "command": "…"}.
+    if isinstance(step, dict):
+        step = next((step[k] for k in _STEP_KEYS if isinstance(step.get(k), str)), json.dumps(step))
+    return str(step).strip()
+
+
 def _workflow(item: object) -> dict | None:
     if not isinstance(item, dict):
         return None
-    title = str(item.get("title") or "").strip()
+    title = str(item.get("title") or item.get("name") or "").strip()
     steps = item.get("steps")
     if isinstance(steps, str):
         steps = steps.splitlines()
     if not title or not isinstance(steps, list):
         return None
-    steps = [str(s).strip() for s in steps if str(s).strip()]
+    steps = [text for text in map(_step, steps) if text]
     if not steps:
         return None
     return {"title": title, "description": str(item.get("description") or "").strip(), "steps": steps}
