@@ -16,7 +16,7 @@ from awm_tui.engine.fleet import Fleet, RunOutcome
 from awm_tui.engine.state.buffer import Experience
 from awm_tui.engine.induction import (
     InductionParseError, abstract_command, build_induction_messages, command_kind, induce_rule,
-    parse_induction_reply,
+    parse_induction_reply, transcript, write_transcript,
 )
 from awm_tui.engine.induction.prompt import PROMPT_EXPERIENCE_CHARS
 from awm_tui.engine.state.memory import Memory, Workflow
@@ -245,6 +245,21 @@ def test_each_messy_shape_of_the_simulated_model_parses(shape):
         assert parsed.workflows == clean[:-1] and "cut off" in parsed.note
     else:
         assert parsed.workflows == clean and parsed.note == ""
+
+
+def test_transcripts_are_numbered_on_from_the_highest(tmp_path: Path) -> None:
+    folder = tmp_path / "inductions"
+    folder.mkdir()
+    for name in ("0001.json", "0003.json", "notes.json"):  # the user deleted 0002
+        (folder / name).write_text("{}")
+    failed = transcript(messages=[{"role": "user", "content": "u"}], reply=None, parsed=None,
+                        error="HTTP 503 after 3 retries", memory_version=4, sources=["a-1"])
+    assert write_transcript(folder, failed) == folder / "0004.json"
+    assert (folder / "0003.json").read_text() == "{}"  # never overwritten
+    record = json.loads((folder / "0004.json").read_text())
+    assert (record["ok"], record["reply"], record["usage"], record["error"]) == (
+        False, None, None, "HTTP 503 after 3 retries")
+    assert write_transcript(folder, failed).name == "0005.json"
 
 
 # -- end to end: the engine, the simulated model over loopback, the files a user reads --------
