@@ -35,6 +35,7 @@ _THINK_CLOSE_RE = re.compile(r"</(?:think|thinking|reasoning)>", re.IGNORECASE)
 _START_RE = re.compile(r"\{\s*[\"'}]|\[\s*[\[{\"'\]]")
 _WORKFLOWS_KEY_RE = re.compile(r"\"workflows\"\s*:\s*\[")
 _CLOSERS = {"{": "}", "[": "]"}
+_CLOSER_NEXT_RE = re.compile(r"\s*[}\]]")
 _WORKFLOWISH_RE = re.compile(r"title|steps|workflows")
 """A block that fails to decode counts only if it looks like an attempt at workflows."""
 _STEP_KEYS = ("command", "cmd", "action", "step", "description", "text")
@@ -110,7 +111,7 @@ def _region_end(text: str, start: int) -> int | None:
 
 def _without_trailing_commas(raw: str) -> str:
     """`[1, 2,]` → `[1, 2]`, leaving commas inside strings alone."""
-    drop = {i for i, ch in _outside_strings(raw) if ch == "," and raw[i + 1:].lstrip()[:1] in ("}", "]")}
+    drop = {i for i, ch in _outside_strings(raw) if ch == "," and _CLOSER_NEXT_RE.match(raw, i + 1)}
     return "".join(ch for i, ch in enumerate(raw) if i not in drop)
 
 
