@@ -15,7 +15,7 @@ from awm_tui.engine.events import Event, InductionDone, LogLine
 from awm_tui.engine.fleet import Fleet, RunOutcome
 from awm_tui.engine.state.buffer import Experience
 from awm_tui.engine.induction import (
-    InductionParseError, abstract_command, build_induction_messages, command_kind, induce_rule,
+    InductionParseError, ParsedInduction, abstract_command, build_induction_messages, command_kind, induce_rule,
     parse_induction_reply, transcript, write_transcript,
 )
 from awm_tui.engine.induction.prompt import PROMPT_EXPERIENCE_CHARS
@@ -185,6 +185,11 @@ def test_other_shapes_real_models_send():
                                                         {"step": 2, "action": "edit it"}]}]}
     assert parse_induction_reply(json.dumps(objects)).workflows == [
         {"title": "Named", "description": "", "steps": ["ls {file}", "edit it"]}]
+    # an unbalanced `{"` in a shell line before the answer neither swallows the answer
+    # nor makes it look cut off
+    for answer in (json.dumps([WF_A]), json.dumps({"workflows": [WF_A]}), fenced([WF_A])):
+        for junk in ("echo '{\"' > x.json", "echo '[\"' > x.json"):
+            assert parse_induction_reply(f"Try: {junk}\n{answer}") == ParsedInduction([WF_A]), (junk, answer)
     # a shell test in a bash block after the answer is no "later block"
     assert parse_induction_reply(fenced([WF_A]) + "\n```bash\n[ 'a' = 'b' ] && ls\n```").note == ""
     # a later broken block does not hide an earlier good one, and is reported

@@ -33,7 +33,7 @@ _THINK_CLOSE_RE = re.compile(r"</(?:think|thinking|reasoning)>", re.IGNORECASE)
 # Where JSON can start: `{"`, `{}`, `[{`, `[[`, `["`, `[]` (and `{'` for Python-style
 # answers). Not `{file}` or `[1]`-style prose.
 _START_RE = re.compile(r"\{\s*[\"'}]|\[\s*[\[{\"'\]]")
-_WORKFLOWS_KEY_RE = re.compile(r"\"workflows\"\s*:\s*\[")
+_WORKFLOWS_KEY_RE = re.compile(r"\{\s*\"workflows\"\s*:\s*\[")
 _CLOSERS = {"{": "}", "[": "]"}
 _CLOSER_NEXT_RE = re.compile(r"\s*[}\]]")
 _WORKFLOWISH_RE = re.compile(r"title|steps|workflows")
@@ -152,7 +152,7 @@ def _salvage(raw: str) -> tuple[list, bool]:
     unfinished one followed them."""
     if raw.startswith("["):
         i = 1
-    elif match := _WORKFLOWS_KEY_RE.search(raw):
+    elif match := _WORKFLOWS_KEY_RE.match(raw):
         i = match.end()
     else:
         return [], True
@@ -177,7 +177,12 @@ def _candidates(text: str) -> list[_Candidate]:
         if end is None:  # runs to the end of the reply: cut off
             salvaged, unfinished = _salvage(text[start:])
             found.append(_Candidate(salvaged, truncated=True, unfinished=unfinished))
-            break
+            if salvaged:
+                break
+            # Nothing complete in it: perhaps no JSON at all (a stray `{"` in a shell
+            # line); look on inside it for an answer after all.
+            pos = match.end()
+            continue
         pos = end
         try:
             value = _loads(text[start:end])
