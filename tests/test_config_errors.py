@@ -41,6 +41,8 @@ CASES = {
     "bad-run-name": (GOOD_LLM + run("my run") , "runs[0].name"),
     "bad-sandbox": (GOOD_LLM + run("a") + 'sandbox = "vm"\n', "runs[0].sandbox"),
     "section-not-table": ("eval = 3\n" + GOOD_LLM, "eval"),
+    # refused when the config is read, not after a run has opened its connections
+    "docker-memory": (GOOD_LLM + '[docker]\nmemory = "2 gigs"\n', "docker.memory"),
 }
 
 

@@ -15,7 +15,7 @@ import psutil
 import pytest
 from aiohttp import web
 
-from awm_tui.config.models import EvalConfig, HttpConfig
+from awm_tui.config.models import DockerConfig, EvalConfig, HttpConfig
 from awm_tui.engine.evaluation import EvalClient, EvaluationError, LocalEvaluator
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.tasks import Dataset
@@ -260,7 +260,7 @@ async def test_evaluates_inside_a_real_container(eval_server_factory, calc_datas
     task = calc_dataset.get("calc__add-1")
     server = await eval_server_factory(docker_url=docker_url)
     async with DockerSandbox(docker_client, run_name=docker_run_name, instance_id=task.instance_id,
-                             memory="512m") as sandbox:
+                             limits=DockerConfig(memory="512m")) as sandbox:
         await sandbox.put_directory(calc_dataset.snapshot_path(task))
         made = await sandbox.exec("git init -q && git add -A && git -c user.name=t -c user.email=t@t commit -qm base")
         assert made.exit_code == 0, made.output

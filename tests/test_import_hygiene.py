@@ -18,7 +18,7 @@ HEADLESS = [
     "awm_tui.engine",
     "awm_tui.engine.fleet",
     "awm_tui.engine.run",
-    "awm_tui.engine.demo",
+    "awm_tui.demo",
     "awm_tui.engine.state",
     "awm_tui.batch",
     "awm_tui.servers.eval_server",
@@ -38,7 +38,7 @@ print(json.dumps({"culprits": culprits, "textual": "textual" in sys.modules}))
 
 def test_headless_modules_do_not_import_textual() -> None:
     present = [m for m in HEADLESS if importlib.util.find_spec(m) is not None]
-    assert {"awm_tui.engine", "awm_tui.engine.fleet", "awm_tui.engine.demo"} <= set(present)
+    assert {"awm_tui.engine", "awm_tui.engine.fleet", "awm_tui.demo"} <= set(present)
     done = subprocess.run([sys.executable, "-c", PROBE, *present], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])

@@ -11,6 +11,7 @@ import aiodocker
 import pytest
 from aiodocker.exceptions import DockerError
 
+from awm_tui.config.models import DockerConfig
 from awm_tui.engine.sandbox.base import SandboxError
 from awm_tui.engine.sandbox.docker import (
     DEFAULT_IMAGE,
@@ -43,7 +44,7 @@ async def _exists(docker: aiodocker.Docker, container_id: str) -> bool:
 @pytest.fixture
 async def sandbox(docker_client, docker_run_name):
     async with DockerSandbox(
-        docker_client, run_name=docker_run_name, instance_id="demo__demo-1", memory="512m"
+        docker_client, run_name=docker_run_name, instance_id="demo__demo-1", limits=DockerConfig(memory="512m")
     ) as sb:
         yield sb
 
@@ -259,7 +260,7 @@ async def test_connect_docker_finds_the_daemon(docker_url: str, monkeypatch) -> 
 
 
 async def test_auto_factory_picks_docker(docker_url: str, docker_run_name) -> None:
-    async with await open_factory("auto", docker_url=docker_url) as factory:
+    async with await open_factory("auto", DockerConfig(url=docker_url)) as factory:
         assert factory.kind == "docker" and factory.isolated
         assert factory.description == f"docker ({DEFAULT_IMAGE})"
         async with await factory.create(
@@ -270,9 +271,9 @@ async def test_auto_factory_picks_docker(docker_url: str, docker_run_name) -> No
 
 
 async def test_factory_falls_back_to_local_without_the_image(docker_url: str) -> None:
-    factory = await open_factory("auto", docker_url=docker_url, image="awm-no-such-image:0")
+    factory = await open_factory("auto", DockerConfig(url=docker_url, image="awm-no-such-image:0"))
     assert factory.kind == "local"
     assert "awm-no-such-image:0 is missing" in factory.description
     await factory.aclose()
     with pytest.raises(SandboxError, match="missing"):
-        await open_factory("docker", docker_url=docker_url, image="awm-no-such-image:0")
+        await open_factory("docker", DockerConfig(url=docker_url, image="awm-no-such-image:0"))

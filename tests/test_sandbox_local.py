@@ -12,6 +12,7 @@ from pathlib import Path
 import psutil
 import pytest
 
+from awm_tui.config.models import DockerConfig
 from awm_tui.engine.sandbox.base import SandboxError
 from awm_tui.engine.sandbox.factory import open_factory
 from awm_tui.engine.sandbox.local import LocalSandbox, sweep_local
@@ -157,7 +158,7 @@ async def test_sweep_removes_the_copies_of_a_killed_process_only(tmp_path: Path,
 
 
 async def test_auto_factory_without_docker_is_local() -> None:
-    factory = await open_factory("auto", docker_url="unix:///nonexistent/awm-docker.sock")
+    factory = await open_factory("auto", DockerConfig(url="unix:///nonexistent/awm-docker.sock"))
     async with factory:
         assert factory.kind == "local" and not factory.isolated
         assert factory.description.startswith("local (not isolated): no Docker daemon at")
@@ -165,6 +166,6 @@ async def test_auto_factory_without_docker_is_local() -> None:
         async with sb:
             assert (await sb.exec("echo hi")).output == "hi\n"
     with pytest.raises(SandboxError, match="no Docker daemon"):
-        await open_factory("docker", docker_url="unix:///nonexistent/awm-docker.sock")
-    with pytest.raises(ValueError):
-        await open_factory("local", memory="lots")
+        await open_factory("docker", DockerConfig(url="unix:///nonexistent/awm-docker.sock"))
+    with pytest.raises(ValueError, match="not like '2g'"):  # refused with the config, before any task
+        DockerConfig(memory="lots")

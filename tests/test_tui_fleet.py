@@ -8,7 +8,7 @@ import json
 import pytest
 from textual.widgets import Button, Input
 
-from awm_tui.engine.demo import DemoEnvironment
+from awm_tui.demo import DemoEnvironment
 from awm_tui.tui.app import AWMApp
 from tests.plugins.tui import leftover_containers, screen_text, settle
 

@@ -15,7 +15,7 @@ import pytest
 from textual.content import Content
 from textual.widgets import Button, DataTable, Input, OptionList, Static, TabbedContent
 
-from awm_tui.engine.demo import DemoEnvironment
+from awm_tui.demo import DemoEnvironment
 from awm_tui.tui.app import AWMApp
 from awm_tui.tui.screens.memory import MemoryScreen
 from tests.plugins.tui import run_finished, screen_text, settle, type_into, wait_until

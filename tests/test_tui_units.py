@@ -130,3 +130,14 @@ def test_a_broken_theme_file_is_reported_not_raised(tmp_path: Path):
     assert len(problems) == 3 and any("primray" in p for p in problems)
     with pytest.raises(ValueError):
         parse_theme({"name": "x"}, "x.toml")
+
+
+def test_the_textual_private_hook_the_pane_log_uses_is_there():
+    """PaneLog keeps its scrollbars right through Widget._scroll_update (Textual has no public
+    call for it); pyproject pins the Textual range this was checked with. An upgrade that drops
+    or renames the hook fails here, not as a log whose scrollbar stops following."""
+    import inspect
+
+    from textual.widget import Widget
+
+    assert list(inspect.signature(Widget._scroll_update).parameters) == ["self", "virtual_size"]

@@ -19,7 +19,7 @@ from awm_tui.batch.summary import (
     write_summary,
 )
 from awm_tui.config.models import AppConfig
-from awm_tui.engine.demo import DemoEnvironment, default_output_root
+from awm_tui.demo import DemoEnvironment, default_output_root
 from awm_tui.engine.events import MetricsData
 from awm_tui.engine.fleet import Fleet, RunOutcome, RunRefused
 

@@ -46,6 +46,8 @@ class RunSummary:
     """Masked."""
     elapsed_s: float
     finished_at: str
+    display_errors: int = 0
+    """Events the batch reporter failed on (the first, with its traceback, is in events.jsonl)."""
 
 
 def summarise(name: str, outcome: RunOutcome | None, metrics: MetricsData, *, limit: int, workflows: int,
@@ -62,7 +64,8 @@ def summarise(name: str, outcome: RunOutcome | None, metrics: MetricsData, *, li
         prompt_tokens=metrics.prompt_tokens, completion_tokens=metrics.completion_tokens, cost=metrics.cost,
         retries=metrics.retries, rate_limited=metrics.rate_limited, workflows=workflows, model=model,
         sandbox=sandbox, api_key=masked_key, elapsed_s=round(elapsed_s, 3),
-        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        display_errors=outcome.face_errors if outcome else 0)
 
 
 async def count_workflows(output_dir: str | Path) -> int:
@@ -94,7 +97,8 @@ def summary_table(rows: list[RunSummary]) -> Table:
         table.add_column(column, justify="left" if column in ("run", "status") else "right")
     for r in rows:
         errors = f" +{r.task_errors} err" if r.task_errors else ""
-        table.add_row(Text(r.name), Text(r.status, style=STATUS_STYLE.get(r.status, "red")), f"{r.tasks}/{r.limit}{errors}",
+        status = r.status + (f" ({r.display_errors} display errors)" if r.display_errors else "")
+        table.add_row(Text(r.name), Text(status, style=STATUS_STYLE.get(r.status, "red")), f"{r.tasks}/{r.limit}{errors}",
                       str(r.resolved), f"{r.rate:.0%}", f"{r.evals_per_minute:.1f}",
                       f"{r.prompt_tokens + r.completion_tokens:,}", f"${r.cost:.4f}", str(r.retries),
                       str(r.workflows))

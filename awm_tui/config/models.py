@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import Literal
 
@@ -152,6 +154,20 @@ class EvalConfig(BaseModel):
         return check_url(value)
 
 
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)
+
+
+def parse_memory(value: str | int | None) -> int | None:
+    """'2g' / '512m' / bytes -> bytes (Docker's HostConfig.Memory)."""
+    if value is None or isinstance(value, int):
+        return value
+    match = _SIZE.match(value)
+    if not match:
+        raise ValueError(f"memory limit {value!r} is not like '2g' or '512m'")
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** "bkmgt".index(unit.lower() or "b"))
+
+
 class DockerConfig(BaseModel):
     """`[docker]`: the daemon and the containers it makes."""
 
@@ -176,6 +192,16 @@ class DockerConfig(BaseModel):
         if value is not None and not value.startswith(("unix://", "tcp://", "http://", "https://")):
             raise ValueError(f"expected unix:///path or tcp://host:port, got {value!r}")
         return value
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, value: str | None) -> str | None:
+        parse_memory(value)  # a limit that does not parse is refused with the config, not per task
+        return value
+
+    @property
+    def memory_bytes(self) -> int | None:
+        return parse_memory(self.memory)
 
 
 class HttpConfig(BaseModel):

@@ -28,7 +28,8 @@ class Event:
         data: dict[str, Any] = {"kind": self.kind}
         for name in _field_names(type(self)):
             value = getattr(self, name)
-            data[name] = dataclasses.asdict(value) if dataclasses.is_dataclass(value) else value
+            data[name] = (dataclasses.asdict(value) if dataclasses.is_dataclass(value) and not isinstance(value, type)
+                          else value)
         return data
 
 

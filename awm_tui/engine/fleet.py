@@ -135,15 +135,25 @@ class Fleet:
             return None
         if handle.active:
             handle.task.cancel()
-        return (await asyncio.gather(handle.task, return_exceptions=True))[0]
+        return await self._outcome(handle)
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(self.stop(name) for name in self.active))
 
     async def wait(self, name: str | None = None) -> dict[str, RunOutcome]:
         names = [name] if name else list(self.handles)
-        results = await asyncio.gather(*(self.handles[n].task for n in names), return_exceptions=True)
-        return {n: r for n, r in zip(names, results) if isinstance(r, RunOutcome)}
+        results = await asyncio.gather(*(self._outcome(self.handles[n]) for n in names))
+        return dict(zip(names, results))
+
+    @staticmethod
+    async def _outcome(handle: RunHandle) -> RunOutcome:
+        """The run's outcome, also when its task was cancelled before it ever ran: then
+        `execute` never got to release the output directory, so it is released here."""
+        result = (await asyncio.gather(handle.task, return_exceptions=True))[0]
+        if isinstance(result, RunOutcome):
+            return result
+        await handle.awm.abandon()
+        return handle.awm.outcome("stopped", "stopped before it began")
 
     # -- shared parts -----------------------------------------------------------------
 
@@ -157,10 +167,8 @@ class Fleet:
 
     async def _sandboxes(self, kind: str) -> SandboxFactory:
         if kind not in self._factories:
-            d = self.config.docker
             try:
-                factory = await open_factory(kind, docker_url=d.url, image=d.image, memory=d.memory,
-                                             cpus=d.cpus, pids_limit=d.pids_limit, network=d.network)
+                factory = await open_factory(kind, self.config.docker)
             except SandboxError as exc:
                 raise RunRefused(str(exc)) from None
             self._factories[kind] = factory

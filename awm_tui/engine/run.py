@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import traceback
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from awm_tui.engine.llm import ChatResult, LLMClient, LLMError, LLMFatalError
 from awm_tui.engine.sandbox.base import Sandbox, SandboxError
 from awm_tui.engine.sandbox.factory import SandboxFactory
 from awm_tui.engine.state import (
-    Checkpoint, Experience, ExperienceBuffer, Memory, OutputDir, OutputDirLocked, StateError,
+    Checkpoint, EventLog, Experience, ExperienceBuffer, Memory, OutputDir, OutputDirLocked, StateError,
     StateFile, TaskResult, select_workflows, write_json_batch,
 )
 from awm_tui.engine.tasks import Dataset, Task
@@ -39,6 +40,8 @@ PREPARE_REPO = (
 )
 INDUCTION_EXAMPLES = 8
 MAX_TASK_ERRORS_IN_A_ROW = 3
+
+log = logging.getLogger(__name__)
 
 
 class RunRefused(Exception):
@@ -55,6 +58,8 @@ class RunOutcome:
     """Tasks that ended in an error; they are not checkpointed, so a rerun retries them."""
     reason: str = ""
     output_dir: str = ""
+    face_errors: int = 0
+    """Events the face (TUI or batch reporter) failed on; the first is in events.jsonl."""
 
 
 class AWMRun:
@@ -67,8 +72,11 @@ class AWMRun:
         self.name = run.name
         self.metrics = RunMetrics()
         self.out = OutputDir(run.output_dir)
-        self.log = None
+        self.events: EventLog | None = None
+        """`events.jsonl`, open while the run is prepared or running."""
         self.done = self.resolved = self.errors = 0
+        self.face_errors = 0
+        self._events_failures_seen = 0
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -83,7 +91,7 @@ class AWMRun:
             self.buffer = await ExperienceBuffer.aload(self.out.buffer_path)
             self.memory = await Memory.aload(self.out.memory_path)
             self.preds = await asyncio.to_thread(self.out.predictions)
-            self.log = await asyncio.to_thread(self.out.event_log)
+            self.events = await asyncio.to_thread(self.out.event_log)
             await self._write_missing_state()
         except StateError as exc:
             await asyncio.to_thread(self.out.unlock)
@@ -106,7 +114,8 @@ class AWMRun:
 
     async def execute(self) -> RunOutcome:
         """Run to the limit. Cancelling the task stops the run cleanly."""
-        status, reason = "finished", ""
+        status: Literal["finished", "failed", "stopped"] = "finished"
+        reason = ""
         ticker = asyncio.create_task(self._tick(), name=f"{self.name}-metrics")
         llm = LLMClient(self.profile, api_key=self.profile.api_key, http=self.http,
                         metrics=self.metrics, run_name=self.name)
@@ -134,12 +143,20 @@ class AWMRun:
             self._emit(RunFinished(run=self.name, done=self.checkpoint.done, resolved=self.checkpoint.resolved,
                                    stopped=status == "stopped"))
         await self._close()
+        return self.outcome(status, reason)
+
+    def outcome(self, status: Literal["finished", "failed", "stopped"], reason: str = "") -> RunOutcome:
         return RunOutcome(self.name, status, self.checkpoint.done, self.checkpoint.resolved,
-                          self.errors, reason, str(self.out.path))
+                          self.errors, reason, str(self.out.path), self.face_errors)
+
+    async def abandon(self) -> None:
+        """Release what `prepare` took, for a run whose `execute` never ran."""
+        await self._close()
 
     async def _close(self) -> None:
-        if self.log is not None:
-            await self.log.aclose()
+        if self.events is not None:
+            self._report_event_log_failures()
+            await self.events.aclose()
         await asyncio.to_thread(self.out.unlock)
         # A finished run's buffer and predictions live on in their files; a long
         # session that starts many runs must not keep every one in memory.
@@ -341,12 +358,40 @@ class AWMRun:
     # -- reporting --------------------------------------------------------------
 
     def _emit(self, event: Event) -> None:
-        if self.log is not None:
-            self.log.append(event)
+        if self.events is not None:
+            self.events.append(event)
         try:
             self.sink(event)
-        except Exception:  # a broken face must not stop the run
+        except Exception as exc:  # a broken face must not stop the run, but it must leave a trace
+            self._face_failed(event, exc)
+
+    def _face_failed(self, event: Event, exc: Exception) -> None:
+        """Count every failure; the first goes to events.jsonl and the process log with its
+        traceback (the face itself cannot be trusted to show it), and the count reaches the
+        run's outcome, which batch mode and the TUI print."""
+        self.face_errors += 1
+        if self.face_errors > 1:
+            return
+        detail = "".join(traceback.format_exception(exc)).rstrip()
+        message = (f"the display failed on a {event.kind} event; the run goes on and further "
+                   f"failures are only counted: {type(exc).__name__}: {exc}")
+        log.error("run %s: %s\n%s", self.name, message, detail)
+        line = LogLine(run=self.name, level="error", message=message)
+        if self.events is not None:
+            self.events.append(LogLine(run=self.name, level="error", message=f"{message}\n{detail}"))
+        try:  # the face may fail on one kind of event only: try to show it once
+            self.sink(line)
+        except Exception:  # noqa: BLE001 - counted above; nothing more can be shown
             pass
+
+    def _report_event_log_failures(self) -> None:
+        """Say once per new failure that events.jsonl lost events (a full disk, say)."""
+        assert self.events is not None
+        failures = self.events.failures
+        if failures > self._events_failures_seen:
+            self._events_failures_seen = failures
+            self._log("error", f"events.jsonl: {self.events.dropped} event(s) could not be written "
+                               f"({self.events.last_failure}); the state files are unaffected")
 
     def warn(self, message: str) -> None:
         """A warning in this run's log (and its events.jsonl), from the fleet too."""
@@ -359,6 +404,8 @@ class AWMRun:
         last = None
         while True:
             await asyncio.sleep(self.metrics_interval)
+            if self.events is not None:
+                self._report_event_log_failures()
             snap = self.metrics.snapshot()
             if snap != last:
                 last = snap

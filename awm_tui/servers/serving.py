@@ -13,7 +13,8 @@ from awm_tui.engine.tasks import TaskError
 
 
 class Server(Protocol):
-    url: str
+    @property
+    def url(self) -> str: ...
 
     async def start(self, host: str, port: int) -> None: ...
     async def close(self) -> None: ...

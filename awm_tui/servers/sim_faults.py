@@ -36,8 +36,9 @@ class FaultInjector:
         # (as long as they sum to at most 1) instead of shadowing later ones.
         bands: list[tuple[float, FaultKind]] = []
         edge = 0.0
-        for rate, kind in ((rate_drop, "drop"), (rate_429, "429"), (rate_5xx, "5xx"),
-                           (rate_error_body, "error_body")):
+        rates: tuple[tuple[float, FaultKind], ...] = (
+            (rate_drop, "drop"), (rate_429, "429"), (rate_5xx, "5xx"), (rate_error_body, "error_body"))
+        for rate, kind in rates:
             edge += min(max(rate, 0.0), 1.0)
             bands.append((edge, kind))
         self._bands = bands

@@ -444,7 +444,7 @@ def run_tui(config: AppConfig | None, *, theme: str | None, demo: bool, output_r
         return app.return_code or 0
 
     async def _demo() -> int:
-        from awm_tui.engine.demo import DemoEnvironment
+        from awm_tui.demo import DemoEnvironment
 
         async with DemoEnvironment(output_root) as environment:
             app = AWMApp(environment.config, theme=theme, demo=environment,

@@ -46,7 +46,11 @@ class Sandbox(ABC):
 
     kind: str = "abstract"
     isolated: bool = True
-    workdir: str = WORKDIR
+
+    @property
+    def workdir(self) -> str:
+        """Where the task's repository is; a local sandbox's is its temp copy."""
+        return WORKDIR
 
     @property
     @abstractmethod

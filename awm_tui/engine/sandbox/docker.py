@@ -6,7 +6,6 @@ import asyncio
 import io
 import os
 import posixpath
-import re
 import secrets
 import shlex
 import tarfile
@@ -19,6 +18,7 @@ import aiohttp
 from aiodocker.containers import DockerContainer
 from aiodocker.exceptions import DockerError
 
+from awm_tui.config.models import DockerConfig
 from awm_tui.engine.sandbox.base import (
     DEFAULT_MAX_OUTPUT,
     WORKDIR,
@@ -36,7 +36,9 @@ from awm_tui.engine.sandbox.output import (
     slug,
 )
 
-DEFAULT_IMAGE = "awm-sandbox:bookworm"
+DEFAULT_LIMITS = DockerConfig()
+"""`[docker]`'s defaults: image and container limits are written once, in the config model."""
+DEFAULT_IMAGE = DEFAULT_LIMITS.image
 PRIVATE_SOCKET = "/tmp/awm-docker/docker.sock"
 """The daemon scripts/setup starts when the machine has none."""
 SYSTEM_SOCKET = "/var/run/docker.sock"
@@ -59,20 +61,6 @@ _KILL_GUARDED = (
     'f=/tmp/.awm-exec/$1; [ -s "$f" ] && kill -KILL -- -"$(cat "$f")" 2>/dev/null; rm -f "$f"'
 )
 
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)b?\s*$", re.IGNORECASE)
-
-
-def parse_memory(value: str | int | None) -> int | None:
-    """'2g' / '512m' / bytes -> bytes (Docker's HostConfig.Memory)."""
-    if value is None or isinstance(value, int):
-        return value
-    match = _SIZE.match(value)
-    if not match:
-        raise ValueError(f"memory limit {value!r} is not like '2g' or '512m'")
-    number, unit = match.groups()
-    return int(float(number) * 1024 ** "bkmgt".index(unit.lower() or "b"))
-
-
 class DockerSandbox(Sandbox):
     """One container per task; the task's repository lives at /testbed."""
 
@@ -83,22 +71,19 @@ class DockerSandbox(Sandbox):
         self,
         docker: aiodocker.Docker,
         *,
-        image: str = DEFAULT_IMAGE,
+        limits: DockerConfig = DEFAULT_LIMITS,
+        image: str | None = None,
         run_name: str = "run",
         instance_id: str = "task",
-        memory: str | int | None = "2g",
-        cpus: float | None = None,
-        pids_limit: int = 512,
-        network: str = "none",
     ) -> None:
         self.docker = docker  # shared; never closed here
-        self.image = image
+        self.image = image or limits.image
         self.run_name = run_name
         self.instance_id = instance_id
-        self.memory = parse_memory(memory)
-        self.cpus = cpus
-        self.pids_limit = pids_limit
-        self.network = network
+        self.memory = limits.memory_bytes
+        self.cpus = limits.cpus
+        self.pids_limit = limits.pids_limit
+        self.network = limits.network
         self.name = (
             f"awm-{slug(run_name)}-{slug(instance_id)}-{secrets.token_hex(3)}"
         )

@@ -8,13 +8,13 @@ from typing import Literal
 import aiodocker
 
 from awm_tui.engine.sandbox.base import Sandbox, SandboxError
+from awm_tui.config.models import DockerConfig
 from awm_tui.engine.sandbox.docker import (
-    DEFAULT_IMAGE,
+    DEFAULT_LIMITS,
     DockerSandbox,
     connect_docker,
     default_docker_url,
     image_exists,
-    parse_memory,
 )
 from awm_tui.engine.sandbox.local import LocalSandbox
 
@@ -29,24 +29,20 @@ class SandboxFactory:
         kind: Literal["docker", "local"],
         *,
         docker: aiodocker.Docker | None = None,
-        image: str = DEFAULT_IMAGE,
-        memory: str | int | None = "2g",
-        cpus: float | None = None,
-        pids_limit: int = 512,
-        network: str = "none",
+        limits: DockerConfig = DEFAULT_LIMITS,
         reason: str = "",
     ) -> None:
         if kind == "docker" and docker is None:
             raise ValueError("a docker factory needs a Docker client")
         self.kind = kind
         self.docker = docker
-        self.image = image
-        self.memory = parse_memory(memory)  # fail on a bad limit now, not per task
-        self.cpus = cpus
-        self.pids_limit = pids_limit
-        self.network = network
+        self.limits = limits
         self.reason = reason
         """Why this kind was chosen when it was not asked for (auto fell back)."""
+
+    @property
+    def image(self) -> str:
+        return self.limits.image
 
     @property
     def isolated(self) -> bool:
@@ -68,13 +64,10 @@ class SandboxFactory:
         assert self.docker is not None
         return DockerSandbox(
             self.docker,
-            image=image or self.image,
+            limits=self.limits,
+            image=image,
             run_name=run_name,
             instance_id=instance_id,
-            memory=self.memory,
-            cpus=self.cpus,
-            pids_limit=self.pids_limit,
-            network=self.network,
         )
 
     async def aclose(self) -> None:
@@ -94,25 +87,18 @@ class SandboxFactory:
         await self.aclose()
 
 
-async def open_factory(
-    kind: SandboxKind = "auto",
-    docker_url: str | None = None,
-    image: str = DEFAULT_IMAGE,
-    memory: str | int | None = "2g",
-    cpus: float | None = None,
-    pids_limit: int = 512,
-    network: str = "none",
-) -> SandboxFactory:
+async def open_factory(kind: SandboxKind = "auto", limits: DockerConfig = DEFAULT_LIMITS) -> SandboxFactory:
     """Docker when asked (or, for auto, when a daemon answers and has the image), else local.
 
+    `limits` is the `[docker]` section: the daemon's URL, the image and the container limits.
     Raises SandboxError when kind is "docker" and that is impossible.
     """
-    limits = dict(memory=memory, cpus=cpus, pids_limit=pids_limit, network=network)
     if kind == "local":
-        return SandboxFactory("local", image=image, **limits)  # type: ignore[arg-type]
-    docker = await connect_docker(docker_url)
+        return SandboxFactory("local", limits=limits)
+    docker = await connect_docker(limits.url)
+    image = limits.image
     if docker is None:
-        reason = f"no Docker daemon at {docker_url or default_docker_url()}"
+        reason = f"no Docker daemon at {limits.url or default_docker_url()}"
     else:
         try:
             has_image = await image_exists(docker, image)
@@ -120,9 +106,9 @@ async def open_factory(
             await docker.close()
             raise
         if has_image:
-            return SandboxFactory("docker", docker=docker, image=image, **limits)  # type: ignore[arg-type]
+            return SandboxFactory("docker", docker=docker, limits=limits)
         await docker.close()
         reason = f"image {image} is missing (run scripts/sandbox-image)"
     if kind == "docker":
         raise SandboxError(f"cannot use Docker: {reason}")
-    return SandboxFactory("local", image=image, reason=reason, **limits)  # type: ignore[arg-type]
+    return SandboxFactory("local", limits=limits, reason=reason)

@@ -97,7 +97,7 @@ class LocalSandbox(Sandbox):
     def id(self) -> str:
         return f"local:{self._require_root()}"
 
-    @property  # type: ignore[override]
+    @property
     def workdir(self) -> str:
         return str(self._require_root())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 
 KILL_AFTER_S = 5.0
 """Seconds `timeout -k` waits after SIGTERM before SIGKILL."""
@@ -20,9 +21,9 @@ READ_GRACE_S = 2.0
 _cleanups: set[asyncio.Task[None]] = set()
 
 
-async def run_shielded(coro: object) -> None:
+async def run_shielded(coro: Awaitable[None]) -> None:
     """Run a cleanup to its end even when the awaiting task is cancelled."""
-    task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    task = asyncio.ensure_future(coro)
     _cleanups.add(task)
     task.add_done_callback(_cleanups.discard)
     await asyncio.shield(task)

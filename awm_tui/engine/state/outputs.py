@@ -173,10 +173,7 @@ class _SharedWriter:
                 logs = list(self._logs)
             now = time.monotonic()
             for log in logs:
-                try:
-                    log._drain_if_due(now)
-                except Exception:  # noqa: BLE001 - one broken log must not silence the others
-                    pass
+                log._drain_if_due(now)  # records its own failures: one broken log silences no other
 
 
 _WRITER = _SharedWriter()
@@ -200,6 +197,11 @@ class EventLog:
         self._write_lock = threading.Lock()  # the shared writer and close() may race
         self._closed = False
         self._due = time.monotonic() + interval
+        self.failures = 0
+        """Writes that failed (a full disk, an unserialisable event); the run reports them."""
+        self.dropped = 0
+        """Events lost to those failures."""
+        self.last_failure = ""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 (closed in close())
         _WRITER.register(self)
@@ -221,10 +223,15 @@ class EventLog:
             with self._guard:
                 events, self._pending = self._pending, []
             if events and not self._file.closed:
-                lines = [json.dumps(e.to_dict() if hasattr(e, "to_dict") else e,
-                                    ensure_ascii=False, default=str) for e in events]
-                self._file.write("\n".join(lines) + "\n")
-                self._file.flush()
+                try:
+                    lines = [json.dumps(e.to_dict() if hasattr(e, "to_dict") else e,
+                                        ensure_ascii=False, default=str) for e in events]
+                    self._file.write("\n".join(lines) + "\n")
+                    self._file.flush()
+                except Exception as exc:  # noqa: BLE001 - counted here, reported by the run
+                    self.failures += 1
+                    self.dropped += len(events)
+                    self.last_failure = f"{type(exc).__name__}: {exc}"
 
     def _drain_if_due(self, now: float) -> None:
         if now >= self._due:
@@ -245,7 +252,11 @@ class EventLog:
             self._drain()
         finally:
             with self._write_lock:
-                self._file.close()
+                try:
+                    self._file.close()
+                except OSError as exc:  # what a failed flush left buffered is lost: counted
+                    self.failures += 1
+                    self.last_failure = f"{type(exc).__name__}: {exc}"
 
     async def aclose(self) -> None:
         await asyncio.to_thread(self.close)

@@ -50,14 +50,14 @@ class MainScreen(Screen):
 
     def pane_by_run(self, run: str) -> RunPane | None:
         for pane in self.panes:
-            if pane.run_name == run and pane.is_attached and not pane._closing:
+            if pane.run_name == run and pane.is_attached and not pane.removing:
                 return pane
         return None
 
     # -- adding and removing --------------------------------------------------------
     async def add_pane(self, pane: RunPane, *, focus: bool = True) -> None:
         await self.query_one("#pane-deck").mount(pane)
-        await self.query_one(Tabs).add_tab(Tab(pane.border_title or pane.id, id=f"tab-{pane.id}"))
+        await self.query_one(Tabs).add_tab(Tab(str(pane.border_title or pane.id), id=f"tab-{pane.id}"))
         if focus or self.current is None:
             self.show_pane(pane, focus=focus)
         self.check_panes()
@@ -66,6 +66,7 @@ class MainScreen(Screen):
     async def remove_pane(self, pane: RunPane) -> None:
         panes = self.panes
         index = panes.index(pane)
+        pane.removing = True  # events for its run may still arrive while Textual takes it down
         await self.query_one(Tabs).remove_tab(f"tab-{pane.id}")
         await pane.remove()
         rest = self.panes
@@ -135,7 +136,5 @@ class MainScreen(Screen):
         tabs = self.query_one(Tabs)
         for pane in panes:
             pane.show_notes(notes[pane.id])
-            try:
-                tabs.query_one(f"#tab-{pane.id}", Tab).label = pane.border_title or pane.id
-            except Exception:  # noqa: BLE001 - the tab may not be mounted yet
-                pass
+            for tab in tabs.query(f"#tab-{pane.id}").results(Tab):  # none while the tab is not mounted yet
+                tab.label = str(pane.border_title or pane.id)

@@ -54,6 +54,8 @@ class RunPane(Vertical):
                               profiles=config.llm, key=base.api_key if base else None)
         self.run_name: str | None = None
         """The name this pane's run was started under (events are routed by it)."""
+        self.removing = False
+        """Set when the user removes the pane: its run's late events are dropped, not routed here."""
         self.inductions: list[InductionDone] = []
         self.injected: dict[str, tuple[str, ...]] = {}
         self.border_title = name
