@@ -30,7 +30,9 @@ Rules:
   to update that workflow. Return at most 5 workflows.
 
 Answer with only a ```json block: {{"workflows": [{{"title": "...", "description": "...",
-"steps": ["...", "..."]}}]}}"""
+"steps": ["...", "..."]}}]}}
+Do not repeat the current workflows outside it: the last JSON block of your answer is read
+as the whole answer."""
 
 
 def _example(exp: Experience) -> dict:
