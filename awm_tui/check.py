@@ -11,6 +11,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from awm_tui.config.keys import NO_KEY
 from awm_tui.config.loader import load_config
 from awm_tui.config.plan import ResolvedRun, require_keys, resolve_plan
 
@@ -18,8 +19,9 @@ from awm_tui.config.plan import ResolvedRun, require_keys, resolve_plan
 def key_status(item: ResolvedRun) -> str:
     if item.api_key is not None:
         return item.masked_key
-    if item.key_problem is not None:
-        return f"missing: {item.key_problem.problem} ({item.key_path})"
+    problem = item.key_problem
+    if problem is not None and problem is not NO_KEY:
+        return f"missing: {problem.problem} ({item.key_path})"
     return f"missing: none set ({item.key_path})"
 
 

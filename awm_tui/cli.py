@@ -129,4 +129,4 @@ def _dispatch(args: argparse.Namespace) -> int:
     for notice in loaded.notices if loaded else ():
         print(f"awm-tui: {notice}", file=sys.stderr)
     return run_tui(loaded.config if loaded else None, theme=args.theme, demo=args.demo,
-                   output_root=args.output_root)
+                   output_root=args.output_root, key_problems=loaded.key_problems if loaded else None)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from awm_tui.engine.llm.keys import mask_key
+from awm_tui.config.keys import mask_key
 from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
 
 KEYS = [f"sk-or-v1-batchtest{n}secret{n}{n}{n}{n}abcd{n:02d}" for n in range(1, 5)]
@@ -127,7 +127,7 @@ async def test_single_run_seed_flags_match_config_run_layout(tmp_path: Path, sim
     assert_no_raw_keys(seeds.out, seeds.err, from_config.out, from_config.err,
                        (out / "events.jsonl").read_text(), (out / "summary.json").read_text())
     # The key that did the work is the override, not the profile's.
-    assert list(sim.stats()["tasks_by_key"]) == [_sim_mask(KEYS[0]), _sim_mask(KEYS[1])]
+    assert list(sim.stats()["tasks_by_key"]) == [mask_key(KEYS[0]), mask_key(KEYS[1])]
 
     skipped = await batch("--llm-config", "kimi-k2", "--api-key", KEYS[2], "--output-dir", "outputs/run_2",
                           "--limit", "1", "--skip-eval", "--include-medium", cwd=tmp_path)
@@ -176,7 +176,7 @@ async def test_parallel_gives_each_run_its_own_key(tmp_path: Path, sim: SimLLMSe
         data = summary(out)
         assert data["status"] == "finished" and data["api_key"] == mask_key(KEYS[i - 1])
         done = list(json.loads((out / "checkpoint.json").read_text())["finished"])
-        assert by_key[_sim_mask(KEYS[i - 1])] == done  # this run's tasks went out on its key only
+        assert by_key[mask_key(KEYS[i - 1])] == done  # this run's tasks went out on its key only
     assert_no_raw_keys(res.out, res.err)
 
 
@@ -192,7 +192,7 @@ async def test_parallel_refuses_too_few_keys_unless_shared(tmp_path: Path, sim: 
 
     shared = await batch(*args, "--share-keys", "--skip-eval", cwd=tmp_path)
     assert shared.code == 0, shared.err
-    assert list(sim.stats()["tasks_by_key"]) == [_sim_mask(KEYS[0])]
+    assert list(sim.stats()["tasks_by_key"]) == [mask_key(KEYS[0])]
 
 
 async def test_parallel_401_key_fails_its_run_only(tmp_path: Path) -> None:
@@ -229,9 +229,3 @@ async def test_config_problems_exit_2_with_one_line(tmp_path: Path, sim: SimLLMS
 
     res = await batch("--demo", "--parallel", "2", cwd=tmp_path)
     assert res.code == 2 and len(res.err.strip().splitlines()) == 1
-
-
-def _sim_mask(key: str) -> str:
-    """How the simulator files a key in /stats (its own mask: the last 4 characters)."""
-    from awm_tui.servers.sim_llm import mask_key as sim_mask
-    return sim_mask(key)

@@ -21,13 +21,15 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from awm_tui.config.keys import mask_key
 from awm_tui.config.models import AppConfig, DockerConfig, EvalConfig, LLMProfile, RunConfig
+from awm_tui.config.plan import resolve_run
 from awm_tui.engine import protocol
 from awm_tui.engine.events import EVENT_TYPES, Event, InductionDone, StatusChanged, TaskStarted
 from awm_tui.engine.fleet import Fleet
 from awm_tui.engine.sandbox.docker import RUN_LABEL
 from awm_tui.engine.tasks import load_dataset
-from awm_tui.servers.sim_llm import SimLLMServer, SimOptions, mask_key
+from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -81,7 +83,7 @@ async def test_eight_tasks_through_the_server_in_docker(
                            eval=EvalConfig(mode="server", server_url=eval_server_url, timeout=120),
                            docker=DockerConfig(url=docker_url))
         async with Fleet(config, events.append, metrics_interval=0.2) as fleet:
-            handle = await fleet.start(run, KEY)
+            handle = await fleet.start(resolve_run(config, run, api_key=KEY))
             outcome = (await fleet.wait())[name]
         stats = sim.stats()
 

@@ -16,18 +16,18 @@ import aiohttp
 import pytest
 from pydantic import SecretStr
 
+from awm_tui.config.keys import mask_key
 from awm_tui.config.models import AppConfig, DockerConfig, EvalConfig, HttpConfig, LLMProfile, RunConfig
+from awm_tui.config.plan import resolve_run
 from awm_tui.engine.events import (
     Event, LLMCall, MetricsSnapshot, RunFailed, RunFinished, TaskFinished, TaskStarted,
 )
 from awm_tui.engine.fleet import Fleet
-from awm_tui.engine.llm.keys import mask_key as engine_mask
 from awm_tui.engine.sandbox.docker import RUN_LABEL
 from awm_tui.engine.state import OutputDir
 from awm_tui.engine.tasks import load_dataset
 from awm_tui.servers.eval_server import EvalServer
 from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
-from awm_tui.servers.sim_llm import mask_key as sim_mask
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
@@ -80,7 +80,7 @@ async def test_three_runs_three_keys_one_loop(tmp_path: Path) -> None:
         config = AppConfig(llm={"llm.sim": profile_for(sim)}, runs=runs, eval=EvalConfig(mode="local"))
         async with Fleet(config, events.append, metrics_interval=0.2) as fleet:
             for run in runs:
-                await fleet.start(run, plan[run.name][0])
+                await fleet.start(resolve_run(config, run, api_key=plan[run.name][0]))
             assert sorted(fleet.active) == sorted(plan)  # all three at once on this loop
             outcomes = await fleet.wait()
         # the same figures over HTTP, as any client of the simulator sees them
@@ -92,16 +92,16 @@ async def test_three_runs_three_keys_one_loop(tmp_path: Path) -> None:
         assert (outcomes[name].done, outcomes[name].resolved) == (len(ids), len(ids))
 
     # each key was used by exactly its own run's tasks, and by nothing else
-    assert stats["tasks_by_key"] == {sim_mask(key.get_secret_value()): ids for key, ids in plan.values()}
+    assert stats["tasks_by_key"] == {mask_key(key.get_secret_value()): ids for key, ids in plan.values()}
     for key, _ in plan.values():
-        per_key = stats["by_key"][sim_mask(key.get_secret_value())]
+        per_key = stats["by_key"][mask_key(key.get_secret_value())]
         assert per_key["induction"] == 1 and per_key["status"] == {"200": per_key["requests"]}
     assert stats["requests"] == sum(v["requests"] for v in stats["by_key"].values())
 
     # each run's LLM calls were charged to that run only
     for name in plan:
         calls = [e for e in events if isinstance(e, LLMCall) and e.run == name]
-        key = sim_mask(plan[name][0].get_secret_value())
+        key = mask_key(plan[name][0].get_secret_value())
         assert len(calls) == stats["by_key"][key]["requests"]
 
     # output dirs are disjoint: each holds its own run and nothing of the others'
@@ -133,15 +133,15 @@ async def test_invalid_key_fails_only_its_own_run(tmp_path: Path) -> None:
                 for name in ("refused", "fine")]
         config = AppConfig(llm={"llm.sim": profile_for(sim)}, runs=runs, eval=EvalConfig(mode="local"))
         async with Fleet(config, events.append, metrics_interval=0.2) as fleet:
-            await fleet.start(runs[0], bad)
-            await fleet.start(runs[1], good)
+            await fleet.start(resolve_run(config, runs[0], api_key=bad))
+            await fleet.start(resolve_run(config, runs[1], api_key=good))
             outcomes = await fleet.wait()
         stats = sim.stats()
 
     refused, fine = outcomes["refused"], outcomes["fine"]
     assert refused.status == "failed" and refused.done == 0
     assert "invalid API key" in refused.reason
-    assert engine_mask(bad) in refused.reason and bad.get_secret_value() not in refused.reason
+    assert mask_key(bad) in refused.reason and bad.get_secret_value() not in refused.reason
     assert fine.status == "finished" and (fine.done, fine.resolved) == (2, 2)
 
     failed = [e for e in events if isinstance(e, RunFailed)]
@@ -149,7 +149,7 @@ async def test_invalid_key_fails_only_its_own_run(tmp_path: Path) -> None:
     assert [e.run for e in events if isinstance(e, RunFinished)] == ["fine"]
     assert [e["kind"] for e in events_file(tmp_path / "refused")].count("run_failed") == 1
     # a refused key is not retried: one request, one 401
-    assert stats["by_key"][sim_mask(bad.get_secret_value())]["status"] == {"401": 1}
+    assert stats["by_key"][mask_key(bad.get_secret_value())]["status"] == {"401": 1}
     # the whole key appears nowhere: not in an event, not in any file the runs wrote
     assert all(bad.get_secret_value() not in repr(e) for e in events)
     for path in tmp_path.rglob("*"):
@@ -170,10 +170,10 @@ async def test_rate_limits_with_retry_after_are_waited_out(tmp_path: Path) -> No
         config = AppConfig(llm={"llm.sim": profile}, runs=[run])
         started = time.monotonic()
         async with Fleet(config, events.append, metrics_interval=0.2) as fleet:
-            handle = await fleet.start(run, key)
+            handle = await fleet.start(resolve_run(config, run, api_key=key))
             outcome = (await fleet.wait())["busy"]
         elapsed = time.monotonic() - started
-        per_key = sim.stats()["by_key"][sim_mask(key.get_secret_value())]
+        per_key = sim.stats()["by_key"][mask_key(key.get_secret_value())]
 
     assert outcome.status == "finished" and outcome.done == 2 and outcome.errors == 0, outcome
     limited = per_key["status"].get("429", 0)
@@ -202,7 +202,7 @@ async def test_a_failed_evaluation_is_a_task_error_not_the_end_of_the_run(tmp_pa
                            eval=EvalConfig(mode="server", server_url=server.url, timeout=30),
                            http=HttpConfig(retry_min_wait=0.01, retry_max_wait=0.05))
         async with Fleet(config, events.append, metrics_interval=0.2) as fleet:
-            await fleet.start(run, SecretStr("sim-gap-key-00000000-0404"))
+            await fleet.start(resolve_run(config, run, api_key=SecretStr("sim-gap-key-00000000-0404")))
             outcome = (await fleet.wait())["gap"]
 
     assert outcome.status == "finished", outcome
@@ -230,7 +230,7 @@ async def test_stop_mid_task_removes_its_container_and_resumes(
         config = AppConfig(llm={"llm.sim": profile_for(sim)}, runs=[run],
                            eval=EvalConfig(mode="local"), docker=DockerConfig(url=docker_url))
         async with Fleet(config, events.append, metrics_interval=0.2) as fleet:
-            await fleet.start(run, key)
+            await fleet.start(resolve_run(config, run, api_key=key))
             for _ in range(600):  # the second task has its container
                 second = [e for e in events if isinstance(e, TaskStarted) and e.index == 2]
                 if second and await docker_client.containers.list(all=True, filters=label):
@@ -245,7 +245,7 @@ async def test_stop_mid_task_removes_its_container_and_resumes(
             assert_released(out)
             assert [e.stopped for e in events if isinstance(e, RunFinished)] == [True]
 
-            await fleet.start(run, key)  # the same run again: resumes from its checkpoint
+            await fleet.start(resolve_run(config, run, api_key=key))  # the same run again: resumes from its checkpoint
             outcome = (await fleet.wait(name))[name]
     assert outcome.status == "finished" and (outcome.done, outcome.resolved) == (2, 2), outcome
     checkpoint = json.loads((out / "checkpoint.json").read_text())
@@ -266,7 +266,7 @@ async def test_a_resumed_run_induces_from_successes_before_the_stop(tmp_path: Pa
             run = RunConfig(name="resume", output_dir=out, limit=limit, sandbox="local",
                             induce_every=2, induction="rule")
             async with Fleet(config, lambda event: None) as fleet:
-                await fleet.start(run, api_key=SecretStr("sim-key-resume"))
+                await fleet.start(resolve_run(config, run, api_key=SecretStr("sim-key-resume")))
                 outcome = (await fleet.wait())["resume"]
             assert outcome.status == "finished", outcome.reason
 

@@ -11,6 +11,7 @@ import pytest
 from pydantic import SecretStr
 
 from awm_tui.config.models import AppConfig, EvalConfig, LLMProfile, RunConfig
+from awm_tui.config.plan import resolve_run
 from awm_tui.engine.events import Event, LogLine, TaskStarted
 from awm_tui.engine.fleet import Fleet
 from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
@@ -39,7 +40,7 @@ async def test_a_face_that_raises_is_counted_logged_and_shown(tmp_path: Path) ->
     async with SimLLMServer(SimOptions(seed=3)) as sim:
         config, run = one_run(sim, tmp_path / "out")
         async with Fleet(config, face, metrics_interval=0.2) as fleet:
-            await fleet.start(run, KEY)
+            await fleet.start(resolve_run(config, run, api_key=KEY))
             outcome = (await fleet.wait())["traced"]
 
     assert outcome.status == "finished" and outcome.done == 2
@@ -60,7 +61,7 @@ async def test_an_event_log_on_a_full_disk_is_reported_not_swallowed(tmp_path: P
     async with SimLLMServer(SimOptions(seed=3)) as sim:
         config, run = one_run(sim, out)
         async with Fleet(config, seen.append, metrics_interval=0.2) as fleet:
-            await fleet.start(run, KEY)
+            await fleet.start(resolve_run(config, run, api_key=KEY))
             outcome = (await fleet.wait())["traced"]
 
     assert outcome.status == "finished" and outcome.done == 2  # the state files are unaffected
@@ -76,8 +77,8 @@ async def test_a_run_stopped_before_it_began_is_an_outcome_and_frees_its_directo
     async with SimLLMServer(SimOptions(seed=3)) as sim:
         config, run = one_run(sim, tmp_path / "out")
         async with Fleet(config, lambda event: None) as fleet:
-            await fleet.start(run, KEY)
+            await fleet.start(resolve_run(config, run, api_key=KEY))
             outcome = await fleet.stop("traced")
             assert outcome is not None and outcome.status == "stopped" and outcome.done == 0
-            again = await fleet.start(run, KEY)  # the directory is free for the same run again
+            again = await fleet.start(resolve_run(config, run, api_key=KEY))  # the directory is free for the same run again
             await fleet.stop(again.name)

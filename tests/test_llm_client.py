@@ -19,8 +19,6 @@ from awm_tui.engine.llm import (
     LLMCreditsError,
     LLMError,
     LLMFatalError,
-    key_format_warning,
-    mask_key,
 )
 from awm_tui.engine.llm.retry import parse_ratelimit_reset, parse_retry_after
 from tests.plugins.http_peers import ScriptedChat, answer, drop, ok, stall
@@ -251,30 +249,6 @@ def test_plain_string_key_is_refused() -> None:
     with pytest.raises(TypeError) as info:
         LLMClient(LLMProfile(), api_key=KEY, http=HttpConfig(), metrics=RunMetrics())  # type: ignore[arg-type]
     assert KEY not in str(info.value)
-
-
-def test_mask_key() -> None:
-    assert mask_key(SecretStr(KEY)) == MASKED
-    assert mask_key(KEY) == MASKED
-    assert mask_key("sk-proj-" + "x" * 40 + "wxyz") == "sk-proj-…wxyz"
-    assert mask_key("somevendorkey-123456789") == "…6789"
-    assert mask_key("short1234") == "…34"
-    assert mask_key("abc") == "…"
-    assert mask_key(None) == "(none)" and mask_key(SecretStr("")) == "(none)"
-
-
-def test_key_format_warning() -> None:
-    assert key_format_warning(KEY, "openrouter") is None
-    assert key_format_warning("sk-" + "a" * 48, "openai") is None
-    assert "64" in (key_format_warning("sk-or-v1-abc", "openrouter") or "")
-    assert "OpenAI" in (key_format_warning("sk-" + "a" * 48, "openrouter") or "")
-    assert "OpenRouter" in (key_format_warning(KEY, "openai") or "")
-    assert "whitespace" in (key_format_warning(KEY + "\n", "openrouter") or "")
-    assert "env:" in (key_format_warning("env:OPENROUTER_API_KEY", None) or "")
-    assert key_format_warning("anything-goes", None) is None
-    for warning in (key_format_warning("sk-or-v1-" + "Z" * 64, "openrouter"),
-                    key_format_warning("sk-" + "b" * 30, "openrouter")):
-        assert warning and "Z" * 8 not in warning and "b" * 8 not in warning
 
 
 async def test_parallel_runs_keep_their_own_key_pool_and_metrics(chat_peer: ScriptedChat) -> None:

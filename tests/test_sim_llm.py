@@ -14,11 +14,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from awm_tui.config.keys import mask_key
 from awm_tui.engine import protocol
 from awm_tui.engine.induction import parse_induction_reply
 from awm_tui.engine.tasks import load_dataset
 from awm_tui.servers.sim_agent import apply_command, broken_patch
-from awm_tui.servers.sim_llm import SimLLMServer, SimOptions, mask_key
+from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
 
 KEY = "sk-test-aaaa1111"
 SYSTEM = "You are a careful software engineer. Reply with a THOUGHT and one ```bash block."
@@ -263,20 +264,16 @@ async def test_stats_counts_per_masked_key_and_never_a_full_key(server, session)
     stats = json.loads(text)
     assert stats == server.stats()
     assert stats["simulated"] is True and stats["requests"] == 5 + 5 + 1 + 1
-    assert stats["by_key"]["…1111"] == {"requests": 5, "agent": 5, "induction": 0, "status": {"200": 5}}
-    assert stats["by_key"]["…zz99"] == {"requests": 6, "agent": 5, "induction": 1, "status": {"200": 6}}
-    assert stats["by_key"]["…7777"]["status"] == {"401": 1}
-    assert stats["tasks_by_key"] == {"…1111": ["acme__calc-1"], "…zz99": ["acme__strs-2"], "…7777": []}
+    # filed under the one mask every face shows (config.keys.mask_key), never the key
+    first, second, invalid = (mask_key(k) for k in (KEY, other, "sk-invalid-777777"))
+    assert stats["by_key"][first] == {"requests": 5, "agent": 5, "induction": 0, "status": {"200": 5}}
+    assert stats["by_key"][second] == {"requests": 6, "agent": 5, "induction": 1, "status": {"200": 6}}
+    assert stats["by_key"][invalid]["status"] == {"401": 1}
+    assert stats["tasks_by_key"] == {first: ["acme__calc-1"], second: ["acme__strs-2"], invalid: []}
     for key in (KEY, other, "sk-invalid-777777"):
         assert key not in text and key[-5:] not in text
     async with session.post(server.base_url + "/stats/reset") as resp:
         assert (await resp.json())["requests"] == 0
-
-
-def test_mask_key_never_shows_a_short_key_whole():
-    assert mask_key("sk-abcdef1234") == "…1234" and mask_key("sk-abcdef12") == "…f12"
-    for key in ("a", "abc", "abcd", "abcdef"):
-        assert key not in mask_key(key)
 
 
 async def statuses(srv: SimLLMServer, session, n: int) -> list[int]:
@@ -350,7 +347,7 @@ async def test_every_sample_task_is_solved_by_the_script(sim_llm, session):
         assert task.patch.rstrip("\n") + "\n" in commands[2]
         memory = await walk(session, sim_llm.url, task.instance_id, workflows="## Fix a bug\n- ls\n")
         assert len(memory) == len(commands) - 1
-    assert set(sim_llm.stats()["tasks_by_key"]["…1111"]) == {t.instance_id for t in dataset.tasks}
+    assert set(sim_llm.stats()["tasks_by_key"][mask_key(KEY)]) == {t.instance_id for t in dataset.tasks}
 
 
 async def run_bash(command: str, cwd: Path) -> tuple[int, str]:

@@ -370,12 +370,13 @@ async def test_an_unset_env_key_is_an_error_and_start_is_refused(tmp_path, monke
             pane = app.main_screen.panes[0]
             await enter_key(pilot, pane, "env:AWM_TUI_UNSET_KEY")
             notes = static_text(pane.form.query_one("#notes", Static))
-            assert notes == "✗ key: environment variable AWM_TUI_UNSET_KEY is not set"  # one line
+            assert notes == ("✗ key: environment variable AWM_TUI_UNSET_KEY is unset or empty; "
+                             "export AWM_TUI_UNSET_KEY=… or put the key in a file and use file:PATH")  # one line
             assert pane.form.query_one("#key", Input).has_class("-error")
             assert pane.form.query_one("#start", Button).disabled
             text = screen_text(app)
             assert "env:AWM_TUI_UNSET_KEY (not set)" in text
-            assert "environment variable AWM_TUI_UNSET_KEY is not set" in text
+            assert "environment variable AWM_TUI_UNSET_KEY is unset or empty" in text
             await pilot.press("ctrl+s")  # the key binding is refused with a message too
             await settle(app)
             await pilot.pause()

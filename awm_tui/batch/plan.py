@@ -22,29 +22,18 @@ from awm_tui.config.errors import ConfigError
 from awm_tui.config.loader import find_config_path, load_config
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.config.overrides import parallel_runs, read_keys_file, single_run
-from awm_tui.config.plan import require_keys, resolve_run
-from awm_tui.engine.llm.keys import mask_key
+from awm_tui.config.plan import ResolvedRun, require_keys, resolve_run
 
 DEFAULT_PARALLEL_ROOT = Path("outputs")
 """`--parallel` without `--output-root` writes `./outputs/run_i`, like the users' terminals did."""
-
-
-@dataclass(frozen=True)
-class PlannedRun:
-    run: RunConfig
-    key: SecretStr | None
-    """The key this run uses (override, run or profile key); None only for the demo's own keys."""
-
-    @property
-    def masked_key(self) -> str:
-        return mask_key(self.key or self.run.api_key)
 
 
 @dataclass
 class BatchPlan:
     config: AppConfig | None
     """None for `--demo`: the demo environment makes its config on the loop."""
-    runs: list[PlannedRun] = field(default_factory=list)
+    runs: list[ResolvedRun] = field(default_factory=list)
+    """Each with its profile and its one key (`config.plan.resolve_run`)."""
     notices: list[str] = field(default_factory=list)
     demo_root: Path | None = None
     demo_root_chosen: bool = False
@@ -53,7 +42,7 @@ class BatchPlan:
     @property
     def secrets(self) -> list[str]:
         """Raw keys, only so the reporter can scrub them from anything it prints."""
-        return [p.key.get_secret_value() for p in self.runs if p.key is not None]
+        return [r.api_key.get_secret_value() for r in self.runs if r.api_key is not None]
 
 
 def build_plan(args: argparse.Namespace) -> BatchPlan:
@@ -98,8 +87,7 @@ def build_plan(args: argparse.Namespace) -> BatchPlan:
     resolved = [resolve_run(config, run, i, loaded.key_problems, api_key=key)
                 for i, (run, key) in enumerate(zip(runs, overrides))]
     require_keys(resolved, source)
-    return BatchPlan(config=config, notices=list(loaded.notices),
-                     runs=[PlannedRun(r.run, r.api_key) for r in resolved])
+    return BatchPlan(config=config, notices=list(loaded.notices), runs=resolved)
 
 
 def _with_flags(run: RunConfig, args: argparse.Namespace) -> RunConfig:

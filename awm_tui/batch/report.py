@@ -19,6 +19,7 @@ from typing import IO, Any
 from rich.console import Console
 from rich.text import Text
 
+from awm_tui.config.keys import mask_key
 from awm_tui.engine.events import (
     CheckpointSaved,
     Event,
@@ -31,7 +32,6 @@ from awm_tui.engine.events import (
     RunStarted,
     TaskFinished,
 )
-from awm_tui.engine.llm.keys import mask_key
 
 
 def use_colour(stream: IO[str]) -> bool:

@@ -8,7 +8,7 @@ import contextlib
 import time
 from dataclasses import asdict
 
-from awm_tui.batch.plan import BatchPlan, PlannedRun
+from awm_tui.batch.plan import BatchPlan
 from awm_tui.batch.report import Reporter
 from awm_tui.batch.signals import EXIT_INTERRUPTED, StopSignals
 from awm_tui.batch.summary import (
@@ -19,6 +19,7 @@ from awm_tui.batch.summary import (
     write_summary,
 )
 from awm_tui.config.models import AppConfig
+from awm_tui.config.plan import ResolvedRun, resolve_run
 from awm_tui.demo import DemoEnvironment, default_output_root
 from awm_tui.engine.events import MetricsData
 from awm_tui.engine.fleet import Fleet, RunOutcome, RunRefused
@@ -40,11 +41,11 @@ async def run_plan(args: argparse.Namespace, plan: BatchPlan) -> int:
             if plan.demo_root_chosen:
                 reporter.note(f"demo output: {demo.output_root} (pass --output-root DIR to choose)")
             reporter.note("demo: every figure below comes from a simulated model", style="dim")
-            runs = [PlannedRun(run, run.api_key) for run in demo.config.runs]
+            runs = [resolve_run(demo.config, run, i) for i, run in enumerate(demo.config.runs)]
             return await _run_fleet(demo.config, runs, reporter, signals, args)
 
 
-async def _run_fleet(config: AppConfig, runs: list[PlannedRun], reporter: Reporter, signals: StopSignals,
+async def _run_fleet(config: AppConfig, runs: list[ResolvedRun], reporter: Reporter, signals: StopSignals,
                      args: argparse.Namespace) -> int:
     started = time.monotonic()
     async with Fleet(config, reporter.sink) as fleet:
@@ -53,7 +54,7 @@ async def _run_fleet(config: AppConfig, runs: list[PlannedRun], reporter: Report
             if signals.requested.is_set():
                 break
             try:
-                await fleet.start(planned.run, planned.key)
+                await fleet.start(planned)
             except RunRefused as exc:
                 reporter.error(f"error: {exc}")
                 return EXIT_USAGE  # leaving the Fleet stops the runs already started, checkpoints kept
@@ -97,7 +98,7 @@ async def _status_lines(fleet: Fleet, reporter: Reporter, every: float) -> None:
             reporter.status(name, fleet.handles[name].metrics.snapshot())
 
 
-async def _summaries(runs: list[PlannedRun], outcomes: dict[str, RunOutcome], metrics: dict[str, MetricsData],
+async def _summaries(runs: list[ResolvedRun], outcomes: dict[str, RunOutcome], metrics: dict[str, MetricsData],
                      reporter: Reporter, elapsed: float, interrupted: bool) -> list[RunSummary]:
     rows = []
     for planned in runs:

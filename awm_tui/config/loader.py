@@ -19,7 +19,7 @@ import tomli
 from pydantic import BaseModel, SecretStr, ValidationError
 
 from awm_tui.config.errors import ConfigError
-from awm_tui.config.keys import KeyProblem, resolve_key
+from awm_tui.config.keys import REFERENCES, KeyProblem, resolve_key
 from awm_tui.config.models import (
     AppConfig,
     DockerConfig,
@@ -28,6 +28,7 @@ from awm_tui.config.models import (
     LLMProfile,
     RunConfig,
     UIConfig,
+    profile_for,
 )
 
 ENV_VAR = "AWM_TUI_CONFIG"
@@ -121,6 +122,8 @@ def _parse_llm(raw: Any, source: str, base_dir: Path, notices: list[str],
         if "api_key" in kept:
             kept["api_key"] = _key(kept["api_key"], f"{full}.api_key", source, base_dir, problems)
         merged = kept if full == "llm" else {**base, **kept}  # named profiles inherit [llm]
+        if full != "llm" and "api_key" not in kept and "llm.api_key" in problems:
+            problems[f"{full}.api_key"] = problems["llm.api_key"]  # ...and so its broken key reference
         profiles[full] = _validate(LLMProfile, merged, source, full)
         if full == "llm":
             base = kept
@@ -151,17 +154,9 @@ def _parse_runs(raw: Any, source: str, base_dir: Path, profiles: dict[str, LLMPr
                               f"same directory as runs[{dirs[run.output_dir]}] ({run.output_dir})",
                               "give each run its own output_dir: runs sharing one would mix memory, buffer and checkpoint")
         dirs[run.output_dir] = i
-        full = profile_name(run.llm)
-        if full not in profiles:
-            choices = ", ".join(sorted(profiles)) or "none defined"
-            raise ConfigError(source, f"{where}.llm", f"no profile [{full}]",
-                              f"define [{full}] or use one of: {choices}")
+        profile_for(profiles, run.llm, source=source, where=f"{where}.llm")
         runs.append(run)
     return runs
-
-
-def profile_name(name: str) -> str:
-    return name if name == "llm" or name.startswith("llm.") else f"llm.{name}"
 
 
 def resolve_dir(value: str | Path, base_dir: Path) -> Path:
@@ -211,7 +206,7 @@ def _translate(exc: ValidationError, model: type[BaseModel], source: str, where:
 
 def _warn_readable_keys(path: Path, data: dict[str, Any], loaded: LoadedConfig) -> None:
     literal = any(
-        isinstance(v, str) and v.strip() and not v.startswith(("env:", "file:"))
+        isinstance(v, str) and v.strip() and not v.strip().startswith(REFERENCES)
         for v in _api_key_values(data)
     )
     try:

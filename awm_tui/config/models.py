@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -17,6 +17,8 @@ from pydantic import (
 )
 from yarl import URL
 
+from awm_tui.config.errors import ConfigError
+
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
 
@@ -25,6 +27,21 @@ PROVIDER_BASE_URLS = {
     "openrouter": OPENROUTER_BASE_URL,
     "openai": OPENAI_BASE_URL,
 }
+
+
+def profile_name(name: str) -> str:
+    """The full name of the profile a run names: `NAME` and `llm.NAME` are one; `llm` is the defaults."""
+    name = name.strip()
+    return name if name == "llm" or name.startswith("llm.") else f"llm.{name}"
+
+
+def profile_for(profiles: Mapping[str, LLMProfile], name: str, *, source: str, where: str) -> LLMProfile:
+    """The profile `name` (either spelling) names; ConfigError naming `where` and the choices otherwise."""
+    full = profile_name(name)
+    if full not in profiles:
+        choices = ", ".join(sorted(profiles)) or "none defined"
+        raise ConfigError(source, where, f"no profile [{full}]", f"define [{full}] or use one of: {choices}")
+    return profiles[full]
 
 
 def check_url(value: str, *, schemes: tuple[str, ...] = ("http", "https")) -> str:
@@ -101,7 +118,7 @@ class RunConfig(BaseModel):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     """Unique run name; letters, digits, `_`, `-`, `.`."""
     llm: str = "llm"
-    """LLM profile: `llm.NAME`, `NAME`, or `llm` for the defaults."""
+    """LLM profile: `llm.NAME`, `NAME`, or `llm` for the defaults (held as the full name)."""
     api_key: SecretStr | None = None
     """Overrides the profile's key for this run only (literal, `env:VAR`, `file:path`)."""
     output_dir: Path
@@ -134,6 +151,11 @@ class RunConfig(BaseModel):
     """`llm` asks the model to induce workflows; `rule` derives them offline."""
     memory_budget_chars: int = Field(4000, gt=0)
     """Most characters of workflows injected into one prompt."""
+
+    @field_validator("llm")
+    @classmethod
+    def _full_profile_name(cls, value: str) -> str:
+        return profile_name(value)
 
 
 class EvalConfig(BaseModel):
@@ -258,8 +280,3 @@ class AppConfig(BaseModel):
     ui: UIConfig = Field(default_factory=UIConfig)
     source: Path | None = None
     """The file this was loaded from, if any."""
-
-    def profile(self, name: str) -> LLMProfile:
-        """The profile a run names (`llm.NAME` or `NAME`); KeyError when absent."""
-        full = name if name == "llm" or name.startswith("llm.") else f"llm.{name}"
-        return self.llm[full]

@@ -13,8 +13,8 @@ from pydantic import SecretStr, ValidationError
 
 from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import KeyProblem, resolve_key
-from awm_tui.config.loader import profile_name, resolve_dir
-from awm_tui.config.models import AppConfig, RunConfig
+from awm_tui.config.loader import resolve_dir
+from awm_tui.config.models import AppConfig, RunConfig, profile_for, profile_name
 
 DEFAULT_PROFILE = "llm.kimi-k2"
 """The users' runner default; falls back to `[llm]` when the config has no such profile."""
@@ -29,11 +29,11 @@ def single_run(config: AppConfig, *, llm: str | None, api_key: SecretStr | None,
                include_medium: bool) -> tuple[RunConfig, SecretStr | None]:
     """One run from the single-run flags (the users' old runner script)."""
     out = resolve_dir(output_dir or Path("outputs/run_1"), Path.cwd())
-    fields = dict(name=_name_for(out), llm=profile_name(llm or default_profile(config)),
-                  output_dir=out, skip_eval=skip_eval, include_medium=include_medium)
+    name = profile_name(llm or default_profile(config))
+    profile_for(config.llm, name, source=str(config.source or "command line"), where="--llm-config")
+    fields = dict(name=_name_for(out), llm=name, output_dir=out, skip_eval=skip_eval, include_medium=include_medium)
     if limit is not None:
         fields["limit"] = limit
-    _check_profile(config, fields["llm"], "--llm-config")
     return _run(fields, "--output-dir"), api_key
 
 
@@ -50,7 +50,7 @@ def parallel_runs(config: AppConfig, *, n: int, keys: list[SecretStr], output_ro
                           f"{len(keys)} keys for {n} runs: runs would share a key and its rate limit",
                           "add keys, lower --parallel, or pass --share-keys")
     name = profile_name(llm or default_profile(config))
-    _check_profile(config, name, "--llm-config")
+    profile_for(config.llm, name, source=str(config.source or "command line"), where="--llm-config")
     root = resolve_dir(output_root, Path.cwd())
     runs = []
     for i in range(1, n + 1):
@@ -77,20 +77,14 @@ def read_keys_file(path: Path) -> list[SecretStr]:
         resolved = resolve_key(text, base_dir=path.parent)
         if isinstance(resolved, KeyProblem):
             raise ConfigError(str(path), f"line {lineno}", resolved.problem, resolved.fix)
-        keys.append(resolved)
+        if resolved is not None:  # never None for a non-blank line; said for the type checker
+            keys.append(resolved)
     return keys
 
 
 def _name_for(out: Path) -> str:
     name = "".join(c if c.isalnum() or c in "_.-" else "_" for c in out.name).lstrip("_.-")
     return name or "run_1"
-
-
-def _check_profile(config: AppConfig, name: str, flag: str) -> None:
-    if name not in config.llm:
-        source = str(config.source or "command line")
-        raise ConfigError(source, flag, f"no profile [{name}]",
-                          f"use one of: {', '.join(sorted(config.llm))}")
 
 
 def _run(fields: dict, flag: str) -> RunConfig:

@@ -1,4 +1,8 @@
-"""From a loaded config to what will actually run: each run with its profile and key."""
+"""From a loaded config to what will actually run: each run with its profile and its one key.
+
+`resolve_run` is the one place a run meets its profile and key; `Fleet.start`,
+`--check`, `--batch` and the TUI all take what it returns.
+"""
 
 from __future__ import annotations
 
@@ -7,21 +11,31 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 
 from awm_tui.config.errors import ConfigError
-from awm_tui.config.keys import KeyProblem
-from awm_tui.config.loader import LoadedConfig, profile_name
-from awm_tui.config.models import AppConfig, LLMProfile, RunConfig
-from awm_tui.engine.llm.keys import mask_key
+from awm_tui.config.keys import NO_KEY, KeyProblem, choose_key, mask_key
+from awm_tui.config.loader import LoadedConfig
+from awm_tui.config.models import AppConfig, LLMProfile, RunConfig, profile_for
+
+
+OVERRIDE = "override"
+"""The `key_path` of a key given beside the run (a pane's field, `--api-key`, a keys-file line)."""
 
 
 @dataclass(frozen=True)
 class ResolvedRun:
+    """A run ready to start: its profile, with the run's chosen key in place."""
+
     run: RunConfig
     profile_name: str
     profile: LLMProfile
     """The run's profile with its own key in place: validated, never `model_copy`'d."""
     key_problem: KeyProblem | None = None
+    """Why `api_key` is None (a broken reference, or NO_KEY); None when there is a key."""
     key_path: str = ""
-    """Where the key came from in the config (`runs[0].api_key` or `llm.NAME.api_key`)."""
+    """Where the key came from (OVERRIDE, `runs[0].api_key` or `llm.NAME.api_key`)."""
+
+    @property
+    def name(self) -> str:
+        return self.run.name
 
     @property
     def api_key(self) -> SecretStr | None:
@@ -43,25 +57,23 @@ def with_key(profile: LLMProfile, key: SecretStr | None) -> LLMProfile:
     return LLMProfile.model_validate(data)
 
 
-def resolve_run(config: AppConfig, run: RunConfig, index: int,
+def resolve_run(config: AppConfig, run: RunConfig, index: int | None = None,
                 problems: dict[str, KeyProblem] | None = None,
-                api_key: SecretStr | None = None) -> ResolvedRun:
+                api_key: SecretStr | KeyProblem | None = None) -> ResolvedRun:
+    """`run` with its profile and key: `api_key` (the pane's field, `--api-key`, a keys-file
+    line) over the run's own key over its profile's. ConfigError when the profile is missing.
+
+    `index` is the run's place in `[[runs]]` (for key paths); `problems` are the
+    loader's unresolved references by key path.
+    """
     problems = problems or {}
-    full = profile_name(run.llm)
-    try:
-        profile = config.llm[full]
-    except KeyError:
-        source = str(config.source or "command line")
-        raise ConfigError(source, f"runs[{index}].llm", f"no profile [{full}]",
-                          f"define it or use one of: {', '.join(sorted(config.llm))}") from None
-    run_path, prof_path = f"runs[{index}].api_key", f"{full}.api_key"
-    if api_key is not None:
-        key, path = api_key, "override"
-    elif run.api_key is not None or run_path in problems:
-        key, path = run.api_key, run_path
-    else:
-        key, path = profile.api_key, prof_path
-    return ResolvedRun(run, full, with_key(profile, key), problems.get(path), path)
+    where = f"runs[{index}]" if index is not None else f"run {run.name}"
+    profile = profile_for(config.llm, run.llm, source=str(config.source or "command line"), where=f"{where}.llm")
+    run_path, prof_path = f"{where}.api_key", f"{run.llm}.api_key"
+    chosen = choose_key(*([(OVERRIDE, api_key)] if api_key is not None else []),
+                        (run_path, problems.get(run_path) or run.api_key),
+                        (prof_path, problems.get(prof_path) or profile.api_key))
+    return ResolvedRun(run, run.llm, with_key(profile, chosen.key), chosen.problem, chosen.source)
 
 
 def resolve_plan(loaded: LoadedConfig) -> list[ResolvedRun]:
@@ -74,7 +86,6 @@ def require_keys(plan: list[ResolvedRun], source: str) -> None:
     for item in plan:
         if item.api_key is not None:
             continue
-        if item.key_problem is not None:
-            raise ConfigError(source, item.key_path, item.key_problem.problem, item.key_problem.fix)
-        raise ConfigError(source, item.key_path, f"no API key for run {item.run.name!r}",
-                          "set api_key in the run or its [llm] profile, or pass --api-key")
+        problem = item.key_problem or NO_KEY
+        text = f"{problem.problem} for run {item.name!r}" if problem is NO_KEY else problem.problem
+        raise ConfigError(source, item.key_path, text, problem.fix)

@@ -6,11 +6,9 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import SecretStr
-
-from awm_tui.config.loader import profile_name
+from awm_tui.config.keys import NO_KEY
 from awm_tui.config.models import AppConfig, RunConfig
-from awm_tui.config.plan import with_key
+from awm_tui.config.plan import ResolvedRun
 from awm_tui.engine.evaluator import Evaluator, LocalEvaluation, ServerEvaluation
 from awm_tui.engine.events import EventSink, StatusChanged
 from awm_tui.engine.http.metrics import RunMetrics
@@ -95,10 +93,11 @@ class Fleet:
     def active(self) -> list[str]:
         return [name for name, handle in self.handles.items() if handle.active]
 
-    async def start(self, run: RunConfig, api_key: SecretStr | None = None) -> RunHandle:
-        """Start one run; RunRefused (one line) when it cannot."""
+    async def start(self, resolved: ResolvedRun) -> RunHandle:
+        """Start one run with the profile and key `resolve_run` chose; RunRefused (one line) when it cannot."""
         if self._evaluator is None:
             raise RuntimeError("use `async with Fleet(...)` before starting runs")
+        run = resolved.run
         async with self._guard:
             old = self.handles.get(run.name)
             if old is not None and old.active:
@@ -107,18 +106,11 @@ class Fleet:
                 if other.active and other.output_dir == Path(run.output_dir).resolve():
                     raise RunRefused(f"output directory {run.output_dir} is in use by run {other.name!r}; "
                                      "give each run its own directory")
-            try:
-                profile = self.config.llm[profile_name(run.llm)]
-            except KeyError:
-                raise RunRefused(f"run {run.name!r}: no LLM profile [{profile_name(run.llm)}]; "
-                                 f"use one of: {', '.join(sorted(self.config.llm))}") from None
-            key = api_key or run.api_key or profile.api_key
-            if key is None or not key.get_secret_value().strip():
-                raise RunRefused(f"run {run.name!r} has no API key; enter one in its pane, "
-                                 "or set api_key in the config or --api-key")
+            if resolved.api_key is None:
+                raise RunRefused(f"run {run.name!r}: {resolved.key_problem or NO_KEY}")
             dataset = await self._dataset(run.dataset)
             sandboxes = await self._sandboxes(run.sandbox)
-            awm = AWMRun(run, with_key(profile, key), http=self.config.http, sandboxes=sandboxes,
+            awm = AWMRun(run, resolved.profile, http=self.config.http, sandboxes=sandboxes,
                          evaluator=None if run.skip_eval else self._evaluator, dataset=dataset,
                          sink=self.sink, metrics_interval=self.metrics_interval)
             await awm.prepare()

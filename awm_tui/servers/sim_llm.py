@@ -21,6 +21,7 @@ from typing import Any
 
 from aiohttp import web
 
+from awm_tui.config.keys import mask_key
 from awm_tui.engine import protocol
 from awm_tui.servers.serving import serve_until_signal
 from awm_tui.engine.tasks import SAMPLE, Task, TaskError, load_dataset
@@ -56,14 +57,6 @@ class SimOptions:
     price_prompt: float = 1e-7
     """Dollars per prompt token (tiny: the demo's costs should look plausible, not real)."""
     price_completion: float = 4e-7
-
-
-def mask_key(key: str | None) -> str:
-    """How a key appears anywhere outside the request: `…` and at most its last 4 characters."""
-    if not key:
-        return "(none)"
-    shown = min(4, len(key) // 3)  # short keys show less, so no key is ever shown whole
-    return "…" + (key[-shown:] if shown else "")
 
 
 @dataclass

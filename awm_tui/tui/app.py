@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -21,8 +21,10 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
+from awm_tui.config.errors import ConfigError
+from awm_tui.config.keys import KeyProblem, aresolve_key, is_file_reference, key_file_path
 from awm_tui.config.models import AppConfig, RunConfig
-from awm_tui.tui.key_display import is_file_reference, resolve_reference
+from awm_tui.config.plan import OVERRIDE, resolve_run
 from awm_tui.tui.messages import MetricsArrived, RunEventsArrived
 from awm_tui.tui.output_reading import OutputSummary, read_output_dir
 from awm_tui.tui.relay import EventRelay
@@ -43,10 +45,6 @@ def _default_fleet_factory(config: AppConfig, sink: EventRelay) -> Any:
     from awm_tui.engine.fleet import Fleet  # the engine loads only when the app starts
 
     return Fleet(config, sink)
-
-
-def _full_profile(name: str) -> str:
-    return name if name == "llm" or name.startswith("llm.") else f"llm.{name}"
 
 
 class AWMApp(App[int]):
@@ -71,9 +69,12 @@ class AWMApp(App[int]):
 
     def __init__(self, config: AppConfig, *, theme: str | None = None, demo: Any = None,
                  fleet_factory: FleetFactory | None = None, output_root: Path | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 key_problems: Mapping[str, KeyProblem] | None = None) -> None:
         super().__init__()
         self.config = config
+        self.key_problems = dict(key_problems or {})
+        """The loader's unresolved key references by key path (`runs[0].api_key`, `llm.NAME.api_key`)."""
         self.demo = demo
         self._theme_choice = theme or config.ui.theme
         self._fleet_factory = fleet_factory or _default_fleet_factory
@@ -184,12 +185,12 @@ class AWMApp(App[int]):
         default_name, default_output = self._new_pane_defaults()
         profiles = list(self.config.llm)
         template = base or (self.config.runs[0] if self.config.runs else None)
-        profile = _full_profile(template.llm) if template else (profiles[0] if profiles else None)
+        profile = template.llm if template else (profiles[0] if profiles else None)
         pane = RunPane(
             base=base, config=self.config, id=f"pane-{self._pane_count}",
             name=name or (base.name if base else default_name),
             output=output or (str(base.output_dir) if base else default_output),
-            limit=limit or (base.limit if base else 5), profile=profile,
+            limit=limit or (base.limit if base else 5), profile=profile, key=self._config_key(base),
         )
         await self.main_screen.add_pane(pane, focus=focus)
         self.refresh_fleet_bar()
@@ -197,6 +198,20 @@ class AWMApp(App[int]):
             self.run_worker(self._show_checkpoint(pane), group="read", description="read output directory",
                             exit_on_error=False)
         return pane
+
+    def _config_key(self, base: RunConfig | None) -> SecretStr | None:
+        """The key a config run brings to its pane: its own, or its broken reference as written
+        (the pane shows what is wrong there, rather than quietly using the profile's key)."""
+        if base is None or base.api_key is not None:
+            return base.api_key if base else None
+        index = next((i for i, run in enumerate(self.config.runs) if run is base), None)
+        problem = self.key_problems.get(f"runs[{index}].api_key")
+        if problem is None or not problem.reference:
+            return None
+        ref = problem.reference
+        if is_file_reference(ref) and self.config.source is not None:  # relative to the config, as loaded
+            ref = f"file:{key_file_path(ref, self.config.source.resolve().parent)}"
+        return SecretStr(ref)
 
     async def _show_checkpoint(self, pane: RunPane, *, announce: bool = False) -> OutputSummary:
         """Show what the pane's output directory already holds (Start resumes from it)."""
@@ -275,7 +290,6 @@ class AWMApp(App[int]):
             return
         try:
             run, key = pane.build_run()
-            key = self._resolve_key(key)
         except RunProblem as problem:
             pane.show_notes([Note(problem.field, "error", problem.text)])
             return
@@ -286,29 +300,24 @@ class AWMApp(App[int]):
         self.run_worker(self._start_run(pane, run, key), group="runs",
                         description=f"start run {run.name}", exit_on_error=False)
 
-    @staticmethod
-    def _resolve_key(key: SecretStr | None) -> SecretStr | None:
-        if key is None or is_file_reference(key.get_secret_value()):
-            return key  # a key file is read in _start_run, off the event loop
-        value, problem = resolve_reference(key.get_secret_value())
-        if problem:
-            raise RunProblem("key", problem)
-        return SecretStr(value or "")
-
     async def _start_run(self, pane: RunPane, run: RunConfig, key: SecretStr | None) -> None:
-        from awm_tui.config.keys import KeyProblem, resolve_key
+        """The pane's key (a `file:` one read in a thread) through the one resolver and the
+        one choice of key, then the Fleet; a problem is shown on its field."""
         from awm_tui.engine.fleet import RunRefused
 
-        if key is not None and is_file_reference(key.get_secret_value()):
-            resolved = await asyncio.to_thread(resolve_key, key)
-            if isinstance(resolved, KeyProblem):
-                pane.set_running(False)
-                pane.show_notes([Note("key", "error", f"{resolved.problem}; {resolved.fix}")])
-                return
-            key = resolved
+        try:
+            resolved = resolve_run(self.config, run, problems=self.key_problems, api_key=await aresolve_key(key))
+        except ConfigError as exc:
+            pane.set_running(False)
+            pane.show_notes([Note("profile", "error", f"{exc.problem}; {exc.fix}")])
+            return
+        if resolved.key_path == OVERRIDE and resolved.key_problem is not None:  # the pane's own key
+            pane.set_running(False)
+            pane.show_notes([Note("key", "error", str(resolved.key_problem))])
+            return
         try:
             fleet = await self._wait_fleet()
-            await fleet.start(run, api_key=key)
+            await fleet.start(resolved)
         except (RunRefused, RuntimeError) as refused:
             pane.set_running(False)
             pane.view = replace(pane.view, phase="failed", reason=str(refused))
@@ -436,10 +445,11 @@ class AWMApp(App[int]):
                             self.action_toggle_hosts)
 
 
-def run_tui(config: AppConfig | None, *, theme: str | None, demo: bool, output_root: Path | None) -> int:
+def run_tui(config: AppConfig | None, *, theme: str | None, demo: bool, output_root: Path | None,
+            key_problems: Mapping[str, KeyProblem] | None = None) -> int:
     """Run the control center until the user quits; the exit code."""
     if not demo:
-        app = AWMApp(config or AppConfig(), theme=theme, output_root=output_root)
+        app = AWMApp(config or AppConfig(), theme=theme, output_root=output_root, key_problems=key_problems)
         app.run()
         return app.return_code or 0
 

@@ -10,8 +10,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from awm_tui.config.models import LLMProfile
-from awm_tui.tui.key_display import key_format_warning, resolve_reference
+from awm_tui.config.keys import choose_key, is_file_reference, key_format_warning, resolve_key
+from awm_tui.config.models import LLMProfile, profile_name
 from awm_tui.tui.widgets.pane_form import FormValues, Note
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -20,12 +20,6 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 def same_dir_key(text: str) -> str:
     """`./a`, `a/` and `/abs/a` are one directory: compare resolved paths."""
     return str(Path(text).expanduser().resolve(strict=False))
-
-
-def _profile(profiles: dict[str, LLMProfile], name: str | None) -> LLMProfile | None:
-    if name is None:
-        return None
-    return profiles.get(name) or profiles.get(f"llm.{name}")
 
 
 def check_panes(forms: dict[str, FormValues], profiles: dict[str, LLMProfile]) -> dict[str, list[Note]]:
@@ -50,20 +44,20 @@ def check_panes(forms: dict[str, FormValues], profiles: dict[str, LLMProfile]) -
             dirs[same_dir_key(values.output)].append(pane)
         if not values.limit.isdigit() or int(values.limit) <= 0:
             add(Note("limit", "error", "a whole number above 0"))
-        profile = _profile(profiles, values.profile)
+        profile = None if values.profile is None else profiles.get(profile_name(values.profile))
         if profile is None:
             add(Note("profile", "error", "choose an LLM profile"))
-        key: str | None = None
-        if values.key is not None:
-            key, problem = resolve_reference(values.key.get_secret_value())
-            if problem:
-                add(Note("key", "error", problem))
-            elif key and (warning := key_format_warning(key, profile.provider if profile else None)):
-                add(Note("key", "warning", warning))
-        elif profile is not None and profile.api_key is not None:
-            key = profile.api_key.get_secret_value()
-        if key:
-            keys[key].append(pane)
+        # The pane's key over its profile's, as at start. A key file is read only at start
+        # (I/O belongs off the event loop), not on every keystroke.
+        if values.key is None or not is_file_reference(values.key):
+            chosen = choose_key(("key", resolve_key(values.key)), ("profile", profile.api_key if profile else None))
+            if chosen.source == "key" and chosen.problem is not None:
+                add(Note("key", "error", str(chosen.problem)))
+            if chosen.key is not None:
+                key = chosen.key.get_secret_value()
+                if chosen.source == "key" and (warning := key_format_warning(key, profile.provider if profile else None)):
+                    add(Note("key", "warning", warning))
+                keys[key].append(pane)
 
     for pane_ids, field, level, text in (
         *((ids, "name", "error", "run name used by pane {}") for ids in names.values()),

@@ -20,6 +20,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from awm_tui.config.models import AppConfig, DockerConfig, EvalConfig, LLMProfile, RunConfig
+from awm_tui.config.plan import resolve_run
 from awm_tui.engine.events import Event, LogLine
 from awm_tui.engine.fleet import Fleet
 from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
@@ -41,7 +42,7 @@ async def main(args: argparse.Namespace) -> int:
         config = AppConfig(llm={"llm.sim": profile}, runs=[run], eval=EvalConfig(mode="local"),
                            docker=DockerConfig(url=args.docker_url))
         async with Fleet(config, sink, metrics_interval=0.5) as fleet:
-            await fleet.start(run, KEY)
+            await fleet.start(resolve_run(config, run, api_key=KEY))
             outcome = (await fleet.wait())[args.name]
     print("OUTCOME " + json.dumps(dataclasses.asdict(outcome)), flush=True)
     return 0 if outcome.status == "finished" else 1

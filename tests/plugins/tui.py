@@ -63,6 +63,8 @@ class RecordingFleet:
 
     def __init__(self) -> None:
         self.started: list[tuple[str, str | None]] = []
+        self.resolved: list = []
+        """What each start was given (`config.plan.ResolvedRun`), for tests of the key it carries."""
         self.stopped: list[str] = []
         self._active: list[str] = []
 
@@ -73,9 +75,11 @@ class RecordingFleet:
     def open_connections(self) -> int:
         return 0
 
-    async def start(self, run, api_key=None):
-        self.started.append((run.name, None if api_key is None else "<secret>"))
-        self._active.append(run.name)
+    async def start(self, resolved):
+        """Takes what `config.plan.resolve_run` chose, like the real Fleet."""
+        self.started.append((resolved.run.name, None if resolved.api_key is None else "<secret>"))
+        self.resolved.append(resolved)
+        self._active.append(resolved.run.name)
 
     async def stop(self, name: str) -> None:
         self.stopped.append(name)

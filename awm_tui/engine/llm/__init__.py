@@ -1,8 +1,7 @@
-"""OpenAI-compatible chat client with retries, cost accounting and safe key display."""
+"""OpenAI-compatible chat client with retries and cost accounting (keys shown via `config.keys.mask_key`)."""
 
 from awm_tui.engine.llm.client import ChatResult, LLMClient
 from awm_tui.engine.llm.errors import LLMAuthError, LLMCreditsError, LLMError, LLMFatalError
-from awm_tui.engine.llm.keys import key_format_warning, mask_key
 
 __all__ = [
     "ChatResult",
@@ -11,6 +10,4 @@ __all__ = [
     "LLMCreditsError",
     "LLMError",
     "LLMFatalError",
-    "key_format_warning",
-    "mask_key",
 ]

@@ -29,11 +29,11 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from awm_tui.config.keys import mask_key
 from awm_tui.config.models import HttpConfig, LLMProfile
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.http.session import make_session
 from awm_tui.engine.llm.errors import LLMAuthError, LLMCreditsError, LLMError
-from awm_tui.engine.llm.keys import mask_key
 from awm_tui.engine.llm.retry import RetryableError, server_wait_hint, wait_server_hint_or
 
 log = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from textual.markup import escape
 from textual.message import Message
 from textual.widgets import Button, Input, Label, Select, Static
 
+from awm_tui.config.keys import is_file_reference, mask_key, resolve_key
 from awm_tui.config.models import LLMProfile
-from awm_tui.tui.key_display import is_file_reference, mask_key, resolve_reference
 
 FIELDS = ("name", "key", "output", "limit", "profile")
 
@@ -100,8 +100,8 @@ class PaneForm(Vertical):
         if typed.startswith("env:"):
             # The reference is not secret and is what the user typed: show it, and
             # the key it resolves to masked (masking `env:VAR` itself read as a key).
-            key, _ = resolve_reference(typed)
-            shown = f"= {mask_key(key)}" if key else "(not set)"
+            key = resolve_key(typed)
+            shown = f"= {mask_key(key)}" if isinstance(key, SecretStr) else "(not set)"
             return f"{typed} {shown} (type to replace)"
         return f"{mask_key(typed)} (type to replace)"
 

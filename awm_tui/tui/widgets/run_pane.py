@@ -45,13 +45,13 @@ class RunPane(Vertical):
             self.action = action
 
     def __init__(self, *, base: RunConfig | None, name: str, output: str, limit: int,
-                 profile: str | None, config: AppConfig, **kwargs) -> None:
+                 profile: str | None, config: AppConfig, key: SecretStr | None = None, **kwargs) -> None:
         super().__init__(classes="run-pane", **kwargs)
         self.base = base
         """The config entry or opened directory this pane came from: other fields carry over."""
         self._config = config
         self._form = PaneForm(name=name, output=output, limit=limit, profile=profile,
-                              profiles=config.llm, key=base.api_key if base else None)
+                              profiles=config.llm, key=key)
         self.run_name: str | None = None
         """The name this pane's run was started under (events are routed by it)."""
         self.removing = False
