@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from awm_tui.config.models import AppConfig, EvalConfig, LLMProfile, RunConfig
+from awm_tui.config.plan import resolve_run
 from awm_tui.engine import protocol
 from awm_tui.engine.events import Event, InductionDone, LogLine
 from awm_tui.engine.fleet import Fleet, RunOutcome
@@ -281,7 +282,7 @@ async def induction_run(tmp_path: Path, limit: int, **sim: object) -> tuple[RunO
                         sandbox="local", induce_every=1, induction="llm", command_timeout=60)
         config = AppConfig(llm={"llm.sim": profile}, runs=[run], eval=EvalConfig(mode="local"))
         async with Fleet(config, events.append, metrics_interval=0.5) as fleet:
-            await fleet.start(run, KEY)
+            await fleet.start(resolve_run(config, run, api_key=KEY))
             outcome = (await fleet.wait())["induce"]
         return outcome, events, server.stats()
 
