@@ -15,9 +15,10 @@ from awm_tui.config.keys import KeyProblem, resolve_key
 
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-SERVERS = {
+SUBCOMMANDS = {  # each module has main(argv) -> exit code
     "eval-server": "awm_tui.servers.eval_server",
     "sim-llm": "awm_tui.servers.sim_llm",
+    "report": "awm_tui.report.cli",
 }
 
 
@@ -47,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="awm-tui",
         description="Terminal control center for Agent Workflow Memory (AWM) experiments.",
         epilog="Servers: `awm-tui eval-server --help`, `awm-tui sim-llm --help`. "
+               "Reports: `awm-tui report --help`. "
                "Exit codes: 0 success, 1 a run failed, 2 usage or config error, 130 interrupted.",
     )
     p.add_argument("--version", action="version", version=f"awm-tui {__version__}")
@@ -90,9 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        if argv and argv[0] in SERVERS:
+        if argv and argv[0] in SUBCOMMANDS:
             from importlib import import_module
-            return import_module(SERVERS[argv[0]]).main(argv[1:])
+            return import_module(SUBCOMMANDS[argv[0]]).main(argv[1:])
         args = build_parser().parse_args(argv)
         return _dispatch(args)
     except ConfigError as exc:

@@ -40,7 +40,14 @@ class DemoEnvironment:
         self.output_root = (output_root or default_output_root()).expanduser().resolve()
         self.runs, self.limit, self.options = runs, limit, options
         self.sim = SimLLMServer(options)
-        self.config: AppConfig | None = None
+        self._config: AppConfig | None = None
+
+    @property
+    def config(self) -> AppConfig:
+        """The demo's runs and simulated profile; there once the environment is entered."""
+        if self._config is None:
+            raise RuntimeError("enter the DemoEnvironment (`async with`) before reading its config")
+        return self._config
 
     async def __aenter__(self) -> DemoEnvironment:
         await self.sim.start("127.0.0.1", 0)
@@ -54,7 +61,7 @@ class DemoEnvironment:
                       induction="llm" if i % 2 == 0 else "rule", command_timeout=60)
             for i, letter in enumerate("abcdefghijklmnopqrstuvwxyz"[: self.runs])
         ]
-        self.config = AppConfig(llm={"llm": profile, "llm.sim": profile}, runs=runs)
+        self._config = AppConfig(llm={"llm": profile, "llm.sim": profile}, runs=runs)
         return self
 
     async def __aexit__(self, *exc: object) -> None:

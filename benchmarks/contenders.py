@@ -83,8 +83,8 @@ async def engine_trial(args: argparse.Namespace) -> dict:
     if args.no_state:
         # Diagnostic only: what the per-task state files cost, measured side by side.
         # A real run always writes them (the checkpoint after every task).
-        import awm_tui.engine.run as run_module
-        run_module.write_json_batch = lambda files: None  # type: ignore[assignment]
+        from awm_tui.engine.state.store import StateStore
+        StateStore._append = StateStore._write_views = lambda self, *args: None  # type: ignore[method-assign]
     profiler = None
     if args.profile:
         import cProfile

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
 from awm_tui.engine import protocol
 from awm_tui.engine.agent import PATCH_COMMAND
-from benchmarks import concurrency, connection_reuse, cost_per_call, scale
+from benchmarks import concurrency, connection_reuse, cost_per_call, scale, state_files
 from benchmarks.__main__ import main
 from benchmarks.common import NullSandbox
 
@@ -66,3 +67,11 @@ def test_soak_tiny_runs_come_and_go() -> None:
 def test_cli_rejects_unknown_benchmark(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["--only", "nope"])
+
+
+async def test_state_files_tiny(tmp_path) -> None:
+    res = await state_files.trial(tmp_path, 2, 3)
+    assert (res["n"], res["m"]) == (2, 3) and res["wait_ms_median"] > 0 and res["cpu_ms_per_commit"] > 0
+    for run in ("run0", "run1"):  # the commits timed are real: every view holds them once the runs close
+        finished = json.loads((tmp_path / run / "checkpoint.json").read_text())["finished"]
+        assert list(finished) == ["t-0", "t-1", "t-2"]

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from awm_tui.engine.state.atomic import StateError
+from awm_tui.engine.state.atomic import StateError, awrite_json_atomic, write_json_atomic
 from awm_tui.engine.state.checkpoint import Checkpoint, TaskResult
 
 
@@ -26,7 +26,7 @@ def test_round_trip(tmp_path):
     ckpt = Checkpoint.load(path, run_name="r1")
     ckpt.record(result("a", True, speedup=1.5, steps=7, cost=0.02, elapsed_s=12.5))
     ckpt.record(result("b", False, evaluated=False))
-    ckpt.save()
+    write_json_atomic(path, ckpt.to_json())
     back = Checkpoint.load(path)
     assert back == ckpt
     assert back.finished["a"].speedup == 1.5 and back.finished["b"].evaluated is False
@@ -40,7 +40,7 @@ async def test_resume_semantics(tmp_path):
     first = await Checkpoint.aload(path, "r")
     for iid in tasks[:2]:  # the run is stopped while t3 is in flight: t3 never recorded
         first.record(result(iid, iid == "t1"))
-        await first.asave()
+        await awrite_json_atomic(path, first.to_json())
     resumed = await Checkpoint.aload(path, "r")
     todo = [t for t in tasks if not resumed.is_done(t)]
     assert todo == ["t3", "t4"]  # the interrupted task restarts from scratch
@@ -65,7 +65,3 @@ def test_newer_version_refused(tmp_path):
     with pytest.raises(StateError, match="newer"):
         Checkpoint.load(path)
 
-
-def test_save_without_path_explains():
-    with pytest.raises(RuntimeError, match="Checkpoint.load"):
-        Checkpoint().save()

@@ -23,6 +23,9 @@ HEADLESS = [
     "awm_tui.batch",
     "awm_tui.servers.eval_server",
     "awm_tui.servers.sim_llm",
+    "awm_tui.report",
+    "awm_tui.report.cli",
+    "awm_tui.report.html",
 ]
 
 PROBE = """
@@ -46,7 +49,7 @@ def test_headless_modules_do_not_import_textual() -> None:
     assert not result["textual"], f"textual imported by {result['culprits']}"
 
 
-@pytest.mark.parametrize("argv", [["eval-server", "--help"], ["sim-llm", "--help"]])
+@pytest.mark.parametrize("argv", [["eval-server", "--help"], ["sim-llm", "--help"], ["report", "--help"]])
 def test_server_commands_do_not_import_textual(argv: list[str]) -> None:
     """`awm-tui eval-server` / `sim-llm` go through the CLI: it must not pull the TUI in either."""
     code = ("import sys, runpy; sys.argv = ['awm-tui', *sys.argv[1:]]\n"

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from awm_tui.engine.state.atomic import StateError
+from awm_tui.engine.state.atomic import StateError, awrite_json_atomic, write_json_atomic
 from awm_tui.engine.state.buffer import MAX_STEPS, Experience, ExperienceBuffer
 from awm_tui.engine.state.memory import HISTORY_LIMIT, Memory, Workflow, render_workflow
 from awm_tui.engine.state.selection import rank_workflows, select_workflows, tokens
@@ -42,7 +42,7 @@ async def test_buffer_successes_and_round_trip(tmp_path):
     assert [e.instance_id for e in buf.successes()] == ["c", "d", "a"]
     assert [e.instance_id for e in buf.recent_successes(2)] == ["d", "a"]
     assert buf.recent_successes(0) == []
-    await buf.asave()
+    await awrite_json_atomic(tmp_path / "buffer.json", buf.to_json())
     back = await ExperienceBuffer.aload(tmp_path / "buffer.json")
     assert back.experiences == buf.experiences
 
@@ -86,7 +86,7 @@ def test_history_keeps_previous_versions(tmp_path):
     assert rec.previous[0].steps == WF_A["steps"]
     assert mem.at_version(1)[0].steps == WF_A["steps"]
     assert mem.at_version(0) == [] and mem.at_version(2)[0].steps == ["only one"]
-    mem.save()
+    write_json_atomic(tmp_path / "memory.json", mem.to_json())
     back = Memory.load(tmp_path / "memory.json")
     assert back.history == mem.history and back.workflows == mem.workflows
 
@@ -111,13 +111,15 @@ def test_history_is_bounded(tmp_path):
     assert mem.at_version(1) is None
 
 
-def test_record_use_counts(tmp_path):
+def test_counted_use(tmp_path):
     mem = Memory.load(tmp_path / "memory.json")
     mem.apply_induction([WF_A, WF_B], "rule", [])
-    mem.record_use(["wf-001", "wf-002", "wf-001"], success=True)
-    mem.record_use(["wf-001", "wf-999"], success=False)
+    assert mem.counted_use(["wf-001", "wf-002", "wf-001"], success=True) == {"wf-001": [1, 1], "wf-002": [1, 1]}
     a, b = mem.workflows
-    assert (a.uses, a.successes, b.uses, b.successes) == (2, 1, 1, 1)
+    assert (a.uses, b.uses) == (0, 0)  # a count to commit, not a change
+    a.uses, a.successes = 1, 1
+    assert mem.counted_use(["wf-001", "wf-999"], success=False) == {"wf-001": [2, 1]}
+    a.uses = 2
     assert a.success_rate == 0.5
     assert mem.version == 1  # counting uses is not a new memory version
 

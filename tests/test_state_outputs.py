@@ -12,19 +12,23 @@ import time
 import pytest
 
 from awm_tui.engine.events import LogLine
-from awm_tui.engine.state.atomic import StateFile, read_json, write_json_batch
+from awm_tui.engine.state.atomic import dump_json, read_json, replace_files, write_json_atomic
+from awm_tui.engine.state.layout import OutputLayout
 from awm_tui.engine.state.outputs import EventLog, OutputDir, OutputDirLocked, PredictionsFile
 
 
-def test_creates_layout(tmp_path):
+def test_layout_names_the_files_and_touches_nothing(tmp_path):
     out = OutputDir(tmp_path / "run_1")
-    assert out.path.is_dir() and out.trajectories_dir.is_dir()
-    assert out.memory_path.name == "memory.json"
-    assert out.buffer_path.name == "buffer.json"
-    assert out.checkpoint_path.name == "checkpoint.json"
-    assert out.events_path.name == "events.jsonl"
-    assert out.preds_path.name == "preds.json"
-    assert out.lock_path.name == ".awm-tui.lock"
+    layout = out.layout
+    assert not (tmp_path / "run_1").exists()  # readers may build one for a directory they only read
+    assert layout == OutputLayout.of(tmp_path / "run_1") and layout.path == out.path
+    assert [p.name for p in (layout.memory, layout.buffer, layout.checkpoint, layout.preds, layout.journal,
+                             layout.events, layout.summary, layout.lock)] == [
+        "memory.json", "buffer.json", "checkpoint.json", "preds.json", "journal.jsonl", "events.jsonl",
+        "summary.json", ".awm-tui.lock"]
+    out.lock("r")  # taking the directory creates it
+    assert layout.path.is_dir() and layout.trajectories.is_dir()
+    out.unlock()
 
 
 def test_same_process_second_dir_refused(tmp_path):
@@ -45,7 +49,8 @@ def test_same_process_second_dir_refused(tmp_path):
 
 def test_lock_sweeps_temp_files_of_a_killed_run(tmp_path):
     out = OutputDir(tmp_path)
-    stale = [tmp_path / ".memory.json.abc123.tmp", out.trajectories_dir / ".t-1.json.x.tmp"]
+    stale = [tmp_path / ".memory.json.abc123.tmp", out.layout.trajectories / ".t-1.json.x.tmp"]
+    out.layout.trajectories.mkdir()
     for p in stale:
         p.write_text("{half")
     (tmp_path / "keep.tmp").write_text("user file")
@@ -57,7 +62,7 @@ def test_lock_sweeps_temp_files_of_a_killed_run(tmp_path):
 def test_lock_file_names_holder(tmp_path):
     with OutputDir(tmp_path) as out:
         out.lock("alpha")
-        info = json.loads(out.lock_path.read_text())
+        info = json.loads(out.layout.lock.read_text())
         assert info["pid"] == os.getpid() and info["run"] == "alpha"
         assert {"host", "started"} <= info.keys()
     assert not out.locked
@@ -96,11 +101,11 @@ def test_other_process_refused_then_free_after_exit(tmp_path):
             out.lock("mine")
         assert "'other-proc'" in str(info.value) and f"pid {proc.pid}" in str(info.value)
         # The refused attempt must not wipe the holder's details.
-        assert json.loads(out.lock_path.read_text())["run"] == "other-proc"
+        assert json.loads(out.layout.lock.read_text())["run"] == "other-proc"
     finally:
         proc.kill()  # dies without unlocking: a stale lock file stays behind
         _finish(proc)
-    assert json.loads(out.lock_path.read_text())["run"] == "other-proc"
+    assert json.loads(out.layout.lock.read_text())["run"] == "other-proc"
     out.lock("mine")  # the kernel dropped the dead process' flock
     out.unlock()
 
@@ -131,31 +136,33 @@ async def test_event_log_appends_across_runs(tmp_path):
         log = out.event_log()
         log.append({"i": i})
         await log.aclose()
-    assert [json.loads(x)["i"] for x in out.events_path.read_text().splitlines()] == [0, 1]
+    assert [json.loads(x)["i"] for x in out.layout.events.read_text().splitlines()] == [0, 1]
 
 
 async def test_save_trajectory(tmp_path):
-    # The run writes trajectories as a non-durable file of its per-task batch.
-    out = OutputDir(tmp_path)
-    path = out.trajectory_path("astropy__astropy-12907")
-    write_json_batch([StateFile(path, {"steps": [1]}, durable=False, pretty=False)])
-    assert path == out.trajectories_dir / "astropy__astropy-12907.json"
+    # The run writes trajectories as a non-durable file before its journal record.
+    layout = OutputLayout.of(tmp_path)
+    layout.trajectories.mkdir()
+    path = layout.trajectory("astropy__astropy-12907")
+    replace_files([(path, dump_json({"steps": [1]}, pretty=False))], durable=False)
+    assert path == layout.trajectories / "astropy__astropy-12907.json"
     assert read_json(path) == {"steps": [1]}
-    evil = out.trajectory_path("../../etc/x")
-    write_json_batch([StateFile(evil, {"a": 1}, durable=False)])
-    assert evil.parent == out.trajectories_dir
+    evil = layout.trajectory("../../etc/x")
+    replace_files([(evil, dump_json({"a": 1}))], durable=True)
+    assert evil.parent == layout.trajectories
+    assert sorted(p.name for p in layout.trajectories.iterdir()) == sorted([path.name, evil.name])
 
 
 async def test_predictions_replace_on_rerun(tmp_path):
-    out = OutputDir(tmp_path)
-    preds = out.predictions()
+    path = OutputLayout.of(tmp_path).preds
+    preds = PredictionsFile.load(path)
     preds.set("t-1", "kimi", "diff 1")
     preds.set("t-2", "kimi", "diff 2")
-    preds.save()
-    again = PredictionsFile.load(out.preds_path)
+    write_json_atomic(path, preds.to_json())
+    again = PredictionsFile.load(path)
     again.set("t-1", "kimi", "diff 1b")
-    await again.asave()
-    data = read_json(out.preds_path)
+    write_json_atomic(path, again.to_json())
+    data = read_json(path)
     assert list(data) == ["t-1", "t-2"]
     assert data["t-1"] == {"instance_id": "t-1", "model_name_or_path": "kimi", "model_patch": "diff 1b"}
 
@@ -166,9 +173,9 @@ def test_predictions_accept_list_form(tmp_path):
     assert PredictionsFile.load(path).entries["a"]["model_patch"] == "p"
 
 
-async def test_async_create_and_lock(tmp_path):
-    a = await OutputDir.acreate(tmp_path / "r")
-    b = await OutputDir.acreate(tmp_path / "r")
+async def test_async_lock(tmp_path):
+    a = OutputDir(tmp_path / "r")
+    b = OutputDir(tmp_path / "r")
     await a.alock("one")
     with pytest.raises(OutputDirLocked):
         await b.alock("two")

@@ -16,6 +16,7 @@ from textual.content import Content
 from textual.widgets import Button, DataTable, Input, OptionList, Static, TabbedContent
 
 from awm_tui.demo import DemoEnvironment
+from awm_tui.engine.state import OutputLayout, load_state
 from awm_tui.tui.app import AWMApp
 from awm_tui.tui.screens.memory import MemoryScreen
 from tests.plugins.tui import run_finished, screen_text, settle, type_into, wait_until
@@ -257,7 +258,10 @@ async def test_an_interrupted_run_opens_and_resumes_only_its_unfinished_tasks(tm
             await pilot.press("ctrl+s")
             await settle(app)
             await wait_until(pilot, lambda: first.view.done >= 1, timeout=60, what="a task done")
-            assert first.view.done == len(load(out / "checkpoint.json")["finished"]) == 1
+            # Committed (journal.jsonl) when the pane shows it; checkpoint.json follows within a second.
+            assert first.view.done == len(load_state(OutputLayout.of(out)).checkpoint.finished) == 1
+            await wait_until(pilot, lambda: len(load(out / "checkpoint.json")["finished"]) >= 1, timeout=5,
+                             what="checkpoint.json following the journal")
             # After the second task (and the induction it may trigger) the third one starts.
             await wait_until(pilot, lambda: first.view.done >= 2 and first.view.phase == "running",
                              timeout=60, what="two tasks done, the third started")

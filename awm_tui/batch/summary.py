@@ -13,8 +13,7 @@ from rich.text import Text
 
 from awm_tui.engine.events import MetricsData
 from awm_tui.engine.fleet import RunOutcome
-from awm_tui.engine.state import Memory, StateError
-from awm_tui.engine.state.atomic import write_json_atomic
+from awm_tui.engine.state import Memory, OutputLayout, StateError, write_json_atomic
 
 
 @dataclass(frozen=True)
@@ -71,7 +70,7 @@ def summarise(name: str, outcome: RunOutcome | None, metrics: MetricsData, *, li
 async def count_workflows(output_dir: str | Path) -> int:
     """Workflows in the run's memory.json now (a resumed run may have induced none this time)."""
     try:
-        memory = await Memory.aload(Path(output_dir) / "memory.json")
+        memory = await Memory.aload(OutputLayout.of(output_dir).memory)
     except (StateError, OSError):
         return 0
     return len(memory.workflows)
@@ -79,12 +78,11 @@ async def count_workflows(output_dir: str | Path) -> int:
 
 async def write_summary(summary: RunSummary, *, interrupted: bool) -> Path | None:
     """`summary.json` next to the run's state, atomically; None when the dir does not exist."""
-    out = Path(summary.output_dir)
-    if not out.is_dir():
+    layout = OutputLayout.of(summary.output_dir)
+    if not layout.path.is_dir():
         return None  # a run refused before it made its directory has nothing to summarise
-    path = out / "summary.json"
-    await asyncio.to_thread(write_json_atomic, path, {**asdict(summary), "interrupted": interrupted})
-    return path
+    await asyncio.to_thread(write_json_atomic, layout.summary, {**asdict(summary), "interrupted": interrupted})
+    return layout.summary
 
 
 STATUS_STYLE = {"finished": "green", "failed": "red", "stopped": "yellow"}

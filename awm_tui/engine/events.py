@@ -7,8 +7,10 @@ appends them to its `events.jsonl`. No event ever carries an API key.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
@@ -237,3 +239,50 @@ EVENT_TYPES: dict[str, type[Event]] = {
         LogLine, RunFinished, RunFailed,
     )
 }
+
+
+def event_from_dict(data: dict[str, Any]) -> Event | None:
+    """The typed event an `events.jsonl` line holds (`to_dict`'s inverse), or None when
+    its kind is unknown (written by a newer awm-tui) or its fields do not fit."""
+    cls = EVENT_TYPES.get(str(data.get("kind")))
+    if cls is None:
+        return None
+    kwargs: dict[str, Any] = {}
+    for name in _field_names(cls):
+        if name in data:
+            value = data[name]
+            kwargs[name] = tuple(value) if isinstance(value, list) else value  # JSON has no tuples
+    if cls is MetricsSnapshot and isinstance(kwargs.get("metrics"), dict):
+        metrics = dict(kwargs["metrics"])
+        metrics["per_host"] = tuple(HostConnections(**h) for h in metrics.get("per_host") or ())
+        kwargs["metrics"] = MetricsData(**metrics)
+    try:
+        return cls(**kwargs)
+    except TypeError:
+        return None
+
+
+def read_event_log(path: str | os.PathLike, kinds: Collection[str] | None = None) -> list[Event]:
+    """The events of an `events.jsonl` (blocking: call it through `asyncio.to_thread`).
+
+    `kinds` keeps only those kinds and skips parsing the rest. A torn last line
+    (a run still writing, or killed mid-write) and unknown kinds are skipped;
+    a missing file is no events."""
+    # A cheap byte test first: most lines of a long log are metrics and log lines.
+    wanted = None if kinds is None else tuple(f'"{k}"'.encode() for k in kinds)
+    found: list[Event] = []
+    try:
+        with open(path, "rb") as handle:
+            for raw in handle:
+                if wanted is not None and not any(w in raw for w in wanted):
+                    continue
+                try:
+                    data = json.loads(raw)
+                except ValueError:
+                    continue
+                event = event_from_dict(data) if isinstance(data, dict) else None
+                if event is not None and (kinds is None or event.kind in kinds):
+                    found.append(event)
+    except FileNotFoundError:
+        pass
+    return found

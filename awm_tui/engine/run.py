@@ -7,6 +7,7 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from awm_tui.config.models import HttpConfig, LLMProfile, RunConfig
@@ -19,13 +20,16 @@ from awm_tui.engine.events import (
     TaskFinished, TaskStarted,
 )
 from awm_tui.engine.http.metrics import RunMetrics
-from awm_tui.engine.llm import LLMClient, LLMError, LLMFatalError
+from awm_tui.engine.induction import (
+    InductionParseError, ParsedInduction, build_induction_messages, induce_rule, parse_induction_reply,
+    transcript, write_transcript,
+)
+from awm_tui.engine.llm import ChatResult, LLMClient, LLMError, LLMFatalError
 from awm_tui.engine.sandbox.base import Sandbox, SandboxError
 from awm_tui.engine.sandbox.factory import SandboxFactory
 from awm_tui.engine.state import (
-    Checkpoint, EventLog, Experience, ExperienceBuffer, Memory, OutputDir, OutputDirLocked, StateError,
-    StateFile, TaskResult, build_induction_messages, induce_rule, parse_llm_induction,
-    select_workflows, write_json_batch,
+    EventLog, Experience, Memory, OutputDir, OutputDirLocked, StateError, StateStore, TaskResult,
+    select_workflows,
 )
 from awm_tui.engine.tasks import Dataset, Task
 
@@ -68,6 +72,7 @@ class AWMRun:
         self.name = run.name
         self.metrics = RunMetrics()
         self.out = OutputDir(run.output_dir)
+        self.store: StateStore  # set by prepare()
         self.events: EventLog | None = None
         """`events.jsonl`, open while the run is prepared or running."""
         self.done = self.resolved = self.errors = 0
@@ -83,30 +88,16 @@ class AWMRun:
         except OutputDirLocked as exc:
             raise RunRefused(str(exc)) from None
         try:
-            self.checkpoint = await Checkpoint.aload(self.out.checkpoint_path, self.name)
-            self.buffer = await ExperienceBuffer.aload(self.out.buffer_path)
-            self.memory = await Memory.aload(self.out.memory_path)
-            self.preds = await asyncio.to_thread(self.out.predictions)
+            # Replays what the journal holds beyond the files and gives a fresh
+            # directory valid (empty) state files at once.
+            self.store = await StateStore.aopen(self.out.layout, self.name)
+            state = self.store.state
+            self.checkpoint, self.buffer, self.memory, self.preds = (
+                state.checkpoint, state.buffer, state.memory, state.preds)
             self.events = await asyncio.to_thread(self.out.event_log)
-            await self._write_missing_state()
         except StateError as exc:
             await asyncio.to_thread(self.out.unlock)
             raise RunRefused(str(exc)) from None
-
-    async def _write_missing_state(self) -> None:
-        """A fresh directory gets valid (empty) state files at once, so a run stopped
-        before its first task still leaves the files the users' scripts read."""
-        files = [StateFile(self.out.buffer_path, self.buffer.to_json, pretty=False),
-                 StateFile(self.out.memory_path, lambda: self.memory.model_dump(mode="json")),
-                 StateFile(self.out.preds_path, self.preds.entries, pretty=False),
-                 StateFile(self.out.checkpoint_path, lambda: self.checkpoint.model_dump(mode="json"))]
-
-        def write() -> None:  # one thread hop and one folder fsync for all four
-            missing = [f for f in files if not f.path.exists()]
-            if missing:
-                write_json_batch(missing)
-
-        await asyncio.to_thread(write)
 
     async def execute(self) -> RunOutcome:
         """Run to the limit. Cancelling the task stops the run cleanly."""
@@ -153,10 +144,13 @@ class AWMRun:
         if self.events is not None:
             self._report_event_log_failures()
             await self.events.aclose()
+        store = getattr(self, "store", None)  # None once closed
+        if store is not None:
+            await store.aclose()  # the views catch up with the journal before the lock goes
         await asyncio.to_thread(self.out.unlock)
         # A finished run's buffer and predictions live on in their files; a long
         # session that starts many runs must not keep every one in memory.
-        self.buffer = self.preds = None  # type: ignore[assignment]
+        self.buffer = self.preds = self.store = None  # type: ignore[assignment]
 
     # -- the loop ---------------------------------------------------------------
 
@@ -172,6 +166,9 @@ class AWMRun:
                                  f"sizes this run takes (limit {run.limit})")
         agent = Agent(llm, run, self._emit)
         since_induction, errors_in_a_row = self._successes_since_induction(), 0
+        if since_induction >= run.induce_every:  # it was due when the last session stopped
+            since_induction = 0
+            await self._induce(llm)
         for index, task in enumerate(chosen, 1):
             if self.checkpoint.is_done(task.instance_id):
                 continue
@@ -196,10 +193,7 @@ class AWMRun:
                     await self._induce(llm)
 
     def _successes_since_induction(self) -> int:
-        """Successes no induction has learned from yet, read from the files: a run
-        stopped just before its induction does it on resume instead of starting over."""
-        last = self.memory.history[-1].at if self.memory.history else 0.0
-        return sum(1 for e in self.buffer.successes() if e.finished_at > last)
+        return self.store.state.successes_since_induction()
 
     async def _task(self, agent: Agent, task: Task, index: int, total: int) -> bool:
         run = self.run
@@ -247,7 +241,7 @@ class AWMRun:
 
     async def _record(self, task: Task, result: AgentResult, outcome, injected: tuple[str, ...],
                       elapsed: float) -> None:
-        """Write every state file, the checkpoint last: a checkpointed task is fully recorded."""
+        """Commit the task to the state files: all of it or, after a kill, none."""
         evaluated = outcome is not None
         resolved = bool(outcome and outcome.resolved)
         reward = outcome.reward if outcome else 0.0
@@ -257,28 +251,20 @@ class AWMRun:
             "injected_workflows": list(injected), "messages": result.messages,
             "patch": result.patch, "evaluation": outcome.info if outcome else None,
         }
-        self.preds.set(task.instance_id, self.profile.model, result.patch)
-        files = [StateFile(self.out.trajectory_path(task.instance_id), trajectory, durable=False, pretty=False),
-                 StateFile(self.out.preds_path, self.preds.entries, pretty=False)]
+        experience = None
         if evaluated:
-            self.buffer.append(Experience.condense(
+            experience = Experience.condense(
                 instance_id=task.instance_id, repo=task.repo, problem_statement=task.problem_statement,
                 steps=[(s.command, s.exit_code, s.output) for s in result.steps],
                 patch=result.patch, exit_status=result.exit_status, reward=reward, speedup=speedup,
-                resolved=resolved, injected_workflows=list(injected)))
-            files.append(StateFile(self.out.buffer_path, self.buffer.to_json, pretty=False))
-            if injected:
-                self.memory.record_use(list(injected), resolved)
-                files.append(StateFile(self.out.memory_path, lambda: self.memory.model_dump(mode="json")))
-        self.checkpoint.record(TaskResult(
+                resolved=resolved, injected_workflows=list(injected))
+        task_result = TaskResult(
             instance_id=task.instance_id, exit_status=result.exit_status, resolved=resolved,
             reward=reward, speedup=speedup, steps=len(result.steps), cost=result.cost,
-            elapsed_s=elapsed, evaluated=evaluated))
-        files.append(StateFile(self.out.checkpoint_path, lambda: self.checkpoint.model_dump(mode="json")))
-        # One thread hop, one fsync per state file and one per folder; the checkpoint
-        # is renamed last. Serialising happens in the thread: nothing else touches
-        # this run's state while the run awaits the write.
-        await asyncio.to_thread(write_json_batch, files)
+            elapsed_s=elapsed, evaluated=evaluated)
+        # One journal record is the commit point; the files users read follow it.
+        await self.store.commit_task(task_result, model=self.profile.model, patch=result.patch,
+                                     experience=experience, injected=injected, trajectory=trajectory)
         self._emit(CheckpointSaved(run=self.name, done=self.checkpoint.done, resolved=self.checkpoint.resolved))
         self._emit(TaskFinished(run=self.name, instance_id=task.instance_id, exit_status=result.exit_status,
                                 resolved=resolved, reward=reward, speedup=speedup, steps=len(result.steps),
@@ -298,34 +284,61 @@ class AWMRun:
 
     async def _induce(self, llm: LLMClient) -> None:
         run = self.run
+        started_at = time.time()
         examples = self.buffer.recent_successes(INDUCTION_EXAMPLES)
         self._emit(StatusChanged(run=self.name, phase="inducing", detail=f"from {len(examples)} successes"))
         try:
             if run.induction == "llm":
-                messages = build_induction_messages(examples, self.memory.workflows)
-                started = time.monotonic()
-                reply = await llm.chat(messages, purpose="induction")
-                self._emit(LLMCall(run=self.name, purpose="induction", latency_s=time.monotonic() - started,
-                                   prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-                                   cost=reply.cost, retries=reply.retries))
-                workflows = parse_llm_induction(reply.content)
+                workflows = await self._ask_model(llm, examples)
             else:
                 workflows = induce_rule(examples)
         except (ValueError, LLMError) as exc:
             if isinstance(exc, LLMFatalError):
                 raise
+            await self.store.commit_induction(started_at, changed=False)  # ran: not due again on resume
             self._emit(InductionDone(run=self.name, mode=run.induction, ok=False, error=str(exc)[:300]))
             self._log("warning", f"induction failed, memory kept as it was: {exc}")
             return
         diff = self.memory.apply_induction(
             workflows, run.induction, sources=[e.instance_id for e in examples],
             repos=sorted({e.repo for e in examples}))
-        await self.memory.asave()
+        await self.store.commit_induction(started_at, changed=bool(diff))
         self._emit(InductionDone(run=self.name, mode=run.induction, ok=True, added=diff.added,
                                  changed=diff.changed, removed=diff.removed))
         self._emit(MemoryUpdated(run=self.name, version=self.memory.version, workflows=len(self.memory.workflows)))
         self._log("info", f"induction: +{len(diff.added)} ~{len(diff.changed)} -{len(diff.removed)}, "
                           f"{len(self.memory.workflows)} workflows in memory (v{self.memory.version})")
+
+    async def _ask_model(self, llm: LLMClient, examples: list[Experience]) -> list[dict]:
+        """The workflows the model induces. Each prompt and reply is kept in inductions/,
+        and a reply that cannot be used fails with its reason and where it is kept."""
+        messages = build_induction_messages(examples, self.memory.workflows)
+        reply = None
+        started = time.monotonic()
+        try:
+            reply = await llm.chat(messages, purpose="induction")
+            self._emit(LLMCall(run=self.name, purpose="induction", latency_s=time.monotonic() - started,
+                               prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+                               cost=reply.cost, retries=reply.retries))
+            parsed = parse_induction_reply(reply.content)
+        except LLMError as exc:
+            await self._keep_transcript(messages, reply, None, str(exc), examples)
+            raise
+        except InductionParseError as exc:
+            where = await self._keep_transcript(messages, reply, None, str(exc), examples)
+            raise InductionParseError(f"{exc} (prompt and reply in {where})") from None
+        where = await self._keep_transcript(messages, reply, parsed, "", examples)
+        if parsed.note:
+            self._log("warning", f"induction reply: {parsed.note} (prompt and reply in {where})")
+        return parsed.workflows
+
+    async def _keep_transcript(self, messages: list[dict], reply: ChatResult | None,
+                               parsed: ParsedInduction | None, error: str,
+                               examples: list[Experience]) -> Path:
+        record = transcript(messages=messages, reply=reply, parsed=parsed, error=error,
+                            memory_version=self.memory.version, sources=[e.instance_id for e in examples])
+        saved = await asyncio.to_thread(write_transcript, self.out.layout.inductions, record)
+        return saved.relative_to(self.out.path)
 
     # -- reporting --------------------------------------------------------------
 

@@ -26,8 +26,9 @@ from awm_tui.engine import protocol
 from awm_tui.servers.serving import serve_until_signal
 from awm_tui.engine.tasks import SAMPLE, Task, TaskError, load_dataset
 
-from .sim_agent import BAD_INDUCTION, UNINSTRUCTED, agent_reply, induction_reply, read_conversation
+from .sim_agent import UNINSTRUCTED, agent_reply, read_conversation
 from .sim_faults import FaultInjector
+from .sim_induction import BAD_INDUCTION, MESSY_SHAPES, InductionReply, Shape, induction_reply
 
 MODEL_ID = "awm-sim"
 MODEL_NAME = "awm-sim (simulated)"
@@ -53,6 +54,9 @@ class SimOptions:
     ignore_system: bool = False
     """Drop system messages, as llama.cpp's gemma template does: the rules never arrive
     and the prompt count leaves them out."""
+    messy_induction_rate: float = 0.0
+    """Induction replies in a messy shape real models send (sim_induction.MESSY_SHAPES,
+    taken in turn from one the seed picks); counted in stats' `induction_shapes`."""
     seed: int = 0
     invalid_keys: frozenset[str] = frozenset()
     no_credit_keys: frozenset[str] = frozenset()
@@ -75,6 +79,7 @@ class SimStats:
     def __init__(self) -> None:
         self.requests = 0
         self.by_key: dict[str, _KeyStats] = {}
+        self.induction_shapes: Counter = Counter()
 
     def key(self, masked: str) -> _KeyStats:
         self.requests += 1
@@ -90,6 +95,7 @@ class SimStats:
             "by_key": {k: {"requests": v.requests, "agent": v.agent, "induction": v.induction,
                            "status": dict(v.status)} for k, v in self.by_key.items()},
             "tasks_by_key": {k: list(v.tasks) for k, v in self.by_key.items()},
+            "induction_shapes": dict(self.induction_shapes),
         }
 
 
@@ -137,6 +143,7 @@ class _Handlers:
             rate_error_body=options.rate_error_body)
         # A separate stream, so induction faults do not shift the transport faults.
         self.induction_rng = random.Random(options.seed ^ 0x5EED)
+        self.messy_sent = 0
 
     def _auth(self, request: web.Request) -> tuple[str | None, web.Response | None]:
         header = request.headers.get("Authorization", "")
@@ -204,11 +211,10 @@ class _Handlers:
                                       "message": _overflow(self.options.context_window, prompt, max_tokens)},
                                      status=400)
 
+        finish = "stop"
         if is_induction:
-            if self.induction_rng.random() < self.options.bad_induction_rate:
-                content = BAD_INDUCTION
-            else:
-                content = induction_reply(conv.first_user)
+            answer = self._induction(conv.first_user)
+            content, finish = answer.text, answer.finish_reason
         elif self.options.ignore_system and not read_conversation(seen).rules_seen:
             content = UNINSTRUCTED
         else:
@@ -216,11 +222,23 @@ class _Handlers:
             content = agent_reply(conv, task, seed=self.options.seed,
                                   wrong_patch_rate=self.options.wrong_patch_rate,
                                   python_first_rate=self.options.python_first_rate)
-        finish = "stop"
         if max_tokens and _tokens(content) > max_tokens:
             content, finish = content[: max_tokens * 4], "length"   # cut where a real server stops
         entry.status["200"] += 1
         return web.json_response(self._completion(prompt, content, finish))
+
+    def _induction(self, user_text: str) -> InductionReply:
+        rng, options = self.induction_rng, self.options
+        if rng.random() < options.bad_induction_rate:
+            self.stats.induction_shapes["bad"] += 1
+            return InductionReply(BAD_INDUCTION)
+        shape: Shape = "clean"
+        # Drawn only when asked for, so the bad-induction draws stay what they were.
+        if options.messy_induction_rate > 0 and rng.random() < options.messy_induction_rate:
+            shape = MESSY_SHAPES[(options.seed + self.messy_sent) % len(MESSY_SHAPES)]
+            self.messy_sent += 1
+        self.stats.induction_shapes[shape] += 1
+        return induction_reply(user_text, shape)
 
     def _completion(self, prompt: int, content: str, finish: str = "stop") -> dict[str, Any]:
         completion = _tokens(content)
@@ -346,6 +364,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="answer 400 'maximum context length is N tokens' above N (0: no limit)")
     p.add_argument("--ignore-system", action="store_true",
                    help="drop system messages, as some chat templates do")
+    p.add_argument("--messy-induction-rate", type=float, default=0.0,
+                   help="induction replies shaped as real models send them (prose, echo, think, cut off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--invalid-key", action="append", default=[], metavar="KEY")
     p.add_argument("--no-credit-key", action="append", default=[], metavar="KEY")
@@ -361,8 +381,9 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         latency=args.latency, latency_jitter=args.latency_jitter, rate_429=args.rate_429,
         retry_after=args.retry_after, rate_5xx=args.rate_5xx, rate_drop=args.rate_drop,
         rate_error_body=args.rate_error_body, wrong_patch_rate=args.wrong_patch_rate,
-        bad_induction_rate=args.bad_induction_rate, python_first_rate=args.python_first_rate,
-        context_window=args.context_window, ignore_system=args.ignore_system, seed=args.seed,
+        bad_induction_rate=args.bad_induction_rate, messy_induction_rate=args.messy_induction_rate,
+        python_first_rate=args.python_first_rate, context_window=args.context_window,
+        ignore_system=args.ignore_system, seed=args.seed,
         invalid_keys=frozenset(args.invalid_key), no_credit_keys=frozenset(args.no_credit_key),
         datasets=datasets)
 

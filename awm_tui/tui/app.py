@@ -25,6 +25,8 @@ from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import KeyProblem, aresolve_key, is_file_reference, key_file_path
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.config.plan import OVERRIDE, resolve_run
+from awm_tui.engine.state import StateError
+from awm_tui.engine.state.trajectory import last_finished
 from awm_tui.tui.messages import MetricsArrived, RunEventsArrived
 from awm_tui.tui.output_reading import OutputSummary, read_output_dir
 from awm_tui.tui.relay import EventRelay
@@ -32,6 +34,7 @@ from awm_tui.tui.run_view import RunView
 from awm_tui.tui.screens.dialogs import OpenOutputDir, QuitConfirm
 from awm_tui.tui.screens.main import MainScreen
 from awm_tui.tui.screens.memory import MemoryScreen
+from awm_tui.tui.screens.trajectory import TrajectoryScreen
 from awm_tui.tui.themes import DEFAULT_THEME, load_all_themes, stylesheet_path
 from awm_tui.tui.widgets.fleet_bar import FleetBar, FleetTotals
 from awm_tui.tui.widgets.pane_form import Note
@@ -58,13 +61,15 @@ class AWMApp(App[int]):
         Binding("ctrl+g", "start_all", "Start all"),
         Binding("ctrl+l", "memory", "Memory"),
         Binding("ctrl+o", "open_output_dir", "Open dir"),
+        # Not in the footer (full already at 80 columns); the palette and README list it.
+        Binding("f4", "trajectory", "Trajectory", show=False),
         Binding("f2", "maximize_pane", "Maximise"),
         Binding("f3", "toggle_hosts", "Hosts"),
         Binding("f8", "next_pane", "Next pane"),
     ]
 
     PANE_ACTIONS = frozenset({"add_pane", "remove_pane", "start_pane", "stop_pane", "start_all", "memory",
-                              "open_output_dir", "maximize_pane", "toggle_hosts", "next_pane"})
+                              "open_output_dir", "maximize_pane", "toggle_hosts", "next_pane", "trajectory"})
     """Actions on the main screen's panes: off (and out of the footer) on any other screen."""
 
     def __init__(self, config: AppConfig, *, theme: str | None = None, demo: Any = None,
@@ -102,7 +107,7 @@ class AWMApp(App[int]):
 
     # -- start-up -----------------------------------------------------------------------
     def get_default_screen(self) -> Screen:
-        self.main_screen = MainScreen()
+        self.main_screen = MainScreen(self.config)
         return self.main_screen
 
     def on_mount(self) -> None:
@@ -372,13 +377,37 @@ class AWMApp(App[int]):
         )
 
     # -- memory and old output directories ------------------------------------------------
+    def _pane_output(self) -> tuple[str, Path] | None:
+        """The current pane's label and output directory, or None (with a notice)."""
+        if (pane := self._pane()) is None:
+            return None
+        output = pane.values().output
+        if not output:
+            self.notify("this pane has no output directory yet", severity="warning")
+            return None
+        return pane.border_title or pane.id or "", Path(output)
+
     def action_memory(self) -> None:
-        if (pane := self._pane()) is not None:
-            output = pane.values().output
-            if not output:
-                self.notify("this pane has no output directory yet", severity="warning")
-                return
-            self.push_screen(MemoryScreen(pane.border_title or pane.id, Path(output)))
+        if (found := self._pane_output()) is not None:
+            self.push_screen(MemoryScreen(*found))
+
+    def action_trajectory(self) -> None:
+        """The trajectory of the task the pane's run finished last."""
+        if (found := self._pane_output()) is not None:
+            label, output = found
+            self.run_worker(self._open_trajectory(output, label), group="read",
+                            description="open the last trajectory", exit_on_error=False)
+
+    async def _open_trajectory(self, output: Path, label: str) -> None:
+        try:
+            instance = await asyncio.to_thread(last_finished, output)
+        except StateError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if instance is None:
+            self.notify(f"no finished task in {output} yet", severity="warning")
+            return
+        self.push_screen(TrajectoryScreen(output, instance, label))
 
     def action_open_output_dir(self) -> None:
         self.push_screen(OpenOutputDir(), callback=self._open_output_dir)
@@ -437,6 +466,8 @@ class AWMApp(App[int]):
         yield SystemCommand("Stop run", "Stop the current pane's run (ctrl+t)", self.action_stop_pane)
         yield SystemCommand("Start all runs", "Start every idle pane (ctrl+g)", self.action_start_all)
         yield SystemCommand("Memory browser", "Workflows, inductions and tasks (ctrl+l)", self.action_memory)
+        yield SystemCommand("Last trajectory", "Steps, prompt, patch and evaluation of the pane's last task (f4)",
+                            self.action_trajectory)
         yield SystemCommand("Open output directory", "Show and resume an old run (ctrl+o)",
                             self.action_open_output_dir)
         yield SystemCommand("Maximise pane", "Toggle the current pane full screen (f2)",

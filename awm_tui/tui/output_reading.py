@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from awm_tui.engine.state import Checkpoint, ExperienceBuffer, Memory, StateError, Workflow
+from awm_tui.engine.state import OutputLayout, Workflow, load_state
 
 
 @dataclass(frozen=True)
@@ -63,39 +63,28 @@ def _events(path: Path) -> list[dict]:
 
 
 def read_output_dir(path: Path) -> OutputSummary:
-    path = path.expanduser()
+    layout = OutputLayout.of(path)
     problems: list[str] = []
-    checkpoint = memory = buffer = None
-    try:
-        checkpoint = Checkpoint.load(path / "checkpoint.json")
-    except (StateError, OSError) as error:
-        problems.append(str(error))
-    try:
-        memory = Memory.load(path / "memory.json")
-    except (StateError, OSError) as error:
-        problems.append(str(error))
-    try:
-        buffer = ExperienceBuffer.load(path / "buffer.json")
-    except (StateError, OSError) as error:
-        problems.append(str(error))
+    state = load_state(layout, problems=problems)  # a bad file reads as empty, named in problems
+    checkpoint, memory, buffer = state.checkpoint, state.memory, state.buffer
 
     tasks: dict[str, TaskEntry] = {}
-    for event in _events(path / "events.jsonl"):
+    for event in _events(layout.events):
         instance = str(event.get("instance_id", "?"))
         tasks[instance] = TaskEntry(instance, tuple(event.get("injected_workflows") or ()), None)
-    for experience in buffer.experiences if buffer else []:
+    for experience in buffer.experiences:
         tasks[experience.instance_id] = TaskEntry(
             experience.instance_id, tuple(experience.injected_workflows), experience.resolved)
     inductions = tuple(
         InductionEntry(r.version, r.at, r.mode, tuple(r.added), tuple(r.changed), tuple(r.removed))
-        for r in (memory.history if memory else []))
+        for r in memory.history)
     return OutputSummary(
-        path=path,
-        done=checkpoint.done if checkpoint else 0,
-        resolved=checkpoint.resolved if checkpoint else 0,
-        run_name=checkpoint.run_name if checkpoint else "",
-        memory_version=memory.version if memory else 0,
-        workflows=tuple(memory.workflows) if memory else (),
+        path=path.expanduser(),
+        done=checkpoint.done,
+        resolved=checkpoint.resolved,
+        run_name=checkpoint.run_name,
+        memory_version=memory.version,
+        workflows=tuple(memory.workflows),
         inductions=inductions,
         tasks=tuple(tasks.values()),
         problems=tuple(problems),

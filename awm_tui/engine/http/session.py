@@ -71,7 +71,8 @@ class TelemetryConnector(aiohttp.TCPConnector):
         # Every transport the connector opens (direct, happy-eyeballs winner,
         # proxy tunnel, TLS wrap) is built from this factory (aiohttp 3.14 internals;
         # tests/test_http_metrics.py checks the count against the OS on upgrades).
-        self._factory = functools.partial(_CountedHandler, loop=self._loop, metrics=metrics)
+        self._factory = functools.partial(  # type: ignore[assignment]  # a ResponseHandler subclass
+            _CountedHandler, loop=self._loop, metrics=metrics)
 
     async def _create_connection(self, req: Any, traces: Any, timeout: Any) -> ResponseHandler:
         proto = await super()._create_connection(req, traces, timeout)
@@ -115,24 +116,24 @@ def _context_factory(default: RunMetrics):
 
 def make_trace_config(pool_metrics: RunMetrics) -> aiohttp.TraceConfig:
     """Trace hooks charging each request to its run (or `pool_metrics`)."""
-    config = aiohttp.TraceConfig(trace_config_ctx_factory=_context_factory(pool_metrics))  # type: ignore[arg-type]
+    config = aiohttp.TraceConfig(trace_config_ctx_factory=_context_factory(pool_metrics))
 
-    async def on_request_start(_s: Any, ctx: _RequestTrace, params: Any) -> None:
+    async def on_request_start(_s: Any, ctx: Any, params: Any) -> None:
         ctx.host = host_key(params.url)
         ctx.metrics.record_request()
 
-    async def on_request_end(_s: Any, ctx: _RequestTrace, params: Any) -> None:
+    async def on_request_end(_s: Any, ctx: Any, params: Any) -> None:
         ctx.metrics.record_response(params.response.status)
 
-    async def on_request_exception(_s: Any, ctx: _RequestTrace, params: Any) -> None:
+    async def on_request_exception(_s: Any, ctx: Any, params: Any) -> None:
         ctx.metrics.record_error()
 
-    async def on_connection_create_end(_s: Any, ctx: _RequestTrace, _p: Any) -> None:
+    async def on_connection_create_end(_s: Any, ctx: Any, _p: Any) -> None:
         ctx.metrics.record_connection_created(ctx.host)
         if ctx.metrics is not pool_metrics:   # the pool's own view stays complete
             pool_metrics.record_connection_created(ctx.host)
 
-    async def on_connection_reuseconn(_s: Any, ctx: _RequestTrace, _p: Any) -> None:
+    async def on_connection_reuseconn(_s: Any, ctx: Any, _p: Any) -> None:
         ctx.metrics.record_connection_reused(ctx.host)
         if ctx.metrics is not pool_metrics:
             pool_metrics.record_connection_reused(ctx.host)

@@ -18,10 +18,10 @@ READ_GRACE_S = 2.0
 
 # Tasks that finish cleaning up after their caller was cancelled; kept here so
 # they are not garbage-collected half-way.
-_cleanups: set[asyncio.Task[None]] = set()
+_cleanups: set[asyncio.Future[object]] = set()
 
 
-async def run_shielded(coro: Awaitable[None]) -> None:
+async def run_shielded(coro: Awaitable[object]) -> None:
     """Run a cleanup to its end even when the awaiting task is cancelled."""
     task = asyncio.ensure_future(coro)
     _cleanups.add(task)

@@ -11,11 +11,16 @@ import asyncio
 import json
 import os
 import tempfile
+import threading
 import time
+import signal
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+T = TypeVar("T")
 
 
 class StateError(Exception):
@@ -24,6 +29,31 @@ class StateError(Exception):
     def __init__(self, message: str, path: Path | None = None) -> None:
         super().__init__(message)
         self.path = path
+
+
+FAULT_ENV = "AWM_TUI_KILL_AT_WRITE"
+"""Test hook for the fault-injection test: `N` SIGKILLs the process at its Nth state
+write (a rename or a journal append, counted process-wide); `count:PATH` appends one
+line per write to PATH instead. Unset (always, outside that test), it costs a lookup."""
+_fault_lock = threading.Lock()
+_fault_seen = 0
+
+
+def fault_point(label: str, before_kill: Callable[[], object] | None = None) -> None:
+    global _fault_seen
+    spec = os.environ.get(FAULT_ENV)
+    if not spec:
+        return
+    with _fault_lock:
+        _fault_seen += 1
+        seen = _fault_seen
+    if spec.startswith("count:"):
+        with open(spec[6:], "a", encoding="utf-8") as fh:
+            fh.write(f"{seen} {label}\n")
+    elif seen == int(spec):
+        if before_kill is not None:
+            before_kill()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -50,6 +80,7 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        fault_point(f"rename {path.name}")
         os.replace(tmp, path)
     except BaseException:
         try:
@@ -62,49 +93,29 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> None:
 
 def write_json_atomic(path: str | os.PathLike, data: Any) -> None:
     """Serialise first (a bad value never touches the file), then write atomically."""
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    write_text_atomic(path, text)
+    write_text_atomic(path, dump_json(data))
 
 
-@dataclass(frozen=True)
-class StateFile:
-    """One file of a batch written by `write_json_batch`."""
+def replace_files(files: Sequence[tuple[Path, str]], *, durable: bool) -> None:
+    """Replace several files, each atomically (temp file, rename), in the given order.
 
-    path: Path
-    data: Callable[[], Any] | Any
-    """The content, or a function giving it (called in the writer's thread)."""
-    durable: bool = True
-    """fsync before the rename; False for records that are logs, not resume state."""
-    pretty: bool = True
-    """Indented JSON for files people read; compact for large machine-read ones
-    (json.dumps with an indent falls back to the pure-Python encoder)."""
-
-
-def write_json_batch(files: Sequence[StateFile]) -> None:
-    """Write several files, each atomically, with one directory fsync per folder.
-
-    Everything is serialised before any file is touched; then each temp file is
-    written (fsynced when durable), the renames happen in the given order — put
-    the file that vouches for the others (the checkpoint) last — and each folder
-    is fsynced once. A fsync costs about a millisecond on this kind of disk and
-    they do not overlap, so halving them doubles how many tasks a fleet can record.
+    Durable: each temp file is fsynced before its rename and each folder once after
+    them (a fsync costs about a millisecond here and they do not overlap). Not
+    durable: the renames alone, which a killed process cannot tear (the page cache
+    outlives it); for files whose content a durable record already holds.
     """
-    texts = []
-    for item in files:
-        data = item.data() if callable(item.data) else item.data
-        texts.append(json.dumps(data, indent=2 if item.pretty else None, ensure_ascii=False) + "\n")
     temps: list[tuple[str, Path]] = []
     try:
-        for item, text in zip(files, texts):
-            item.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{item.path.name}.", suffix=".tmp", dir=item.path.parent)
-            temps.append((tmp, item.path))
+        for path, text in files:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            temps.append((tmp, path))
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(text)
-                if item.durable:
+                if durable:
                     fh.flush()
                     os.fsync(fh.fileno())
         for tmp, path in temps:
+            fault_point(f"rename {path.name}")
             os.replace(tmp, path)
     except BaseException:
         for tmp, _ in temps:
@@ -113,8 +124,15 @@ def write_json_batch(files: Sequence[StateFile]) -> None:
             except FileNotFoundError:
                 pass
         raise
-    for folder in dict.fromkeys(item.path.parent for item in files if item.durable):
-        _fsync_dir(folder)
+    if durable:
+        for folder in dict.fromkeys(path.parent for path, _ in files):
+            _fsync_dir(folder)
+
+
+def dump_json(data: Any, *, pretty: bool = True) -> str:
+    """Indented JSON for files people read; compact for large machine-read ones
+    (json.dumps with an indent falls back to the pure-Python encoder)."""
+    return json.dumps(data, indent=2 if pretty else None, ensure_ascii=False) + "\n"
 
 
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:
@@ -140,6 +158,23 @@ def read_json(path: str | os.PathLike, default: Any = None) -> Any:
             "move it aside or fix it", path) from None
 
 
+def read_validated(path: str | os.PathLike, validate: Callable[[Any], T], *, what: str,
+                   default: Callable[[], T], fix: str = "move it aside or fix it") -> T:
+    """The one load-and-validate of a state file: `default()` when it does not exist,
+    else `validate(parsed JSON)`; any problem is a one-line `StateError` naming the
+    file, the place in it and the fix."""
+    path = Path(path)
+    data = read_json(path, None)
+    if data is None:
+        return default()
+    try:
+        return validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = ".".join(str(p) for p in err["loc"]) or "file"
+        raise StateError(f"{path}: invalid {what} at {loc}: {err['msg']}; {fix}", path) from None
+
+
 def move_aside(path: str | os.PathLike) -> Path:
     """Rename a bad state file to `<name>.corrupt-<ts>` and return the new path."""
     path = Path(path)
@@ -156,8 +191,7 @@ def move_aside(path: str | os.PathLike) -> Path:
 
 async def awrite_json_atomic(path: str | os.PathLike, data: Any) -> None:
     # Serialise on the loop: `data` may be mutated by the caller right after.
-    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
-    await asyncio.to_thread(write_text_atomic, path, text)
+    await asyncio.to_thread(write_text_atomic, path, dump_json(data))
 
 
 async def aread_json(path: str | os.PathLike, default: Any = None) -> Any:

@@ -13,9 +13,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from .atomic import StateError, read_json, write_json_atomic
+from .atomic import StateError, read_validated
 
 PROBLEM_CHARS = 300
 COMMAND_CHARS = 1000
@@ -82,23 +82,18 @@ class Experience(BaseModel):
 class ExperienceBuffer:
     """All experiences of a run, keyed by instance_id (a re-run replaces its entry)."""
 
-    def __init__(self, path: str | os.PathLike, experiences: Iterable[Experience] = ()) -> None:
-        self.path = Path(path)
+    def __init__(self, experiences: Iterable[Experience] = ()) -> None:
         self._items: dict[str, Experience] = {e.instance_id: e for e in experiences}
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ExperienceBuffer:
-        path = Path(path)
-        data = read_json(path, {"experiences": []})
-        items = data.get("experiences") if isinstance(data, dict) else data
-        if not isinstance(items, list):
-            raise StateError(f"{path}: expected {{\"experiences\": [...]}}; move it aside", path)
-        try:
-            return cls(path, [Experience.model_validate(e) for e in items])
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise StateError(f"{path}: invalid experience at {loc}: {err['msg']}", path) from None
+        def validate(data: Any) -> ExperienceBuffer:
+            items = data.get("experiences") if isinstance(data, dict) else data
+            if not isinstance(items, list):
+                raise StateError(f"{path}: expected {{\"experiences\": [...]}}; move it aside", Path(path))
+            return cls(Experience.model_validate(e) for e in items)
+
+        return read_validated(path, validate, what="experience", default=cls)
 
     @classmethod
     async def aload(cls, path: str | os.PathLike) -> ExperienceBuffer:
@@ -127,10 +122,5 @@ class ExperienceBuffer:
         return len(self._items)
 
     def to_json(self) -> dict:
+        """What `buffer.json` holds."""
         return {"version": 1, "experiences": [e.model_dump(mode="json") for e in self._items.values()]}
-
-    def save(self) -> None:
-        write_json_atomic(self.path, self.to_json())
-
-    async def asave(self) -> None:
-        await asyncio.to_thread(write_json_atomic, self.path, self.to_json())

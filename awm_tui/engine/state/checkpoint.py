@@ -11,9 +11,9 @@ import os
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from .atomic import StateError, read_json, write_json_atomic
+from .atomic import StateError, read_validated
 
 CHECKPOINT_VERSION = 1
 
@@ -56,38 +56,19 @@ class Checkpoint(BaseModel):
     finished: dict[str, TaskResult] = Field(default_factory=dict)
     """Finished tasks keyed by instance_id, in finishing order."""
 
-    _path: Path | None = None
-
     @classmethod
     def load(cls, path: str | os.PathLike, run_name: str = "") -> Checkpoint:
         """The saved checkpoint, or an empty one when the file does not exist."""
-        path = Path(path)
-        data = read_json(path, None)
-        if data is None:
-            ckpt = cls(run_name=run_name)
-        else:
-            try:
-                ckpt = cls.model_validate(data)
-            except ValidationError as exc:
-                err = exc.errors()[0]
-                loc = ".".join(str(p) for p in err["loc"]) or "file"
-                raise StateError(f"{path}: invalid checkpoint at {loc}: {err['msg']}; "
-                                 "move it aside to start over", path) from None
-            if ckpt.version > CHECKPOINT_VERSION:
-                raise StateError(f"{path}: checkpoint version {ckpt.version} is newer than "
-                                 "this awm-tui understands; upgrade awm-tui", path)
-        ckpt._path = path
+        ckpt = read_validated(path, cls.model_validate, what="checkpoint", default=lambda: cls(run_name=run_name),
+                              fix="move it aside to start over")
+        if ckpt.version > CHECKPOINT_VERSION:
+            raise StateError(f"{path}: checkpoint version {ckpt.version} is newer than "
+                             "this awm-tui understands; upgrade awm-tui", Path(path))
         return ckpt
 
     @classmethod
     async def aload(cls, path: str | os.PathLike, run_name: str = "") -> Checkpoint:
         return await asyncio.to_thread(cls.load, path, run_name)
-
-    @property
-    def path(self) -> Path:
-        if self._path is None:
-            raise RuntimeError("checkpoint has no path; create it with Checkpoint.load(path)")
-        return self._path
 
     def is_done(self, instance_id: str) -> bool:
         return instance_id in self.finished
@@ -105,9 +86,6 @@ class Checkpoint(BaseModel):
     def resolved(self) -> int:
         return sum(1 for r in self.finished.values() if r.resolved)
 
-    def save(self) -> None:
-        write_json_atomic(self.path, self.model_dump(mode="json"))
-
-    async def asave(self) -> None:
-        # Dump on the loop so a concurrent `record` cannot tear the snapshot.
-        await asyncio.to_thread(write_json_atomic, self.path, self.model_dump(mode="json"))
+    def to_json(self) -> dict:
+        """What `checkpoint.json` holds."""
+        return self.model_dump(mode="json")

@@ -15,12 +15,11 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from .atomic import StateError, read_json, write_json_atomic
+from .atomic import read_validated
 
 HISTORY_LIMIT = 50
 MEMORY_FORMAT = 1
@@ -110,38 +109,19 @@ class Memory(BaseModel):
     history: list[InductionRecord] = Field(default_factory=list)
     """The last HISTORY_LIMIT changes, oldest first."""
 
-    _path: Path | None = None
-
     # -- files ----------------------------------------------------------------
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Memory:
-        path = Path(path)
-        data = read_json(path, None)
-        try:
-            mem = cls() if data is None else cls.model_validate(data)
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"]) or "file"
-            raise StateError(f"{path}: invalid memory at {loc}: {err['msg']}", path) from None
-        mem._path = path
-        return mem
+        return read_validated(path, cls.model_validate, what="memory", default=cls)
 
     @classmethod
     async def aload(cls, path: str | os.PathLike) -> Memory:
         return await asyncio.to_thread(cls.load, path)
 
-    @property
-    def path(self) -> Path:
-        if self._path is None:
-            raise RuntimeError("memory has no path; create it with Memory.load(path)")
-        return self._path
-
-    def save(self) -> None:
-        write_json_atomic(self.path, self.model_dump(mode="json"))
-
-    async def asave(self) -> None:
-        await asyncio.to_thread(write_json_atomic, self.path, self.model_dump(mode="json"))
+    def to_json(self) -> dict:
+        """What `memory.json` holds."""
+        return self.model_dump(mode="json")
 
     # -- queries ----------------------------------------------------------------
 
@@ -232,13 +212,12 @@ class Memory(BaseModel):
         self.workflows = [w for w in self.workflows if w.id not in removed]
         return self._commit(mode, [], [], removed, [], previous, time.time())
 
-    def record_use(self, ids: list[str], success: bool) -> None:
-        """Count one task that had these workflows injected, and whether it resolved."""
-        for wf_id in dict.fromkeys(ids):
-            wf = self.get(wf_id)
-            if wf is not None:
-                wf.uses += 1
-                wf.successes += int(success)
+    def counted_use(self, ids: list[str], success: bool) -> dict[str, list[int]]:
+        """Each existing workflow's `[uses, successes]` once one more task had these
+        injected (and resolved or not): absolute values, so recording them twice is
+        harmless. Memory itself is not changed."""
+        return {wf.id: [wf.uses + 1, wf.successes + int(success)]
+                for wf in map(self.get, dict.fromkeys(ids)) if wf is not None}
 
 
 def _union(old: list[str], new: list[str]) -> list[str]:

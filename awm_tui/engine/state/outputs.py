@@ -1,13 +1,4 @@
-"""A run's output directory: its lock, event log, trajectories and predictions.
-
-Layout of `--output-dir` (names are fixed; the users' scripts read them)::
-
-    memory.json  buffer.json  checkpoint.json   state (see memory/buffer/checkpoint)
-    events.jsonl        one engine event per line, appended
-    preds.json          SWE-bench predictions, a dict keyed by instance_id
-    trajectories/<instance_id>.json
-    .awm-tui.lock       held (flock) by the run using the directory
-"""
+"""A run's output directory: its lock, event log and predictions (paths: layout.py)."""
 
 from __future__ import annotations
 
@@ -21,9 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .atomic import read_json, write_json_atomic
-
-LOCK_NAME = ".awm-tui.lock"
+from .atomic import read_json
+from .layout import OutputLayout
 
 # flock conflicts between two fds of one process on Linux, but not on every
 # platform/filesystem, and the registry also lets us name the holder reliably.
@@ -35,29 +25,14 @@ class OutputDirLocked(RuntimeError):
     """Another run (this process or another) is using the output directory."""
 
 
-def _safe_name(instance_id: str) -> str:
-    # Instance ids are filenames here; never let one escape trajectories/.
-    return instance_id.replace("/", "__").replace("\\", "__").lstrip(".") or "_"
-
-
 class OutputDir:
+    """The lock on an output directory and its event log; creating one touches nothing."""
+
     def __init__(self, path: str | os.PathLike) -> None:
-        self.path = Path(path).expanduser().absolute()
-        self.trajectories_dir.mkdir(parents=True, exist_ok=True)
+        self.layout = OutputLayout.of(path)
+        self.path = self.layout.path
         self._lock_fd: int | None = None
         self._key = os.path.realpath(self.path)
-
-    @classmethod
-    async def acreate(cls, path: str | os.PathLike) -> OutputDir:
-        return await asyncio.to_thread(cls, path)
-
-    memory_path = property(lambda self: self.path / "memory.json")
-    buffer_path = property(lambda self: self.path / "buffer.json")
-    checkpoint_path = property(lambda self: self.path / "checkpoint.json")
-    events_path = property(lambda self: self.path / "events.jsonl")
-    preds_path = property(lambda self: self.path / "preds.json")
-    trajectories_dir = property(lambda self: self.path / "trajectories")
-    lock_path = property(lambda self: self.path / LOCK_NAME)
 
     # -- lock ---------------------------------------------------------------
 
@@ -69,11 +44,12 @@ class OutputDir:
         """Take the directory for `run_name`, or raise `OutputDirLocked`."""
         if self._lock_fd is not None:
             return
+        self.layout.trajectories.mkdir(parents=True, exist_ok=True)
         with _HELD_GUARD:
             if self._key in _HELD:
                 raise self._refusal(_HELD[self._key])
             # No O_TRUNC: the holder's details must survive our failed attempt.
-            fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(self.layout.lock, os.O_RDWR | os.O_CREAT, 0o644)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError:
@@ -89,7 +65,7 @@ class OutputDir:
 
     def _sweep_temp_files(self) -> None:
         # Left by a run killed mid-write (see atomic.py); safe to drop now we hold the lock.
-        for sub in (self.path, self.trajectories_dir):
+        for sub in (self.path, self.layout.trajectories):
             for tmp in sub.glob(".*.tmp"):
                 tmp.unlink(missing_ok=True)
 
@@ -111,7 +87,7 @@ class OutputDir:
 
     def _read_holder(self) -> dict[str, Any]:
         try:
-            return json.loads(self.lock_path.read_text(encoding="utf-8"))
+            return json.loads(self.layout.lock.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}  # the holder may not have written its details yet
 
@@ -131,16 +107,8 @@ class OutputDir:
     def __exit__(self, *exc: object) -> None:
         self.unlock()
 
-    # -- files --------------------------------------------------------------
-
     def event_log(self) -> EventLog:
-        return EventLog(self.events_path)
-
-    def predictions(self) -> PredictionsFile:
-        return PredictionsFile.load(self.preds_path)
-
-    def trajectory_path(self, instance_id: str) -> Path:
-        return self.trajectories_dir / f"{_safe_name(instance_id)}.json"
+        return EventLog(self.layout.events)
 
 
 class _SharedWriter:
@@ -274,8 +242,7 @@ class PredictionsFile:
     their first-seen order.
     """
 
-    def __init__(self, path: str | os.PathLike, entries: dict[str, dict] | None = None) -> None:
-        self.path = Path(path)
+    def __init__(self, entries: dict[str, dict] | None = None) -> None:
         self.entries: dict[str, dict] = entries or {}
 
     @classmethod
@@ -283,19 +250,16 @@ class PredictionsFile:
         data = read_json(path, {})
         if isinstance(data, list):  # accept the harness' list form too
             data = {p["instance_id"]: p for p in data if isinstance(p, dict) and "instance_id" in p}
-        return cls(path, dict(data) if isinstance(data, dict) else {})
+        return cls(dict(data) if isinstance(data, dict) else {})
 
     def set(self, instance_id: str, model_name_or_path: str, model_patch: str) -> None:
         self.entries[instance_id] = {"instance_id": instance_id,
                                      "model_name_or_path": model_name_or_path,
                                      "model_patch": model_patch}
 
-    def save(self) -> None:
-        write_json_atomic(self.path, self.entries)
-
-    async def asave(self) -> None:
-        snapshot = {k: dict(v) for k, v in self.entries.items()}
-        await asyncio.to_thread(write_json_atomic, self.path, snapshot)
+    def to_json(self) -> dict:
+        """What `preds.json` holds."""
+        return self.entries
 
     def __len__(self) -> int:
         return len(self.entries)

@@ -27,8 +27,12 @@ _INSTANCE_REPO_RE = re.compile(r"^(?P<owner>[\w.-]+?)__(?P<name>[\w.-]+)-\d+$")
 
 
 class TaskLike(Protocol):
-    repo: str
-    problem_statement: str
+    # Read-only: a frozen Task satisfies it.
+    @property
+    def repo(self) -> str: ...
+
+    @property
+    def problem_statement(self) -> str: ...
 
 
 def tokens(text: str) -> set[str]:

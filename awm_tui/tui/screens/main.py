@@ -15,6 +15,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Tab, Tabs
 
+from awm_tui.config.models import AppConfig
 from awm_tui.tui.pane_checks import check_panes
 from awm_tui.tui.widgets.fleet_bar import FleetBar
 from awm_tui.tui.widgets.pane_form import PaneForm
@@ -24,8 +25,10 @@ WIDE_COLUMNS = 140
 
 
 class MainScreen(Screen):
-    def __init__(self) -> None:
+    def __init__(self, config: AppConfig) -> None:
         super().__init__(id="main")
+        self._config = config
+        """The app's config: its profiles are what the pane checks compare against."""
         self.current: RunPane | None = None
         self.wide = False
 
@@ -132,9 +135,9 @@ class MainScreen(Screen):
     @on(PaneForm.Edited)
     def check_panes(self) -> None:
         panes = self.panes
-        notes = check_panes({pane.id: pane.values() for pane in panes}, self.app.config.llm)
+        notes = check_panes({str(pane.id): pane.values() for pane in panes}, self._config.llm)
         tabs = self.query_one(Tabs)
         for pane in panes:
-            pane.show_notes(notes[pane.id])
+            pane.show_notes(notes[str(pane.id)])
             for tab in tabs.query(f"#tab-{pane.id}").results(Tab):  # none while the tab is not mounted yet
                 tab.label = str(pane.border_title or pane.id)

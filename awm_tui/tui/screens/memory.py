@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Footer, OptionList, Static, TabbedContent
 from textual.widgets.option_list import Option
 
 from awm_tui.tui.output_reading import OutputSummary, read_output_dir
+from awm_tui.tui.screens.trajectory import TrajectoryScreen
 
 
 def workflow_text(summary: OutputSummary, index: int) -> str:
@@ -71,7 +72,7 @@ class MemoryScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#inductions", DataTable).add_columns("version", "time", "mode", "added", "changed", "removed")
-        self.query_one("#tasks", DataTable).add_columns("task", "resolved", "workflows received")
+        self.query_one("#tasks", DataTable).add_columns("task (enter: trajectory)", "resolved", "workflows received")
         self.action_reload()
 
     def action_reload(self) -> None:
@@ -111,7 +112,14 @@ class MemoryScreen(Screen):
         tasks.clear()
         for task in summary.tasks:
             resolved = "…" if task.resolved is None else "yes" if task.resolved else "no"
-            tasks.add_row(Text(task.instance_id), Text(resolved), Text(", ".join(task.workflows) or "none"))
+            tasks.add_row(Text(task.instance_id), Text(resolved), Text(", ".join(task.workflows) or "none"),
+                          key=task.instance_id)
+
+    @on(DataTable.RowSelected, "#tasks")
+    def _task_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter on a task opens its trajectory."""
+        if event.row_key.value is not None:
+            self.app.push_screen(TrajectoryScreen(self.output_dir, event.row_key.value, self.run_label))
 
     @on(OptionList.OptionHighlighted, "#workflow-list")
     def _highlighted(self, event: OptionList.OptionHighlighted) -> None:
