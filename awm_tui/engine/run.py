@@ -7,6 +7,7 @@ import logging
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from awm_tui.config.models import HttpConfig, LLMProfile, RunConfig
@@ -19,12 +20,16 @@ from awm_tui.engine.events import (
     TaskFinished, TaskStarted,
 )
 from awm_tui.engine.http.metrics import RunMetrics
-from awm_tui.engine.llm import LLMClient, LLMError, LLMFatalError
+from awm_tui.engine.induction import (
+    InductionParseError, ParsedInduction, build_induction_messages, induce_rule, parse_induction_reply,
+    transcript, write_transcript,
+)
+from awm_tui.engine.llm import ChatResult, LLMClient, LLMError, LLMFatalError
 from awm_tui.engine.sandbox.base import Sandbox, SandboxError
 from awm_tui.engine.sandbox.factory import SandboxFactory
 from awm_tui.engine.state import (
     EventLog, Experience, Memory, OutputDir, OutputDirLocked, StateError, StateStore, TaskResult,
-    build_induction_messages, induce_rule, parse_llm_induction, select_workflows,
+    select_workflows,
 )
 from awm_tui.engine.tasks import Dataset, Task
 
@@ -264,10 +269,11 @@ class AWMRun:
         self._emit(CheckpointSaved(run=self.name, done=self.checkpoint.done, resolved=self.checkpoint.resolved))
         self._emit(TaskFinished(run=self.name, instance_id=task.instance_id, exit_status=result.exit_status,
                                 resolved=resolved, reward=reward, speedup=speedup, steps=len(result.steps),
-                                elapsed_s=elapsed, cost=result.cost, evaluated=evaluated))
+                                elapsed_s=elapsed, cost=result.cost, evaluated=evaluated,
+                                model_calls=result.model_calls))
         verdict = "resolved" if resolved else ("not resolved" if evaluated else "not evaluated")
         self._log("info", f"{task.instance_id}: {result.exit_status}, {verdict} "
-                          f"({len(result.steps)} steps, {elapsed:.1f} s)")
+                          f"({len(result.steps)} commands, {result.model_calls} model calls, {elapsed:.1f} s)")
 
     def _task_error(self, task: Task, exc: BaseException) -> None:
         self._emit(TaskFinished(run=self.name, instance_id=task.instance_id, exit_status=f"Error: {exc}",
@@ -284,13 +290,7 @@ class AWMRun:
         self._emit(StatusChanged(run=self.name, phase="inducing", detail=f"from {len(examples)} successes"))
         try:
             if run.induction == "llm":
-                messages = build_induction_messages(examples, self.memory.workflows)
-                started = time.monotonic()
-                reply = await llm.chat(messages, purpose="induction")
-                self._emit(LLMCall(run=self.name, purpose="induction", latency_s=time.monotonic() - started,
-                                   prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-                                   cost=reply.cost, retries=reply.retries))
-                workflows = parse_llm_induction(reply.content)
+                workflows = await self._ask_model(llm, examples)
             else:
                 workflows = induce_rule(examples)
         except (ValueError, LLMError) as exc:
@@ -309,6 +309,37 @@ class AWMRun:
         self._emit(MemoryUpdated(run=self.name, version=self.memory.version, workflows=len(self.memory.workflows)))
         self._log("info", f"induction: +{len(diff.added)} ~{len(diff.changed)} -{len(diff.removed)}, "
                           f"{len(self.memory.workflows)} workflows in memory (v{self.memory.version})")
+
+    async def _ask_model(self, llm: LLMClient, examples: list[Experience]) -> list[dict]:
+        """The workflows the model induces. Each prompt and reply is kept in inductions/,
+        and a reply that cannot be used fails with its reason and where it is kept."""
+        messages = build_induction_messages(examples, self.memory.workflows)
+        reply = None
+        started = time.monotonic()
+        try:
+            reply = await llm.chat(messages, purpose="induction")
+            self._emit(LLMCall(run=self.name, purpose="induction", latency_s=time.monotonic() - started,
+                               prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+                               cost=reply.cost, retries=reply.retries))
+            parsed = parse_induction_reply(reply.content)
+        except LLMError as exc:
+            await self._keep_transcript(messages, reply, None, str(exc), examples)
+            raise
+        except InductionParseError as exc:
+            where = await self._keep_transcript(messages, reply, None, str(exc), examples)
+            raise InductionParseError(f"{exc} (prompt and reply in {where})") from None
+        where = await self._keep_transcript(messages, reply, parsed, "", examples)
+        if parsed.note:
+            self._log("warning", f"induction reply: {parsed.note} (prompt and reply in {where})")
+        return parsed.workflows
+
+    async def _keep_transcript(self, messages: list[dict], reply: ChatResult | None,
+                               parsed: ParsedInduction | None, error: str,
+                               examples: list[Experience]) -> Path:
+        record = transcript(messages=messages, reply=reply, parsed=parsed, error=error,
+                            memory_version=self.memory.version, sources=[e.instance_id for e in examples])
+        saved = await asyncio.to_thread(write_transcript, self.out.layout.inductions, record)
+        return saved.relative_to(self.out.path)
 
     # -- reporting --------------------------------------------------------------
 
