@@ -2,17 +2,22 @@
 
 A missing key is reported on its run's line but is not an error: the TUI can
 take the key in the run's pane. `--require-keys` (and every `--batch` run)
-makes it one, with exit code 2.
+makes it one, with exit code 2. Everything else a run would refuse is an error
+here too (exit 2, one line): output directories that cannot be made, datasets
+that do not load, an unknown theme. With the batch flags (`--output-dir`,
+`--parallel N --keys-file F`, …) it checks the batch those flags would start.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import argparse
 
 from rich.console import Console
 
+from awm_tui.batch.preflight import RunInputs, preflight
+from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import NO_KEY
-from awm_tui.config.loader import load_config
+from awm_tui.config.loader import find_config_path, load_config
 from awm_tui.config.plan import ResolvedRun, require_keys, resolve_plan
 
 
@@ -25,14 +30,26 @@ def key_status(item: ResolvedRun) -> str:
     return f"missing: none set ({item.key_path})"
 
 
-def run_check(path: Path | None, *, require: bool = False) -> int:
+def uses_batch_flags(args: argparse.Namespace) -> bool:
+    return bool(args.parallel) or any(getattr(args, f) is not None for f in ("llm_config", "api_key", "output_dir"))
+
+
+def run_check(args: argparse.Namespace) -> int:
+    path = find_config_path(args.config)
+    require = args.require_keys
     loaded = load_config(path)
-    plan = resolve_plan(loaded)
+    source = str(path) if path else "(built-in defaults: no config file found)"
+    if uses_batch_flags(args):
+        from awm_tui.batch.plan import build_plan
+        batch = build_plan(args, keys_required=require)
+        plan, inputs = batch.runs, batch.inputs
+    else:
+        plan = resolve_plan(loaded)
+        inputs = [RunInputs(item.run, f"runs[{i}].output_dir", f"runs[{i}].dataset") for i, item in enumerate(plan)]
     console = Console(soft_wrap=True, highlight=False)
     err = Console(stderr=True, soft_wrap=True, highlight=False)
     for notice in loaded.notices:
         err.print(f"awm-tui: {notice}", markup=False)
-    source = str(path) if path else "(built-in defaults: no config file found)"
     console.print(f"config: {source}", markup=False)
     cfg = loaded.config
     console.print(f"eval: {cfg.eval.mode}" + (f" ({cfg.eval.server_url})" if cfg.eval.mode == "server" else ""),
@@ -43,13 +60,14 @@ def run_check(path: Path | None, *, require: bool = False) -> int:
                   f"total={cfg.http.total} connect={cfg.http.connect} sock_read={cfg.http.sock_read}",
                   markup=False)
     if not plan:
-        console.print("runs: none (add [[runs]] tables, or add run panes in the TUI)")
+        console.print("runs: none (add [[runs]] tables, or add run panes in the TUI)", markup=False)
     for item in plan:
         run = item.run
         label = f", {item.profile.label}" if item.profile.label else ""
         console.print(f"run {run.name}", style="bold", markup=False)
         for name, value in (
             ("profile", f"{item.profile_name} ({item.profile.model}{label})"),
+            ("url", item.profile.chat_url),
             ("api key", key_status(item)),
             ("output", str(run.output_dir)),
             ("tasks", f"limit {run.limit} from {run.dataset} ({run.split})"
@@ -60,9 +78,21 @@ def run_check(path: Path | None, *, require: bool = False) -> int:
             console.print(f"  {name:<8} {value}", markup=False)
     if require:
         require_keys(plan, source)
+    preflight(inputs, source, datasets=True)
+    _check_theme(args.theme or cfg.ui.theme, source, "--theme" if args.theme else "ui.theme")
     missing = sum(1 for item in plan if item.api_key is None)
     if missing:
         err.print(f"awm-tui: {missing} run(s) have no API key yet: enter it in the TUI pane, "
                   "or set it before --batch (--require-keys makes this an error)", markup=False)
     return 0
 
+
+
+def _check_theme(name: str, source: str, field: str) -> None:
+    """The TUI would fall back to the default theme with a notice; --check says so first."""
+    from awm_tui.tui.themes import theme_names
+
+    known = theme_names()
+    if name not in known:
+        raise ConfigError(source, field, f"unknown theme {name!r}",
+                          f"use one of: {', '.join(sorted(known))} (or put {name}.toml in $AWM_TUI_THEMES)")

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+# Only light imports up here: until main() runs, a Ctrl-C would print a traceback.
 import argparse
 import os
+import signal
 import sys
 from pathlib import Path
-
-from pydantic import SecretStr
+from typing import TYPE_CHECKING
 
 from awm_tui import __version__
-from awm_tui.config.errors import ConfigError
-from awm_tui.config.keys import KeyProblem, resolve_key
+from awm_tui.arguments import ArgumentParser
+from awm_tui.exit_codes import EXIT_INTERRUPTED, EXIT_RUN_FAILED, EXIT_USAGE
 
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+INTERRUPTED = "awm-tui: interrupted; rerun to resume"
 
 SUBCOMMANDS = {  # each module has main(argv) -> exit code
     "eval-server": "awm_tui.servers.eval_server",
@@ -25,6 +29,8 @@ SUBCOMMANDS = {  # each module has main(argv) -> exit code
 def _secret(value: str) -> SecretStr:
     # argparse echoes the raw value on a plain ValueError; ArgumentTypeError
     # prints only our message, which never holds the key.
+    from awm_tui.config.keys import KeyProblem, resolve_key
+
     resolved = resolve_key(value)
     if isinstance(resolved, KeyProblem):
         raise argparse.ArgumentTypeError(f"{resolved.problem}; {resolved.fix}")
@@ -44,7 +50,7 @@ def _positive(value: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="awm-tui",
         description="Terminal control center for Agent Workflow Memory (AWM) experiments.",
         epilog="Servers: `awm-tui eval-server --help`, `awm-tui sim-llm --help`. "
@@ -64,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--require-keys", action="store_true",
                    help="with --check: a missing API key is an error (exit 2), as it is for --batch")
 
-    single = p.add_argument_group("single run (the users' runner flags; with --batch)")
+    single = p.add_argument_group("single run (the users' runner flags; with --batch, or --check to check them)")
     single.add_argument("--llm-config", metavar="NAME",
                         help="LLM profile from config.toml (default: llm.kimi-k2 if defined, else [llm])")
     single.add_argument("--api-key", type=_secret, metavar="KEY",
@@ -79,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
     single.add_argument("--slice", metavar="START:STOP", help="only these rows (after --shuffle/--filter), e.g. 0:50")
     single.add_argument("--shuffle", type=int, metavar="SEED", help="shuffle the rows with this seed first")
 
-    par = p.add_argument_group("parallel runs (with --batch)")
+    par = p.add_argument_group("parallel runs (with --batch, or --check to check them)")
     par.add_argument("--parallel", type=_positive, metavar="N", help="start N runs run_1..run_N")
     par.add_argument("--keys-file", type=Path, metavar="FILE",
                      help="one API key per line (# comments, env:VAR lines allowed)")
@@ -95,7 +101,25 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    # SIGTERM before a face installs its own handlers (e.g. while importing) stops
+    # like Ctrl-C does: exit 130 with one line, not 143 or a traceback.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:
+        print(INTERRUPTED, file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:  # main() called in-process (tests, scripts) leaves the caller's handler as it was
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _main(argv: list[str]) -> int:
+    from awm_tui.config.errors import ConfigError
+
     try:
         if argv and argv[0] in SUBCOMMANDS:
             from importlib import import_module
@@ -106,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"awm-tui: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+        raise
     except Exception as exc:  # last resort: one line, the traceback only on request
         if os.environ.get("AWM_TUI_DEBUG"):
             raise
@@ -116,18 +140,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
+    from awm_tui.config.errors import ConfigError
     from awm_tui.config.loader import find_config_path, load_config
 
     single_flags = any(getattr(args, f) is not None for f in ("llm_config", "api_key", "output_dir"))
-    if (single_flags or args.parallel) and not args.batch:
-        raise ConfigError("command line", "--batch", "single-run and --parallel flags need --batch",
+    if (single_flags or args.parallel) and not (args.batch or args.check):
+        raise ConfigError("command line", "--batch", "single-run and --parallel flags need --batch (or --check)",
                           "add --batch (the TUI takes these in its run panes)")
     if args.demo and args.config:
         raise ConfigError("command line", "--demo", "cannot be combined with --config",
                           "use one or the other")
     if args.check:
         from awm_tui.check import run_check
-        return run_check(find_config_path(args.config), require=args.require_keys)
+        return run_check(args)
     if args.batch:
         from awm_tui.batch import run_batch
         return run_batch(args)
@@ -135,5 +160,6 @@ def _dispatch(args: argparse.Namespace) -> int:
     loaded = None if args.demo else load_config(find_config_path(args.config))
     for notice in loaded.notices if loaded else ():
         print(f"awm-tui: {notice}", file=sys.stderr)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as before: raising inside Textual's loop would not restore the terminal
     return run_tui(loaded.config if loaded else None, theme=args.theme, demo=args.demo,
                    output_root=args.output_root, key_problems=loaded.key_problems if loaded else None)

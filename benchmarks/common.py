@@ -93,7 +93,7 @@ class NullSandboxFactory:
         return None
 
     async def create(self, *, run_name: str, instance_id: str, image: str | None = None,
-                     conda_env: str | None = None) -> Sandbox:
+                     conda_env: str | None = None, output_dir: object = None) -> Sandbox:
         return NullSandbox()
 
     async def aclose(self) -> None:

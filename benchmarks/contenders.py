@@ -32,7 +32,7 @@ import sys
 import time
 from pathlib import Path
 
-from awm_tui.engine import prompts, protocol
+from awm_tui.engine import prompts, protocol, replies
 from awm_tui.engine.agent import PATCH_COMMAND
 from awm_tui.engine.sandbox.base import WORKDIR
 from awm_tui.engine.tasks import Task, load_dataset
@@ -125,7 +125,7 @@ def next_step(messages: list[dict], reply: dict) -> bool:
     """Append the reply and the null sandbox's observation; True when the agent submitted."""
     content = reply["choices"][0]["message"]["content"]
     messages.append({"role": "assistant", "content": content})
-    command, why = protocol.extract_command(content)
+    command, why = replies.extract_command(content)
     if command is None:
         messages.append({"role": "user", "content": prompts.format_error(why)})
         return False

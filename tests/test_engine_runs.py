@@ -188,6 +188,24 @@ async def test_rate_limits_with_retry_after_are_waited_out(tmp_path: Path) -> No
     assert elapsed < limited * 1.0, f"{elapsed:.1f}s for {limited} retries: Retry-After was not honoured"
 
 
+async def test_a_429_storm_costs_no_task(tmp_path: Path) -> None:
+    """Issue 12.7: with half the calls rate-limited and one retry allowed, calls that met
+    two 429s in a row used to fail their task and discard its agent steps."""
+    key = SecretStr("sim-storm-key-0000000-4291")
+    options = SimOptions(seed=3, rate_429=0.5, retry_after=0.01)
+    async with SimLLMServer(options) as sim:
+        profile = profile_for(sim, num_retries=1, retry_min_wait=0.01, retry_max_wait=0.02)
+        run = RunConfig(name="storm", llm="llm.sim", output_dir=tmp_path / "storm", limit=4, sandbox="local",
+                        skip_eval=True, command_timeout=60)
+        config = AppConfig(llm={"llm.sim": profile}, runs=[run])
+        async with Fleet(config, lambda e: None) as fleet:
+            await fleet.start(resolve_run(config, run, api_key=key))
+            outcome = (await fleet.wait())["storm"]
+        per_key = sim.stats()["by_key"][mask_key(key.get_secret_value())]
+    assert per_key["status"].get("429", 0) >= 10, per_key
+    assert (outcome.status, outcome.done, outcome.errors) == ("finished", 4, 0), outcome
+
+
 async def test_a_failed_evaluation_is_a_task_error_not_the_end_of_the_run(tmp_path: Path) -> None:
     """The evaluation server does not know one task (an older dataset file): that task
     errors and is left for a rerun; the run goes on with the next one."""

@@ -89,6 +89,24 @@ async def test_429_retry_after_seconds_is_honoured(chat_peer: ScriptedChat) -> N
     assert (snap.retries, snap.rate_limited, snap.errors, snap.requests) == (1, 1, 1, 2)
 
 
+async def test_a_run_of_429s_spends_no_retry(chat_peer: ScriptedChat) -> None:
+    """Issue 12.7: a rate limit is waited out; only other failures spend num_retries."""
+    for _ in range(6):
+        chat_peer.then(answer(429, {"error": {"message": "slow down", "code": 429}}, {"Retry-After": "0"}))
+    async with client(chat_peer, num_retries=1) as llm:
+        result = await llm.chat(MESSAGES)
+    assert result.retries == 6 and len(chat_peer.requests) == 7
+
+
+async def test_429s_do_not_lift_the_bound_on_other_errors(chat_peer: ScriptedChat) -> None:
+    for status in (429, 500, 429, 500, 429):
+        chat_peer.then(answer(status, {"error": {"message": "busy", "code": status}}, {"Retry-After": "0"}))
+    async with client(chat_peer, num_retries=1) as llm:
+        with pytest.raises(LLMError) as info:
+            await llm.chat(MESSAGES)
+    assert info.value.status == 500 and len(chat_peer.requests) == 4
+
+
 async def test_429_retry_after_http_date(chat_peer: ScriptedChat) -> None:
     target = math.ceil(time.time() + 0.2)          # HTTP dates have 1 s resolution
     chat_peer.then(answer(429, {"error": {"message": "later"}},

@@ -16,6 +16,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from awm_tui.cli import main
+from awm_tui.engine.state import Memory, write_json_atomic
 from awm_tui.config.models import AppConfig, EvalConfig, RunConfig
 from awm_tui.config.plan import resolve_run
 from awm_tui.engine.fleet import Fleet
@@ -27,8 +28,11 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(240)]
 PLAN = {  # run -> (induction mode, tasks in order)
     "alpha": ("llm", ["minicsv__minicsv-3", "minicsv__minicsv-7", "textkit__textkit-4", "textkit__textkit-9"]),
     "beta": ("rule", ["minicsv__minicsv-3", "broken__task-1", "textkit__textkit-4", "rangeset__rangeset-2"]),
+    "gamma": ("rule", ["minicsv__minicsv-3", "minicsv__minicsv-7"]),  # --skip-eval, memory seeded
 }
-UNRESOLVABLE = {"alpha": "textkit__textkit-9", "beta": "rangeset__rangeset-2"}
+SEEDED = {"title": "Read the failing test first", "steps": ["Run pytest on {test}", "Fix {file}"],
+          "repos": ["awm-samples/minicsv"]}
+UNRESOLVABLE = {"alpha": "textkit__textkit-9", "beta": "rangeset__rangeset-2", "gamma": ""}
 """Each run's task that also needs a test nobody wrote: the patch is right, the task stays unresolved."""
 
 
@@ -47,10 +51,14 @@ def _dataset(root: Path, name: str, ids: list[str]) -> Path:
 
 
 async def _produce(root: Path) -> dict[str, Path]:
+    # gamma starts with one workflow in memory and evaluates nothing: only events say what it injected
+    memory = Memory()
+    memory.apply_induction([SEEDED], "manual", sources=[], repos=SEEDED["repos"])
+    write_json_atomic(root / "out-gamma" / "memory.json", memory.model_dump(mode="json"))  # as a past run left it
     async with SimLLMServer(SimOptions(seed=3)) as sim:
         runs = [RunConfig(name=name, llm="llm.sim", output_dir=root / f"out-{name}",
                           dataset=str(_dataset(root, name, ids)), limit=len(ids), sandbox="local",
-                          induce_every=1, induction=mode, command_timeout=60)
+                          induce_every=1, induction=mode, command_timeout=60, skip_eval=name == "gamma")
                 for name, (mode, ids) in PLAN.items()]
         config = AppConfig(llm={"llm.sim": profile_for(sim)}, runs=runs, eval=EvalConfig(mode="local"))
         async with Fleet(config, lambda event: None, metrics_interval=0.2) as fleet:
@@ -80,11 +88,19 @@ def listing(out: Path) -> list[tuple[str, int]]:
 
 def test_json_holds_what_the_files_hold(outputs, capsys) -> None:
     before = {name: listing(out) for name, out in outputs.items()}
-    data = report_json(capsys, outputs["alpha"], outputs["beta"])
+    data = report_json(capsys, *outputs.values())
     assert {name: listing(out) for name, out in outputs.items()} == before  # reading touched nothing
     runs = {r["name"]: r for r in data["runs"]}
-    assert list(runs) == ["alpha", "beta"]
-    for name, out in outputs.items():
+    assert list(runs) == ["alpha", "beta", "gamma"]
+    # gamma: nothing evaluated, so no buffer entry; what each prompt had comes from its events
+    started = [json.loads(line) for line in (outputs["gamma"] / "events.jsonl").read_text().splitlines()
+               if '"task_started"' in line]
+    assert [t["outcome"] for t in runs["gamma"]["tasks"]] == ["not evaluated"] * 2
+    assert [t["workflows"] for t in runs["gamma"]["tasks"]] == [e["injected_workflows"] for e in started]
+    assert runs["gamma"]["tasks"][0]["workflows"] == ["wf-001"]
+    assert runs["gamma"]["with_workflows"] == {"tasks": 0, "resolved": 0}  # not evaluated: in neither
+    for name in ("alpha", "beta"):
+        out = outputs[name]
         finished = checkpoint(out)["finished"]
         run = runs[name]
         assert (run["done"], run["resolved"]) == (len(finished), sum(r["resolved"] for r in finished.values()))
@@ -109,14 +125,15 @@ def test_json_holds_what_the_files_hold(outputs, capsys) -> None:
         assert run["without_workflows"]["tasks"] == len(buffer) - len(helped) >= 1  # the first task had none
     # beta's broken task errored (never checkpointed), and alpha never ran it
     assert runs["beta"]["errors"] == 1 and "broken__task-1" not in checkpoint(outputs["beta"])["finished"]
-    assert data["grid"]["broken__task-1"] == {"alpha": "not run", "beta": "error"}
+    assert data["grid"]["broken__task-1"] == {"alpha": "not run", "beta": "error", "gamma": "not run"}
+    assert data["grid"]["minicsv__minicsv-7"]["gamma"] == "not evaluated"
     assert data["grid"]["rangeset__rangeset-2"]["alpha"] == "not run"
     assert data["grid"]["textkit__textkit-9"]["beta"] == "not run"
     for instance, result in checkpoint(outputs["alpha"])["finished"].items():
         assert data["grid"][instance]["alpha"] == ("resolved" if result["resolved"] else "unresolved")
     for name, instance in UNRESOLVABLE.items():
-        assert data["grid"][instance][name] == "unresolved"
-    assert data["grid"]["textkit__textkit-4"] == {"alpha": "resolved", "beta": "resolved"}
+        assert not instance or data["grid"][instance][name] == "unresolved"
+    assert data["grid"]["textkit__textkit-4"] == {"alpha": "resolved", "beta": "resolved", "gamma": "not run"}
 
 
 class _RunCells(HTMLParser):
@@ -168,12 +185,14 @@ async def test_page_in_chromium_shows_the_checkpoints_numbers_offline(outputs, t
     loaded = await chromium.load(page)
     cells = _RunCells()
     cells.feed(loaded.dom)
-    for name, out in outputs.items():
+    for name in ("alpha", "beta"):
+        out = outputs[name]
         finished = checkpoint(out)["finished"]
         assert cells.cells[name]["resolved"] == str(sum(r["resolved"] for r in finished.values()))
         assert cells.cells[name]["done"] == str(len(finished))
     assert cells.cells["beta"]["errors"] == "1"
-    for name, out in outputs.items():
+    for name in ("alpha", "beta"):
+        out = outputs[name]
         helped = [e for e in json.loads((out / "buffer.json").read_text())["experiences"] if e["injected_workflows"]]
         assert cells.cells[name]["with"].startswith(f"{sum(e['resolved'] for e in helped)}/{len(helped)} ")
     assert cells.csp is not None and "default-src 'none'" in cells.csp

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
+import subprocess
 from pathlib import Path
 
 import aiodocker
@@ -19,8 +21,10 @@ from awm_tui.engine.sandbox.docker import (
     connect_docker,
     default_docker_url,
     sweep,
+    sweep_leftovers,
 )
 from awm_tui.engine.sandbox.factory import open_factory
+from awm_tui.engine.sandbox.owner import Owner, process_started
 
 pytestmark = pytest.mark.docker
 
@@ -223,6 +227,44 @@ async def test_sweep_removes_a_runs_containers_only(docker_client, docker_run_na
         assert await sweep(docker_client, docker_run_name) == 0
     finally:
         await other.close()
+
+
+async def test_sweep_leftovers_spares_live_owners(docker_client, docker_run_name, tmp_path) -> None:
+    """Issue 12.1: a starting run removes only what a gone process (or its own
+    directory) left, never the containers of another live batch with the same run name."""
+    here = Owner.this_process(tmp_path / "mine")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    owners = {
+        "live-other-dir": Owner.this_process(tmp_path / "other"),
+        "live-other-host": dataclasses.replace(here, host=here.host + "-elsewhere", pid=dead.pid,
+                                               output_dir=str(tmp_path / "other")),
+        "same-dir": here,  # alive, but its directory is the one whose lock the sweeper holds
+        "dead": dataclasses.replace(here, pid=dead.pid, output_dir=str(tmp_path / "old")),
+        "pid-reused": dataclasses.replace(here, started="another-boot:1", output_dir=str(tmp_path / "old")),
+    }
+    boxes = {name: DockerSandbox(docker_client, run_name=docker_run_name, instance_id=name, owner=owner)
+             for name, owner in owners.items()}
+    await asyncio.gather(*(box.start() for box in boxes.values()))
+    ids = {name: box.id for name, box in boxes.items()}
+    try:
+        assert await sweep_leftovers(docker_client, docker_run_name, tmp_path / "mine") == 3
+        kept = {name for name, cid in ids.items() if await _exists(docker_client, cid)}
+        assert kept == {"live-other-dir", "live-other-host"}
+    finally:
+        for box in boxes.values():
+            await box.close()
+
+
+def test_process_start_time_tells_a_reused_pid() -> None:
+    child = subprocess.Popen(["sleep", "5"])
+    try:
+        started = process_started(child.pid)
+        assert started and started != process_started(1)
+    finally:
+        child.kill()
+        child.wait()
+    assert process_started(child.pid) is None
 
 
 async def test_attach_then_close_keeps_the_container(sandbox: DockerSandbox, docker_client) -> None:

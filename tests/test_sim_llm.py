@@ -15,7 +15,8 @@ import aiohttp
 import pytest
 
 from awm_tui.config.keys import mask_key
-from awm_tui.engine import protocol
+from awm_tui.engine import protocol, replies
+from awm_tui.engine.induction import parse_induction_reply
 from awm_tui.engine.tasks import load_dataset
 from awm_tui.servers.sim_agent import apply_command, broken_patch
 from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
@@ -91,7 +92,7 @@ async def walk(session, url, instance_id, workflows="", limit=10, key=KEY) -> li
         assert status == 200, body
         content = body["choices"][0]["message"]["content"]
         assert content.startswith("THOUGHT:")
-        command, why = protocol.extract_command(content)
+        command, why = replies.extract_command(content)
         assert command, why
         commands.append(command)
         if command == protocol.SUBMIT_COMMAND:
@@ -186,8 +187,8 @@ async def test_induction_answer_parses_and_reflects_input(server, session):
         "cd /testbed && grep -rn 'def slugify' strs/", "cd /testbed && python3 -m pytest tests/test_text.py::test_slug -q"]}]
     _, _, a = await post(session, server.url, induction_messages(one))
     _, _, b = await post(session, server.url, induction_messages(two))
-    wf_a = protocol.parse_induction_answer(a["choices"][0]["message"]["content"])
-    wf_b = protocol.parse_induction_answer(b["choices"][0]["message"]["content"])
+    wf_a = parse_induction_reply(a["choices"][0]["message"]["content"]).workflows
+    wf_b = parse_induction_reply(b["choices"][0]["message"]["content"]).workflows
     assert 1 <= len(wf_a) <= 3 and 1 <= len(wf_b) <= 3
     assert wf_a != wf_b and "acme/strs" in json.dumps(wf_b) and "acme/strs" not in json.dumps(wf_a)
     steps = [s for w in wf_b for s in w["steps"]]
@@ -197,7 +198,7 @@ async def test_induction_answer_parses_and_reflects_input(server, session):
     current = [{"title": "My test-and-submit routine", "description": "",
                 "steps": ["python3 -m pytest {test_path}", "echo AWM_SUBMIT_PATCH"]}]
     _, _, c = await post(session, server.url, induction_messages(one, current))
-    titles = [w["title"] for w in protocol.parse_induction_answer(c["choices"][0]["message"]["content"])]
+    titles = [w["title"] for w in parse_induction_reply(c["choices"][0]["message"]["content"]).workflows]
     assert "My test-and-submit routine" in titles
 
 
@@ -205,7 +206,7 @@ async def test_bad_induction_rate_gives_unparseable_text(dataset, session):
     async with SimLLMServer(SimOptions(datasets=(str(dataset),), bad_induction_rate=1.0)) as srv:
         _, _, body = await post(session, srv.url, induction_messages([]))
     with pytest.raises(ValueError):
-        protocol.parse_induction_answer(body["choices"][0]["message"]["content"])
+        parse_induction_reply(body["choices"][0]["message"]["content"])
 
 
 async def test_auth_errors(dataset, session):

@@ -56,7 +56,9 @@ async def test_kill_at_every_state_write_then_resume(tmp_path: Path) -> None:
         points = count.read_text().splitlines()
         expected = outcome(reference)
         assert expected["memory version"] == 2 and len(expected["inductions"]) == 2
-        assert [w[4] for w in expected["workflows"]] and all(w[4] == 2 for w in expected["workflows"])
+        # The first induction's workflows are used by tasks 3 and 4 (the last induction's come too late).
+        first = expected["inductions"][0][2]
+        assert first and all(w[4] == 2 for w in expected["workflows"] if w[0] in first)
         assert [i[1] != [] for i in expected["injected"]] == [False, False, True, True]
         kinds = {p.split()[1] for p in points}
         assert kinds == {"rename", "append"} and sum("append induction" in p for p in points) == 2

@@ -4,6 +4,7 @@ forms, logs, layout, keys, commands."""
 from __future__ import annotations
 
 import pytest
+from pydantic import SecretStr
 from textual.widgets import Button, Input, Sparkline
 
 from awm_tui.engine.events import LogLine, MetricsData, MetricsSnapshot, RunFinished
@@ -253,3 +254,19 @@ async def test_fleet_bar_totals_and_elapsed_time():
         await pilot.pause()
         text = screen_text(app)
         assert "runs 2/2 active │ evals/min 3.5 │ conn 0 │ cost $0.7500 │ ⏱ 01:02:03" in text
+
+
+async def test_a_key_from_the_profile_is_shown_masked_not_as_missing():
+    fleet = RecordingFleet()
+    config = sample_config(runs=1)
+    config.llm["llm.sim"] = config.llm["llm.sim"].model_copy(update={"api_key": SecretStr(SECRET_KEY)})
+    app = AWMApp(config, fleet_factory=lambda config, sink: fleet)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await app.panes_ready.wait()
+        form = pane(app, 0).form
+        key_field = form.query_one("#key", Input)
+        assert key_field.placeholder == "sk-or-v1-…cdef from the profile (type to replace)"
+        form.query_one("#profile").value = "llm.kimi-k2"   # a profile without a key
+        await pilot.pause()
+        assert key_field.placeholder == "API key, env:VAR or file:PATH"
+        assert SECRET_KEY not in app.export_screenshot()

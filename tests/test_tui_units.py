@@ -8,13 +8,16 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from awm_tui.engine.events import LogLine, MetricsData, MetricsSnapshot, RunFailed, StatusChanged
+from awm_tui.engine.events import (
+    AgentStep, LLMCall, LogLine, MetricsData, MetricsSnapshot, RunFailed, StatusChanged,
+)
 from awm_tui.tui.messages import MetricsArrived, RunEventsArrived
 from awm_tui.tui.pane_checks import check_panes
 from awm_tui.tui.relay import EventRelay
-from awm_tui.tui.run_view import RunView, apply_event, status_text
+from awm_tui.tui.run_view import RunView, apply_event, log_text, spark_data, status_text
 from awm_tui.tui.themes import load_themes, parse_theme
 from awm_tui.tui.widgets.pane_form import FormValues
+from awm_tui.tui.widgets.pane_stats import llm_line
 from tests.plugins.tui import SECRET_KEY, fixed_events, sample_config
 
 
@@ -130,6 +133,27 @@ def test_a_broken_theme_file_is_reported_not_raised(tmp_path: Path):
     assert len(problems) == 3 and any("primray" in p for p in problems)
     with pytest.raises(ValueError):
         parse_theme({"name": "x"}, "x.toml")
+
+
+def test_a_refused_reply_logs_its_reason_never_none():
+    line = log_text(AgentStep(run="a", instance_id="x__y-1", step=1, command="", exit_code=None,
+                              output_preview="reply cut at max_output_tokens (512); raise it", format_error=True))
+    assert line is not None and "None" not in line and "(format error)" not in line
+    assert line.endswith("step 1: reply not run: reply cut at max_output_tokens (512); raise it")
+
+
+def test_no_sparkline_bar_before_anything_was_evaluated():
+    idle = fold([MetricsSnapshot(run="a", metrics=MetricsData())])
+    assert idle.evals_history == (0.0,) and spark_data(idle) == []   # one 0.0 point drew a full bar
+    busy = fold([MetricsSnapshot(run="a", metrics=MetricsData(evaluations=2, evaluations_per_minute=3.0))])
+    assert spark_data(busy) == [3.0]
+
+
+def test_the_served_model_is_folded_from_the_replies():
+    view = fold([LLMCall(run="a", purpose="agent", latency_s=1.0, model="gemma-3-270m-it"),
+                 MetricsSnapshot(run="a", metrics=MetricsData(truncated_replies=2))])
+    assert view.served_model == "gemma-3-270m-it"
+    assert "gemma-3-270m-it" in llm_line(view) and "cut at max tokens 2" in llm_line(view)
 
 
 def test_the_textual_private_hook_the_pane_log_uses_is_there():

@@ -22,6 +22,7 @@ from awm_tui.config.errors import ConfigError
 from awm_tui.config.loader import find_config_path, load_config
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.config.overrides import SELECTION_FLAGS, parallel_runs, read_keys_file, selection_of, single_run
+from awm_tui.batch.preflight import RunInputs, check_output_dir, preflight
 from awm_tui.config.plan import ResolvedRun, require_keys, resolve_run
 
 DEFAULT_PARALLEL_ROOT = Path("outputs")
@@ -38,6 +39,8 @@ class BatchPlan:
     demo_root: Path | None = None
     demo_root_chosen: bool = False
     """True when the demo's output root is the default one (so it is printed)."""
+    inputs: list[RunInputs] = field(default_factory=list)
+    """Where each run's output directory and dataset came from, for one-line errors."""
 
     @property
     def secrets(self) -> list[str]:
@@ -45,13 +48,16 @@ class BatchPlan:
         return [r.api_key.get_secret_value() for r in self.runs if r.api_key is not None]
 
 
-def build_plan(args: argparse.Namespace) -> BatchPlan:
-    """Raises ConfigError (one line, exit 2) for anything the user must fix."""
+def build_plan(args: argparse.Namespace, *, keys_required: bool = True) -> BatchPlan:
+    """Raises ConfigError (one line, exit 2) for anything the user must fix.
+    `keys_required=False` (for `--check`) leaves a missing key to be reported."""
     single = any(getattr(args, f) is not None for f in ("llm_config", "api_key", "output_dir"))
     if args.demo:
         if single or args.parallel or args.keys_file:
             raise ConfigError("command line", "--demo", "cannot be combined with single-run or --parallel flags",
                               "drop --demo to use your own model, or drop the other flags")
+        if args.output_root is not None:
+            check_output_dir(args.output_root, "command line", "--output-root")
         return BatchPlan(config=None, demo_root=args.output_root, demo_root_chosen=args.output_root is None)
     if args.keys_file and not args.parallel:
         raise ConfigError("command line", "--keys-file", "only used with --parallel N", "add --parallel N")
@@ -72,6 +78,7 @@ def build_plan(args: argparse.Namespace) -> BatchPlan:
                               share_keys=args.share_keys, **common)
         overrides: list[SecretStr | None] = [key for _, key in pairs]
         runs = [run for run, _ in pairs]
+        fields = ["--output-root"] * len(runs)
     elif single or not config.runs:
         if args.output_root is not None:
             raise ConfigError("command line", "--output-root", "applies to --parallel and --demo",
@@ -79,16 +86,22 @@ def build_plan(args: argparse.Namespace) -> BatchPlan:
         run, key = single_run(config, llm=args.llm_config, api_key=args.api_key,
                               output_dir=args.output_dir, **common)
         runs, overrides = [run], [key]
+        fields = ["--output-dir"]
     else:
         if args.output_root is not None:
             raise ConfigError("command line", "--output-root", "applies to --parallel and --demo",
                               "set output_dir in each [[runs]] entry")
         runs = [_with_flags(run, args) for run in config.runs]
         overrides = [None] * len(runs)
+        fields = [f"runs[{i}].output_dir" for i in range(len(runs))]
     resolved = [resolve_run(config, run, i, loaded.key_problems, api_key=key)
                 for i, (run, key) in enumerate(zip(runs, overrides))]
-    require_keys(resolved, source)
-    return BatchPlan(config=config, notices=list(loaded.notices), runs=resolved)
+    if keys_required:
+        require_keys(resolved, source)
+    inputs = [RunInputs(run, where, where.replace("output_dir", "dataset") if where.startswith("runs[") else "dataset")
+              for run, where in zip(runs, fields)]
+    preflight(inputs, "command line" if args.parallel or single else source, datasets=False)
+    return BatchPlan(config=config, notices=list(loaded.notices), runs=resolved, inputs=inputs)
 
 
 def _with_flags(run: RunConfig, args: argparse.Namespace) -> RunConfig:

@@ -25,13 +25,16 @@ from awm_tui.engine.events import (
     Event,
     ImagePull,
     InductionDone,
+    LLMCall,
     LogLine,
     MemoryUpdated,
     MetricsData,
     RunFailed,
     RunFinished,
     RunStarted,
+    StatusChanged,
     TaskFinished,
+    TaskStarted,
 )
 from awm_tui.engine.outcomes import Outcome
 
@@ -72,6 +75,13 @@ class RunTally:
     output_dir: str = ""
     pull: ImagePull | None = None
     """The image pull under way, shown in the status line."""
+    served_model: str = ""
+    """The model as the server names it in its replies (said once, when first seen)."""
+    instance_id: str | None = None
+    step: int | None = None
+    last_call: LLMCall | None = None
+    said: str = ""
+    """The error a typed event just printed: the log line restating it is skipped."""
 
 
 class Reporter:
@@ -100,6 +110,13 @@ class Reporter:
             tally.workflows = event.workflows
         elif isinstance(event, ImagePull):
             tally.pull = None if event.done else event
+        elif isinstance(event, TaskStarted):
+            tally.instance_id, tally.step = event.instance_id, None
+        elif isinstance(event, StatusChanged):
+            tally.step = event.step
+            tally.instance_id = event.instance_id or tally.instance_id
+        elif isinstance(event, LLMCall) and event.ok:
+            tally.last_call = event
         if self.json_lines:
             self._write_json(event.to_dict())
         else:
@@ -109,6 +126,8 @@ class Reporter:
 
     def _describe(self, event: Event, tally: RunTally) -> Text | None:
         if isinstance(event, TaskFinished):
+            if event.outcome is Outcome.ERROR:
+                tally.said = event.error
             return self._task_line(event, tally)
         if isinstance(event, ImagePull):
             if event.error:
@@ -117,6 +136,9 @@ class Reporter:
                 return Text(f"image {event.image}: {'pulled' if event.done else 'pulling'}"
                             f"{event.figures()}", style="cyan")
             return None  # progress goes in the status lines
+        if isinstance(event, LLMCall) and event.ok and event.model and event.model != tally.served_model:
+            tally.served_model = event.model
+            return Text(f"model as served: {event.model}", style="dim")
         if isinstance(event, RunStarted):
             resumed = f" ({event.resumed} already done, resuming)" if event.resumed else ""
             key = f" · key {self.keys[event.run]}" if event.run in self.keys else ""
@@ -124,6 +146,7 @@ class Reporter:
                                  f" · {event.tasks_total} tasks{resumed} · model {event.model}{key}")
         if isinstance(event, InductionDone):
             if not event.ok:
+                tally.said = event.error
                 return Text.assemble((f"induction ({event.mode}) failed", "yellow"), f": {event.error}"
                                      " (memory kept as it was)")
             return Text(f"induction ({event.mode}): +{len(event.added)} added, ~{len(event.changed)} changed, "
@@ -140,6 +163,9 @@ class Reporter:
                                      "(rerun the same command to resume)")
             return Text.assemble(("run finished", "bold green"), f": {event.done} done, {event.resolved} resolved")
         if isinstance(event, LogLine) and event.level in ("warning", "error"):
+            said, tally.said = tally.said, ""
+            if said and said in event.message:
+                return None   # the engine's log line for what the task or induction line said
             first = event.message.strip().splitlines()[0] if event.message.strip() else ""
             return Text(f"{event.level}: {first}", style="red" if event.level == "error" else "yellow")
         return None
@@ -153,8 +179,8 @@ class Reporter:
         speedup = f"{event.speedup:.2f}x" if event.speedup is not None else "-"
         graded = f" · graded by {event.grader}" if event.grader else ""
         return Text.assemble(f"task {where} {event.instance_id} ", verdict,
-                             f" · reward {event.reward:.2f} · speedup {speedup} · {event.steps} steps · "
-                             f"{event.elapsed_s:.1f}s · {event.exit_status}{graded}")
+                             f" · reward {event.reward:.2f} · speedup {speedup} · {event.steps} commands, "
+                             f"{event.model_calls} model calls · {event.elapsed_s:.1f}s · {event.exit_status}{graded}")
 
     # -- status lines, notes, the summary --------------------------------------------------
 
@@ -164,11 +190,19 @@ class Reporter:
             return
         tally = self.tallies.get(run, RunTally())
         total = tally.total or "?"
-        pulling = f"pulling {tally.pull.image}{tally.pull.figures()} · " if tally.pull else ""
+        where = ""
+        if tally.instance_id:
+            where = f" · {tally.instance_id}" + (f" step {tally.step}" if tally.step else "")
+        call = tally.last_call
+        last = (f" · last call {call.latency_s:.1f}s, {call.prompt_tokens}→{call.completion_tokens} tokens"
+                if call is not None else " · no model reply yet")
+        cut = f", {metrics.truncated_replies} cut at max tokens" if metrics.truncated_replies else ""
+        pulling = f" · pulling {tally.pull.image}{tally.pull.figures()}" if tally.pull else ""
         self._line(run, Text(
-            f"status {tally.done}/{total} done, {tally.resolved} resolved · {pulling}"
+            f"status {tally.done}/{total} done, {tally.resolved} resolved{where}{pulling}{last} · "
             f"{metrics.evaluations_per_minute:.1f} evals/min · {metrics.connections_open} connections open · "
-            f"{metrics.retries} retries ({metrics.rate_limited} rate-limited) · ${metrics.cost:.4f}", style="dim"))
+            f"{metrics.retries} retries ({metrics.rate_limited} rate-limited{cut}) · ${metrics.cost:.4f}",
+            style="dim"))
 
     def note(self, message: str, *, style: str | None = None) -> None:
         """A line for the user that is not an event; stderr when stdout is JSON."""

@@ -10,7 +10,7 @@ from dataclasses import asdict
 
 from awm_tui.batch.plan import BatchPlan
 from awm_tui.batch.report import Reporter
-from awm_tui.batch.signals import EXIT_INTERRUPTED, StopSignals
+from awm_tui.batch.signals import StopSignals
 from awm_tui.batch.summary import (
     RunSummary,
     count_workflows,
@@ -23,8 +23,7 @@ from awm_tui.config.plan import ResolvedRun, resolve_run
 from awm_tui.demo import DemoEnvironment, default_output_root
 from awm_tui.engine.events import MetricsData
 from awm_tui.engine.fleet import Fleet, RunOutcome, RunRefused
-
-EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
+from awm_tui.exit_codes import EXIT_INTERRUPTED, EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE
 
 
 async def run_plan(args: argparse.Namespace, plan: BatchPlan) -> int:

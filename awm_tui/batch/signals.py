@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable
 from typing import Self
 
-EXIT_INTERRUPTED = 130
+from awm_tui.exit_codes import EXIT_INTERRUPTED
 FORCING = (signal.SIGINT, signal.SIGTERM)
 
 

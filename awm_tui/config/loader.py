@@ -91,10 +91,11 @@ def load_config(path: Path | None) -> LoadedConfig:
 def parse_config(data: dict[str, Any], *, source: str, base_dir: Path) -> LoadedConfig:
     notices: list[str] = []
     problems: dict[str, KeyProblem] = {}
-    for name in data:
-        if name not in (*SECTIONS, "llm", "runs"):
-            notices.append(f"{source}: ignoring section [{name}] (not used by awm-tui)")
-    profiles = _parse_llm(data.get("llm", {}), source, base_dir, notices, problems)
+    ignored = [f"[{name}]" for name in data if name not in (*SECTIONS, "llm", "runs")]
+    profiles = _parse_llm(data.get("llm", {}), source, base_dir, ignored, problems)
+    if ignored:
+        # An OpenHands config.toml has a dozen of these: one line, not a screenful.
+        notices.append(f"{source}: ignoring what awm-tui does not use (OpenHands settings): {', '.join(ignored)}")
     runs = _parse_runs(data.get("runs", []), source, base_dir, profiles, problems)
     sections = {
         name: _validate(model, data.get(name, {}), source, name)
@@ -104,7 +105,7 @@ def parse_config(data: dict[str, Any], *, source: str, base_dir: Path) -> Loaded
     return LoadedConfig(config, notices, problems)
 
 
-def _parse_llm(raw: Any, source: str, base_dir: Path, notices: list[str],
+def _parse_llm(raw: Any, source: str, base_dir: Path, ignored: list[str],
                problems: dict[str, KeyProblem]) -> dict[str, LLMProfile]:
     if not isinstance(raw, dict):
         raise ConfigError(source, "llm", "expected a table", "write [llm] with model, api_key, …")
@@ -119,7 +120,7 @@ def _parse_llm(raw: Any, source: str, base_dir: Path, notices: list[str],
             if key in known:
                 kept[key] = value
             elif not isinstance(value, dict):
-                notices.append(f"{source}: {full}.{key}: ignored (OpenHands field not used by awm-tui)")
+                ignored.append(f"{full}.{key}")
         if "api_key" in kept:
             kept["api_key"] = _key(kept["api_key"], f"{full}.api_key", source, base_dir, problems)
         merged = kept if full == "llm" else {**base, **kept}  # named profiles inherit [llm]

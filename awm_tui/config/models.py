@@ -69,12 +69,18 @@ class LLMProfile(BaseModel):
     """Sampling temperature."""
     top_p: float = Field(1.0, gt=0.0, le=1.0)
     """Nucleus sampling mass."""
-    max_output_tokens: int | None = Field(None, gt=0)
-    """Cap on tokens per reply; the provider's default when unset."""
+    max_output_tokens: int | None = Field(None, ge=0)
+    """Cap on tokens per reply; the provider's default when unset (0 = unset, as in OpenHands)."""
+    max_input_tokens: int | None = Field(None, ge=0)
+    """The model's context window for prompts, in tokens (0 = unset, as in OpenHands). When
+    set, the oldest command outputs are elided before a prompt would exceed it."""
+    system_prompt_mode: Literal["system", "user"] = "system"
+    """`user` sends the system text at the top of the first user message, for servers
+    whose chat template drops system messages (llama.cpp's gemma format does)."""
     timeout: float = Field(600.0, gt=0)
     """Seconds one chat call may take before it is abandoned and retried."""
     num_retries: int = Field(5, ge=0)
-    """Retries after the first attempt for 429, 5xx and dropped connections."""
+    """Retries after the first attempt for 5xx, timeouts and dropped connections (a 429 waits without spending one)."""
     retry_min_wait: float = Field(4.0, ge=0)
     """Shortest backoff between retries, seconds."""
     retry_max_wait: float = Field(60.0, ge=0)
@@ -93,6 +99,11 @@ class LLMProfile(BaseModel):
     def _url(cls, value: str | None) -> str | None:
         return None if value is None else check_url(value)
 
+    @field_validator("max_output_tokens", "max_input_tokens")
+    @classmethod
+    def _zero_is_unset(cls, value: int | None) -> int | None:
+        return value or None
+
     @property
     def provider(self) -> str | None:
         head, sep, _ = self.model.partition("/")
@@ -103,6 +114,11 @@ class LLMProfile(BaseModel):
         if self.base_url:
             return self.base_url.rstrip("/")
         return PROVIDER_BASE_URLS.get(self.provider or "", OPENAI_BASE_URL)
+
+    @property
+    def chat_url(self) -> str:
+        """Where this profile's chat completions are POSTed."""
+        return f"{self.effective_base_url}/chat/completions"
 
     @property
     def api_model(self) -> str:

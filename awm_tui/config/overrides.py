@@ -62,10 +62,14 @@ def parallel_runs(config: AppConfig, *, n: int, keys: list[SecretStr], output_ro
         raise ConfigError("command line", "--parallel", f"must be at least 1 (got {n})", "pass --parallel N with N ≥ 1")
     if not keys:
         raise ConfigError("command line", "--keys-file", "no keys", "give a file with one key per line")
-    if len(keys) < n and not share_keys:
+    # Distinct keys: a key listed twice is still one rate limit.
+    distinct = list({key.get_secret_value(): key for key in keys}.values())
+    if len(distinct) < n and not share_keys:
+        repeated = f" ({len(keys) - len(distinct)} repeated)" if len(distinct) < len(keys) else ""
         raise ConfigError("command line", "--keys-file",
-                          f"{len(keys)} keys for {n} runs: runs would share a key and its rate limit",
-                          "add keys, lower --parallel, or pass --share-keys")
+                          f"{len(distinct)} distinct keys{repeated} for {n} runs: runs would share a key "
+                          "and its rate limit", "add keys, lower --parallel, or pass --share-keys")
+    keys = distinct
     name = profile_name(llm or default_profile(config))
     profile_for(config.llm, name, source=str(config.source or "command line"), where="--llm-config")
     root = resolve_dir(output_root, Path.cwd())
@@ -86,6 +90,9 @@ def read_keys_file(path: Path) -> list[SecretStr]:
     except OSError as exc:
         raise ConfigError(str(path), "--keys-file", f"cannot read ({exc.strerror or exc})",
                           "check the path and permissions") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(str(path), "--keys-file", f"not UTF-8 text (byte {exc.start})",
+                          "save it as plain UTF-8 text, one key per line") from None
     keys: list[SecretStr] = []
     for lineno, line in enumerate(lines, 1):
         text = line.split("#", 1)[0].strip()

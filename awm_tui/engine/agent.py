@@ -8,9 +8,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from awm_tui.config.models import RunConfig
-from awm_tui.engine import prompts, protocol
-from awm_tui.engine.events import AgentStep, Event, LLMCall, StatusChanged
-from awm_tui.engine.llm import ChatResult, LLMClient, LLMError, LLMFatalError
+from awm_tui.engine import prompts, protocol, replies
+from awm_tui.engine.context import ContextWindow, system_dropped
+from awm_tui.engine.events import AgentStep, Event, LLMCall, LogLine, StatusChanged
+from awm_tui.engine.llm import ChatResult, LLMClient, LLMContextLimit, LLMError, LLMFatalError
 from awm_tui.engine.sandbox.base import Sandbox
 from awm_tui.engine.tasks import Task
 
@@ -30,9 +31,11 @@ class Step:
 @dataclass
 class AgentResult:
     exit_status: str
-    """`Submitted`, `FormatError`, `StepLimit`, `CostLimit`, `TimeLimit`."""
+    """`Submitted`, `FormatError`, `StepLimit`, `CostLimit`, `TimeLimit`, `ContextLimit`."""
     patch: str
     steps: list[Step] = field(default_factory=list)
+    """The commands run; a reply without a usable command is a model call, not a step."""
+    model_calls: int = 0
     messages: list[dict] = field(default_factory=list)
     cost: float = 0.0
     elapsed_s: float = 0.0
@@ -40,10 +43,13 @@ class AgentResult:
 
 class Agent:
     """Solves one task in one sandbox. Raises LLMFatalError (stop the run) and
-    LLMError (this task failed after retries); every other outcome is a result."""
+    LLMError (this task failed after retries); every other outcome is a result,
+    a prompt too long for the model's window included (`ContextLimit`)."""
 
     def __init__(self, llm: LLMClient, run: RunConfig, emit: Callable[[Event], None]) -> None:
         self.llm, self.run, self.emit = llm, run, emit
+        self._system_checked = llm.profile.system_prompt_mode != "system"
+        """Whether the server's prompt count was compared with the system text (once per run)."""
 
     async def solve(self, task: Task, sandbox: Sandbox, workflows_block: str) -> AgentResult:
         started = time.monotonic()
@@ -62,22 +68,41 @@ class Agent:
 
     async def _loop(self, task: Task, sandbox: Sandbox, result: AgentResult) -> str:
         run, messages = self.run, result.messages
+        window = ContextWindow(self.llm.profile.max_input_tokens)
         format_errors = 0
         for step in range(1, run.max_steps + 1):
             if result.cost >= run.max_cost:
                 return "CostLimit"
             self.emit(StatusChanged(run=run.name, phase="running", instance_id=task.instance_id, step=step))
-            reply = await self._chat(messages)
+            sent, trim = window.fit(messages)
+            if trim is not None:
+                self._log("info", f"{task.instance_id}: {trim.describe(window.window or 0)}")
+            try:
+                reply = await self._chat(sent)
+            except LLMContextLimit as exc:
+                self._log("warning", f"{task.instance_id}: {exc}; the task ends with ContextLimit"
+                                     f"{self._window_hint(exc)}")
+                return "ContextLimit"
             result.cost += reply.cost
+            result.model_calls += 1
+            window.observe(sent, reply.prompt_tokens)
+            self._check_system(sent, reply)
             messages.append({"role": "assistant", "content": reply.content})
-            command, why = protocol.extract_command(reply.content)
+            if reply.finish_reason == "length":
+                limit = self.llm.profile.max_output_tokens
+                shown = str(limit) if limit else "the server's default"
+                command, why = None, f"reply cut at max_output_tokens ({shown}); raise it"
+                correction = prompts.cut_reply(f"{limit} tokens" if limit else "the server's limit")
+            else:
+                command, why = replies.extract_command(reply.content)
+                correction = prompts.format_error(why)
             if command is None:
                 format_errors += 1
                 self.emit(AgentStep(run=run.name, instance_id=task.instance_id, step=step, command="",
                                     exit_code=None, output_preview=why, format_error=True))
                 if format_errors >= run.max_format_errors:
                     return "FormatError"
-                messages.append({"role": "user", "content": prompts.format_error(why)})
+                messages.append({"role": "user", "content": correction})
                 continue
             format_errors = 0
             out = await sandbox.exec(command, timeout_s=run.command_timeout, workdir=sandbox.workdir)
@@ -102,8 +127,28 @@ class Agent:
             raise
         self.emit(LLMCall(run=self.run.name, purpose="agent", latency_s=reply.latency_s,
                           prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-                          cost=reply.cost, retries=reply.retries))
+                          cost=reply.cost, retries=reply.retries, model=reply.model,
+                          finish_reason=reply.finish_reason))
         return reply
+
+    def _check_system(self, sent: list[dict], reply: ChatResult) -> None:
+        if self._system_checked or reply.prompt_tokens <= 0:
+            return
+        self._system_checked = True
+        if system_dropped(sent, reply.prompt_tokens, reply.content, reply.completion_tokens):
+            self._log("warning", f"the server counted {reply.prompt_tokens} prompt tokens, about what the "
+                                 "prompt holds without its system message: its chat template seems to drop "
+                                 "it, so the format rules never reach the model; set "
+                                 f'system_prompt_mode = "user" in [{self.run.llm}]')
+
+    def _window_hint(self, exc: LLMContextLimit) -> str:
+        if self.llm.profile.max_input_tokens is not None:
+            return ""
+        size = f" (the server's window is {exc.window:,} tokens, less max_output_tokens)" if exc.window else ""
+        return f"; set max_input_tokens in [{self.run.llm}]{size} so old outputs are elided instead"
+
+    def _log(self, level: str, message: str) -> None:
+        self.emit(LogLine(run=self.run.name, level=level, message=message))  # type: ignore[arg-type]
 
     async def _patch(self, sandbox: Sandbox) -> str:
         out = await sandbox.exec(PATCH_COMMAND, timeout_s=60, workdir=sandbox.workdir,

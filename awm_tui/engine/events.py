@@ -115,6 +115,10 @@ class LLMCall(Event):
     retries: int = 0
     ok: bool = True
     error: str = ""
+    model: str = ""
+    """The model as the server reported it in its reply."""
+    finish_reason: str = ""
+    """`stop`, `length` (the reply was cut at max_output_tokens), …"""
 
 
 @_kind("evaluation_done")
@@ -133,16 +137,18 @@ class EvaluationDone(Event):
 class TaskFinished(Event):
     instance_id: str
     exit_status: str
-    """The agent's: `Submitted`, `FormatError`, `StepLimit`, `CostLimit`, `TimeLimit`
+    """The agent's: `Submitted`, `FormatError`, `StepLimit`, `CostLimit`, `TimeLimit`, `ContextLimit`
     (empty when the task failed before the agent finished)."""
     outcome: Outcome
     resolved: bool
     reward: float
     speedup: float | None
     steps: int
+    """Commands run; replies without a usable command are counted in `model_calls` only."""
     elapsed_s: float
     cost: float
     evaluated: bool = True
+    model_calls: int = 0
     error: str = ""
     """One line, for `Outcome.ERROR` (the task is not checkpointed: a rerun retries it)."""
     error_kind: ErrorKind | None = None
@@ -231,6 +237,8 @@ class MetricsData:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost: float = 0.0
+    truncated_replies: int = 0
+    """Replies cut at max_output_tokens (`finish_reason: "length"`)."""
 
 
 @_kind("metrics")

@@ -9,7 +9,7 @@ from pathlib import Path
 from awm_tui.config.keys import NO_KEY
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.config.plan import ResolvedRun
-from awm_tui.engine.evaluation import Evaluator, LocalEvaluator, ServerEvaluator
+from awm_tui.engine.evaluation import EvaluationError, Evaluator, LocalEvaluator, ServerEvaluator
 from awm_tui.engine.events import EventSink, StatusChanged
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.run import AWMRun, RunOutcome, RunRefused
@@ -109,6 +109,8 @@ class Fleet:
             if resolved.api_key is None:
                 raise RunRefused(f"run {run.name!r}: {resolved.key_problem or NO_KEY}")
             dataset = await self._dataset(run.dataset)
+            if not run.skip_eval:
+                await self._evaluator_ready()
             sandboxes = await self._sandboxes(run.sandbox)
             awm = AWMRun(run, resolved.profile, http=self.config.http, sandboxes=sandboxes,
                          evaluator=None if run.skip_eval else self._evaluator, dataset=dataset,
@@ -158,6 +160,13 @@ class Fleet:
                 raise RunRefused(str(exc)) from None
         return self._datasets[spec]
 
+    async def _evaluator_ready(self) -> None:
+        assert self._evaluator is not None
+        try:
+            await self._evaluator.ready()
+        except EvaluationError as exc:
+            raise RunRefused(str(exc)) from None
+
     async def _sandboxes(self, kind: str) -> SandboxFactory:
         if kind not in self._factories:
             try:
@@ -168,8 +177,9 @@ class Fleet:
         return self._factories[kind]
 
     async def _sweep_leftovers(self, sandboxes: SandboxFactory, awm: AWMRun) -> None:
-        """Containers a killed process left for this run (we hold its directory's lock now),
-        or the local task copies of any killed awm-tui process.
+        """Containers a killed process left (this run's directory, whose lock we hold now,
+        or any process that is gone; never a live batch's), or the local task copies of
+        any killed awm-tui process.
 
         A failed sweep is worth a warning, not a refusal: the run itself can go on."""
         if sandboxes.kind == "local":
@@ -180,9 +190,9 @@ class Fleet:
             return
         if sandboxes.docker is None:
             return
-        from awm_tui.engine.sandbox.docker import sweep
+        from awm_tui.engine.sandbox.docker import sweep_leftovers
         try:
-            removed = await sweep(sandboxes.docker, awm.name)
+            removed = await sweep_leftovers(sandboxes.docker, awm.name, awm.out.path)
         except Exception as exc:  # the daemon hiccuped; the containers stay for the next start
             awm.warn(f"could not sweep containers left by an earlier crash: {exc}")
             return

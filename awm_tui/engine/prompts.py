@@ -51,6 +51,9 @@ FORMAT_ERROR = """Your reply could not be used: {why}.
 Reply with a THOUGHT and exactly ONE fenced ```bash block holding one command.
 To finish, run `{submit}`."""
 
+CUT_REPLY = """Your reply was cut off at the output limit ({limit}) before it ended.
+Keep the THOUGHT to a few sentences and send exactly ONE fenced ```bash block holding one command."""
+
 OUTPUT_LIMIT = 10_000
 """Characters of command output shown to the model per step."""
 
@@ -67,6 +70,10 @@ def instance_prompt(task: Task, workdir: str, workflows_block: str) -> str:
 
 def format_error(why: str) -> str:
     return FORMAT_ERROR.format(why=why, submit=protocol.SUBMIT_COMMAND)
+
+
+def cut_reply(limit: str) -> str:
+    return CUT_REPLY.format(limit=limit)
 
 
 def observation(exit_code: int, output: str, *, truncated: bool, timed_out: bool,

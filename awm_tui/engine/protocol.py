@@ -7,7 +7,6 @@ place so the three never drift apart.
 
 from __future__ import annotations
 
-import json
 import re
 
 SUBMIT_COMMAND = "echo AWM_SUBMIT_PATCH"
@@ -38,8 +37,6 @@ INDUCTION_MARKER = "AWM-INDUCTION"
 EXPERIENCES_OPEN, EXPERIENCES_CLOSE = "<experiences>", "</experiences>"
 CURRENT_OPEN, CURRENT_CLOSE = "<current_workflows>", "</current_workflows>"
 
-BASH_BLOCK_RE = re.compile(r"```(?:bash|sh|shell)?[ \t]*\n(.*?)```", re.DOTALL)
-JSON_BLOCK_RE = re.compile(r"```(?:json)?[ \t]*\n(.*?)```", re.DOTALL)
 
 
 def find_task_id(text: str) -> str | None:
@@ -52,66 +49,9 @@ def find_workdir(text: str, default: str = "/testbed") -> str:
     return match.group("workdir") if match else default
 
 
-def extract_command(reply: str) -> tuple[str | None, str]:
-    """The single bash command in a reply, or (None, why it is malformed)."""
-    blocks = BASH_BLOCK_RE.findall(reply)
-    if len(blocks) == 1 and blocks[0].strip():
-        return blocks[0].strip(), ""
-    if not blocks:
-        return None, "no ```bash fenced block found"
-    if len(blocks) > 1:
-        return None, f"{len(blocks)} fenced blocks found, expected exactly one"
-    return None, "the fenced block is empty"
-
-
 def between(text: str, open_tag: str, close_tag: str) -> str | None:
     start = text.find(open_tag)
     end = text.find(close_tag, start + len(open_tag)) if start >= 0 else -1
     if start < 0 or end < 0:
         return None
     return text[start + len(open_tag):end].strip()
-
-
-def parse_induction_answer(reply: str) -> list[dict]:
-    """Workflows from a model's induction answer.
-
-    Accepts a ```json block, or bare JSON, holding either a list of workflows
-    or `{"workflows": [...]}`; each workflow needs a title and a list of steps.
-    Raises ValueError with a one-line reason otherwise.
-    """
-    candidates = JSON_BLOCK_RE.findall(reply) or [reply]
-    last_error = "no JSON found"
-    for raw in candidates:
-        raw = raw.strip()
-        # Tolerate prose around bare JSON: take the outermost braces/brackets.
-        if not raw.startswith(("{", "[")):
-            starts = [i for i in (raw.find("{"), raw.find("[")) if i >= 0]
-            if not starts:
-                continue
-            raw = raw[min(starts):]
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            last_error = f"invalid JSON: {exc.msg}"
-            continue
-        items = data.get("workflows") if isinstance(data, dict) else data
-        if not isinstance(items, list):
-            last_error = "expected a list of workflows"
-            continue
-        workflows = []
-        for item in items:
-            if not isinstance(item, dict):
-                continue
-            title = str(item.get("title", "")).strip()
-            steps = item.get("steps")
-            if not title or not isinstance(steps, list) or not steps:
-                continue
-            workflows.append({
-                "title": title,
-                "description": str(item.get("description", "")).strip(),
-                "steps": [str(s).strip() for s in steps if str(s).strip()],
-            })
-        if workflows:
-            return workflows
-        last_error = "no workflow had both a title and steps"
-    raise ValueError(last_error)

@@ -8,6 +8,7 @@ import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 from awm_tui.config.models import HttpConfig, LLMProfile, RunConfig
@@ -19,13 +20,17 @@ from awm_tui.engine.events import (
     TaskFinished, TaskStarted,
 )
 from awm_tui.engine.http.metrics import RunMetrics
-from awm_tui.engine.llm import LLMClient, LLMError, LLMFatalError
+from awm_tui.engine.induction import (
+    InductionParseError, ParsedInduction, build_induction_messages, induce_rule, parse_induction_reply,
+    transcript, write_transcript,
+)
+from awm_tui.engine.llm import ChatResult, LLMClient, LLMError, LLMFatalError
 from awm_tui.engine.outcomes import ErrorKind, InfraError, Outcome, error_kind
 from awm_tui.engine.sandbox.base import Sandbox, SandboxError
 from awm_tui.engine.sandbox.factory import SandboxFactory
 from awm_tui.engine.state import (
     EventLog, Experience, Memory, OutputDir, OutputDirLocked, StateError, StateStore, TaskResult,
-    build_induction_messages, induce_rule, parse_llm_induction, select_workflows,
+    select_workflows,
 )
 from awm_tui.engine.state.atomic import dump_json, replace_files
 from awm_tui.engine.state.report import build_report
@@ -220,7 +225,8 @@ class AWMRun:
             await self._ensure_image(task, image)
         try:
             sandbox = await self.sandboxes.create(run_name=self.name, instance_id=task.instance_id,
-                                                  image=image, conda_env=self.sandboxes.env_for(task))
+                                                  image=image, conda_env=self.sandboxes.env_for(task),
+                                                  output_dir=self.out.path)
             try:
                 self._emit(StatusChanged(run=self.name, phase="running", instance_id=task.instance_id,
                                          detail="preparing sandbox"))
@@ -313,10 +319,10 @@ class AWMRun:
         self._emit(TaskFinished(run=self.name, instance_id=task.instance_id, exit_status=result.exit_status,
                                 outcome=verdict, resolved=resolved, reward=reward, speedup=speedup,
                                 steps=len(result.steps), elapsed_s=elapsed, cost=result.cost,
-                                evaluated=evaluated, grader=grader))
+                                evaluated=evaluated, grader=grader, model_calls=result.model_calls))
         graded = f", graded by {grader}" if grader else ""
         self._log("info", f"{task.instance_id}: {result.exit_status}, {verdict.replace('_', ' ')}{graded} "
-                          f"({len(result.steps)} steps, {elapsed:.1f} s)")
+                          f"({len(result.steps)} commands, {result.model_calls} model calls, {elapsed:.1f} s)")
 
     def _report(self) -> dict:
         return build_report(self.chosen, self.checkpoint, self.preds.entries, self.task_errors)
@@ -348,13 +354,7 @@ class AWMRun:
         self._emit(StatusChanged(run=self.name, phase="inducing", detail=f"from {len(examples)} successes"))
         try:
             if run.induction == "llm":
-                messages = build_induction_messages(examples, self.memory.workflows)
-                started = time.monotonic()
-                reply = await llm.chat(messages, purpose="induction")
-                self._emit(LLMCall(run=self.name, purpose="induction", latency_s=time.monotonic() - started,
-                                   prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-                                   cost=reply.cost, retries=reply.retries))
-                workflows = parse_llm_induction(reply.content)
+                workflows = await self._ask_model(llm, examples)
             else:
                 workflows = induce_rule(examples)
         except (ValueError, LLMError) as exc:
@@ -373,6 +373,37 @@ class AWMRun:
         self._emit(MemoryUpdated(run=self.name, version=self.memory.version, workflows=len(self.memory.workflows)))
         self._log("info", f"induction: +{len(diff.added)} ~{len(diff.changed)} -{len(diff.removed)}, "
                           f"{len(self.memory.workflows)} workflows in memory (v{self.memory.version})")
+
+    async def _ask_model(self, llm: LLMClient, examples: list[Experience]) -> list[dict]:
+        """The workflows the model induces. Each prompt and reply is kept in inductions/,
+        and a reply that cannot be used fails with its reason and where it is kept."""
+        messages = build_induction_messages(examples, self.memory.workflows)
+        reply = None
+        started = time.monotonic()
+        try:
+            reply = await llm.chat(messages, purpose="induction")
+            self._emit(LLMCall(run=self.name, purpose="induction", latency_s=time.monotonic() - started,
+                               prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
+                               cost=reply.cost, retries=reply.retries))
+            parsed = parse_induction_reply(reply.content)
+        except LLMError as exc:
+            await self._keep_transcript(messages, reply, None, str(exc), examples)
+            raise
+        except InductionParseError as exc:
+            where = await self._keep_transcript(messages, reply, None, str(exc), examples)
+            raise InductionParseError(f"{exc} (prompt and reply in {where})") from None
+        where = await self._keep_transcript(messages, reply, parsed, "", examples)
+        if parsed.note:
+            self._log("warning", f"induction reply: {parsed.note} (prompt and reply in {where})")
+        return parsed.workflows
+
+    async def _keep_transcript(self, messages: list[dict], reply: ChatResult | None,
+                               parsed: ParsedInduction | None, error: str,
+                               examples: list[Experience]) -> Path:
+        record = transcript(messages=messages, reply=reply, parsed=parsed, error=error,
+                            memory_version=self.memory.version, sources=[e.instance_id for e in examples])
+        saved = await asyncio.to_thread(write_transcript, self.out.layout.inductions, record)
+        return saved.relative_to(self.out.path)
 
     # -- reporting --------------------------------------------------------------
 

@@ -152,6 +152,12 @@ def load_dataset(spec: str | Path) -> Dataset:
             records = list(_records(path.read_text(encoding="utf-8"), path))
     except OSError as exc:
         raise TaskError(f"dataset {str(spec)!r}: cannot read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise TaskError(f"dataset {str(spec)!r}: not UTF-8 text (byte {exc.start}); "
+                        "SWE-bench files are UTF-8 JSON: re-export it") from None
+    if not records:
+        raise TaskError(f"dataset {str(spec)!r}: holds no tasks; give a .json/.jsonl/.parquet file of "
+                        "SWE-bench instances")
     tasks: list[Task] = []
     for lineno, record in records:
         try:

@@ -171,6 +171,7 @@ def read_run(path: str | os.PathLike) -> RunReport:
     events = read_event_log(layout.events, {"run_started", "task_started", "task_finished", "llm_call"})
     tokens: dict[str, list[int]] = {}
     errors: dict[str, str] = {}
+    injected: dict[str, list[str]] = {}  # for tasks the buffer lacks (not evaluated)
     current = None
     induction_cost = 0.0
     cost_from_events = 0.0
@@ -182,6 +183,7 @@ def read_run(path: str | os.PathLike) -> RunReport:
             started = event.ts if started is None else started
         elif isinstance(event, TaskStarted):
             current = event.instance_id  # a run works on one task at a time
+            injected[current] = list(event.injected_workflows)
         elif isinstance(event, LLMCall):
             cost_from_events += event.cost
             total_tokens[0] += event.prompt_tokens
@@ -207,12 +209,14 @@ def read_run(path: str | os.PathLike) -> RunReport:
         rows.append(TaskRow(
             instance_id=result.instance_id, outcome=_outcome(result), reward=result.reward, steps=result.steps,
             cost=result.cost, elapsed_s=result.elapsed_s, prompt_tokens=prompt, completion_tokens=completion,
-            workflows=list(experience.injected_workflows) if experience else [], resolved_so_far=resolved_so_far))
+            workflows=list(experience.injected_workflows) if experience else injected.get(result.instance_id, []),
+            resolved_so_far=resolved_so_far))
     for instance_id in errors:
         if not checkpoint.is_done(instance_id):
             prompt, completion = tokens.get(instance_id, (0, 0))
             rows.append(TaskRow(instance_id=instance_id, outcome="error", prompt_tokens=prompt,
-                                completion_tokens=completion, resolved_so_far=resolved_so_far))
+                                completion_tokens=completion, workflows=injected.get(instance_id, []),
+                                resolved_so_far=resolved_so_far))
 
     finished_at = [r.finished_at for r in checkpoint.finished.values()]
     task_cost = sum(r.cost for r in checkpoint.finished.values())

@@ -23,6 +23,8 @@ from typing import Any
 
 from aiohttp import web
 
+from awm_tui.arguments import ArgumentParser, port_number
+
 from awm_tui.engine.evaluation.harness import EvalOutcome, evaluate_in_sandbox
 from awm_tui.engine.outcomes import InfraError, Outcome, error_kind
 from awm_tui.engine.sandbox.base import Sandbox, SandboxError
@@ -83,11 +85,15 @@ class EvalServer:
         return self._url
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        """Load the datasets, then listen; raises TaskError for a bad dataset, OSError for a busy port."""
+        """Load the datasets, then listen; raises TaskError for a bad dataset, SandboxError
+        for a `docker_url` no daemon answers at, OSError for a busy port."""
         if self._runner is not None:
             return
         for spec in self._specs:
             self.datasets.append(spec if isinstance(spec, Dataset) else await asyncio.to_thread(load_dataset, spec))
+        if self.docker_url and self.simulate is None:
+            # Asked for by name: a wrong URL must fail now, not at each agent's first evaluation.
+            await self._connect_docker()
         runner = web.AppRunner(self.app, access_log=None)
         await runner.setup()
         try:
@@ -100,6 +106,19 @@ class EvalServer:
         bound = site._server.sockets[0].getsockname()  # type: ignore[union-attr]
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         self._url = f"http://{shown}:{bound[1]}"
+
+    async def _connect_docker(self) -> Any:
+        """The shared client, connected once (lazily unless --docker-url names a daemon:
+        local-only users need none); SandboxError when no daemon answers."""
+        from awm_tui.engine.sandbox.docker import connect_docker
+
+        async with self._docker_lock:
+            if self._docker is None:
+                self._docker = await connect_docker(self.docker_url)
+            if self._docker is None:
+                where = f" at {self.docker_url}" if self.docker_url else ""
+                raise SandboxError(f"no Docker daemon answers{where}; check --docker-url or $DOCKER_HOST")
+            return self._docker
 
     async def close(self) -> None:
         runner, self._runner = self._runner, None
@@ -137,15 +156,11 @@ class EvalServer:
 
             sandbox: Sandbox = LocalSandbox.attach(container_id)
         else:
-            from awm_tui.engine.sandbox.docker import DockerSandbox, connect_docker
+            from awm_tui.engine.sandbox.docker import DockerSandbox
 
-            async with self._docker_lock:  # connect once, lazily: local-only users need no daemon
-                if self._docker is None:
-                    self._docker = await connect_docker(self.docker_url)
-                if self._docker is None:
-                    raise SandboxError(f"no Docker daemon reachable{f' at {self.docker_url}' if self.docker_url else ''}")
             # SWE-bench images: the tests run in the `testbed` env, as the agent's commands did.
-            sandbox = DockerSandbox.attach(self._docker, container_id, conda_env=SandboxFactory.env_for(task))
+            sandbox = DockerSandbox.attach(await self._connect_docker(), container_id,
+                                           conda_env=SandboxFactory.env_for(task))
         try:
             await sandbox.start()  # attached: only checks it is there and running
         except BaseException:
@@ -235,9 +250,9 @@ def _check_body(body: object) -> str | None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="awm-tui eval-server", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="awm-tui eval-server", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks one)")
+    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks one)")
     parser.add_argument("--dataset", action="append", metavar="PATH",
                         help="dataset to serve (`sample` or a .json/.jsonl path); repeatable; default sample")
     parser.add_argument("--docker-url", metavar="URL", help="Docker daemon (default: $DOCKER_HOST or the local socket)")

@@ -1,4 +1,6 @@
-"""What the simulated model says: a scripted agent and a rule-based workflow inducer.
+"""What the simulated model says to the agent prompt: a scripted agent.
+
+(Its answers to induction prompts are in `sim_induction`.)
 
 Pure functions of the conversation (plus a seed), so the server stays cheap
 per request and the same conversation always gets the same reply.
@@ -6,10 +8,8 @@ per request and the same conversation always gets the same reply.
 
 from __future__ import annotations
 
-import json
 import re
 import shlex
-from collections import Counter
 from dataclasses import dataclass
 from typing import Literal
 
@@ -41,6 +41,8 @@ class Conversation:
     first_user: str
     step: int
     """Number of assistant messages so far: the index of the reply to write."""
+    rules_seen: bool = True
+    """Whether any system or user text asks for a ```bash block (the format rules)."""
 
 
 def text_of(content: object) -> str:
@@ -52,11 +54,16 @@ def text_of(content: object) -> str:
     return "" if content is None else str(content)
 
 
+FORMAT_RULE = "```bash"
+"""Text every statement of the format rules holds: the system prompt and each correction."""
+
+
 def read_conversation(messages: list[dict]) -> Conversation:
     system = next((text_of(m.get("content")) for m in messages if m.get("role") == "system"), "")
     first_user = next((text_of(m.get("content")) for m in messages if m.get("role") == "user"), "")
     step = sum(1 for m in messages if m.get("role") == "assistant")
-    return Conversation(system, first_user, step)
+    rules = any(FORMAT_RULE in text_of(m.get("content")) for m in messages if m.get("role") in ("system", "user"))
+    return Conversation(system, first_user, step, rules)
 
 
 def first_workflow_title(first_user: str) -> str | None:
@@ -142,12 +149,28 @@ def reply(thought: str, command: str) -> str:
     return f"THOUGHT: {thought}\n\n```bash\n{command}\n```"
 
 
+def with_python_first(text: str) -> str:
+    """The shape real models send: a ```python block shown before the ```bash block,
+    with prose between them that a fence-pairing regex would run as a command."""
+    thought, _, command_block = text.partition("\n\n```bash\n")
+    return (f"{thought}\n\nThe check I have in mind, in Python:\n\n```python\nimport subprocess\n"
+            f"print(subprocess.run(['git', 'status'], capture_output=True, text=True).stdout)\n```\n"
+            f"Now run it in the shell.\n\n```bash\n{command_block}")
+
+
+UNINSTRUCTED = ("I would start by looking at the repository: list its files with ls -R, read the "
+                "module the issue names, then fix it and run the tests.")
+"""What a model says when the format rules never reached it (its template dropped them)."""
+
+
 def agent_reply(conv: Conversation, task: Task | None, *, seed: int, wrong_patch_rate: float,
-                choice: SubmitChoice | None = None) -> str:
+                python_first_rate: float = 0.0, choice: SubmitChoice | None = None) -> str:
     """The scripted agent's reply for this step of the conversation, `cd`-ing into the
     repository path the prompt names (`/testbed` in Docker, a temp dir locally).
     `choice` forces the gold patch, a wrong one, or none."""
     text = _script_reply(conv, task, seed=seed, wrong_patch_rate=wrong_patch_rate, choice=choice)
+    if python_first_rate > 0 and chance(seed, f"python-first {conv.step}", conv.first_user) < python_first_rate:
+        text = with_python_first(text)
     workdir = protocol.find_workdir(conv.first_user)
     return text if workdir == "/testbed" else text.replace("cd /testbed", f"cd {shlex.quote(workdir)}")
 
@@ -196,149 +219,3 @@ def _script_reply(conv: Conversation, task: Task | None, *, seed: int, wrong_pat
     script.append(reply("The change is in place; submitting.", protocol.SUBMIT_COMMAND))
     # Past the end of the script (e.g. the engine asked again), keep submitting.
     return script[min(conv.step, len(script) - 1)]
-
-
-# --- workflow induction ---------------------------------------------------------------
-
-BAD_INDUCTION = ("Sorry, I looked at these experiences but could not settle on any reusable "
-                 "workflows this time. Perhaps try again later.")
-
-_CATEGORY_ORDER = ("explore", "inspect", "edit", "test", "submit", "other")
-_HEREDOC_RE = re.compile(r"<<-?\s*(['\"]?)(\w+)\1")
-_NODE_RE = re.compile(r"\S+\.py::\S+")
-_TEST_FILE_RE = re.compile(r"(?<![\w{])(?:\S*/)?(?:tests?/\S*|test_\w+\.py|\w+_test\.py)")
-_PATH_RE = re.compile(r"(?<![\w{/])(?!/testbed\b)(?:[\w.-]*/)+[\w.-]+|(?<![\w{])[\w-]+\.(?:py|js|ts|go|rs|c|h|txt|cfg|toml|json|md|rst|ini)\b")
-_SED_RANGE_RE = re.compile(r"sed -n '?\d+,\d+p'?")
-_GREP_RE = re.compile(r"grep (-\w+ )*(['\"])(.*?)\2")
-_NUMBER_RE = re.compile(r"(?<![\w{.-])\d{2,}\b")  # not flags such as `head -50`
-_CD_RE = re.compile(r"^cd\s+\S+\s*&&\s*")
-"""A leading `cd <repository> &&`: the path differs per sandbox, the step does not."""
-
-
-def abstract_command(command: str) -> str:
-    """A reusable pattern of a concrete command: paths, names and bodies become placeholders."""
-    head, _, rest = command.strip().partition("\n")
-    if rest and (m := _HEREDOC_RE.search(head)):
-        body = "{patch}" if ("apply" in head or "patch" in head) else "{content}"
-        tail = f"\n{body}\n{m.group(2)}"
-    else:
-        head, tail = command.strip().replace("\n", " "), ""
-    head = _CD_RE.sub("cd {repo_path} && ", head)
-    head = _NODE_RE.sub("{test_path}", head)
-    head = _SED_RANGE_RE.sub("sed -n '{start},{end}p'", head)
-
-    def grep(m: re.Match) -> str:
-        name = "{function}" if _DEF_RE.search(m.group(3)) or _IDENT_RE.fullmatch(m.group(3)) else "{pattern}"
-        prefix = "def " if m.group(3).lstrip().startswith("def ") else ""
-        return f"grep {m.group(1) or ''}'{prefix}{name}'"
-
-    head = _GREP_RE.sub(grep, head)
-    head = _TEST_FILE_RE.sub("{test_path}", head)
-    head = _PATH_RE.sub("{file}", head)
-    head = _NUMBER_RE.sub("{n}", head)
-    return head + tail
-
-
-def category(pattern: str) -> str:
-    words = _CD_RE.sub("", pattern).split()
-    verb = words[0] if words else ""
-    if protocol.SUBMIT_MARKER in pattern:
-        return "submit"
-    if "pytest" in pattern or verb in ("tox", "nox") or "unittest" in pattern:
-        return "test"
-    if "git apply" in pattern or verb == "patch" or "sed -i" in pattern or "{content}" in pattern:
-        return "edit"
-    if verb in ("grep", "sed", "cat", "head", "tail", "nl", "awk") or "{file}" in pattern:
-        return "inspect"
-    if verb in ("git", "ls", "find", "tree", "pwd"):
-        return "explore"
-    return "other"
-
-
-def _verbs(steps: list[str]) -> set[str]:
-    return {w for s in steps for w in _CD_RE.sub("", s).split()[:1]}
-
-
-def _parse_current(text: str | None) -> list[dict]:
-    if not text:
-        return []
-    try:
-        data = json.loads(text)
-        items = data.get("workflows") if isinstance(data, dict) else data
-        if isinstance(items, list):
-            return [w for w in items if isinstance(w, dict) and w.get("title") and w.get("steps")]
-    except json.JSONDecodeError:
-        pass
-    try:
-        return protocol.parse_induction_answer(text)
-    except ValueError:
-        return []
-
-
-def induce(user_text: str) -> dict:
-    """Workflows from the experiences in an induction prompt (1 to 3 of them)."""
-    raw = protocol.between(user_text, protocol.EXPERIENCES_OPEN, protocol.EXPERIENCES_CLOSE)
-    try:
-        experiences = json.loads(raw) if raw else []
-    except json.JSONDecodeError:
-        experiences = []
-    experiences = [e for e in experiences if isinstance(e, dict)] if isinstance(experiences, list) else []
-    current = _parse_current(protocol.between(user_text, protocol.CURRENT_OPEN, protocol.CURRENT_CLOSE))
-
-    counts: Counter[str] = Counter()
-    first_seen: dict[str, tuple[int, int]] = {}
-    for e_index, exp in enumerate(experiences):
-        for c_index, cmd in enumerate(c for c in exp.get("commands") or [] if isinstance(c, str)):
-            pattern = abstract_command(cmd)
-            counts[pattern] += 1
-            first_seen.setdefault(pattern, (c_index, e_index))
-    by_cat: dict[str, list[str]] = {c: [] for c in _CATEGORY_ORDER}
-    # Most frequent first, then earliest in a trajectory: the common path leads.
-    for pattern in sorted(counts, key=lambda p: (-counts[p], first_seen[p])):
-        by_cat[category(pattern)].append(pattern)
-
-    repos = sorted({str(e.get("repo")) for e in experiences if e.get("repo")})
-    problem = next((str(e["problem"]).strip().splitlines()[0][:80] for e in experiences
-                    if str(e.get("problem") or "").strip()), "")
-    origin = f"Induced from {len(experiences)} successful experience(s) in {', '.join(repos) or 'unknown repos'}"
-    if problem:
-        origin += f", e.g. \"{problem}\""
-
-    generated: list[dict] = []
-    main_steps = [s for c in _CATEGORY_ORDER if c != "other" for s in by_cat[c][:2]]
-    if main_steps:
-        title = ("Locate, patch and verify a bug fix" if by_cat["inspect"]
-                 else "Patch and verify a bug fix")
-        generated.append({"title": title, "description": origin + ".", "steps": main_steps})
-    if by_cat["explore"] or by_cat["inspect"]:
-        steps = by_cat["explore"][:2] + by_cat["inspect"][:3]
-        generated.append({"title": "Find the code behind a failing behaviour",
-                          "description": f"Read before editing: grep for the {{function}} named "
-                                         f"in the issue, then print the lines around it. {origin}.",
-                          "steps": steps})
-    if by_cat["test"]:
-        generated.append({"title": "Verify a change with the tests before submitting",
-                          "description": f"Run the project's tests, then submit. {origin}.",
-                          "steps": by_cat["test"][:2] + by_cat["submit"][:1]})
-
-    # Keep an existing title when its workflow does much the same thing.
-    unused = list(current)
-    for wf in generated:
-        verbs = _verbs(wf["steps"])
-        for old in unused:
-            old_verbs = _verbs([str(s) for s in old["steps"]])
-            if verbs and len(verbs & old_verbs) / len(verbs | old_verbs) >= 0.5:
-                wf["title"] = str(old["title"])
-                unused.remove(old)
-                break
-    workflows = generated + [{"title": str(w["title"]), "description": str(w.get("description", "")),
-                              "steps": [str(s) for s in w["steps"]]} for w in unused]
-    if not workflows:
-        workflows = [{"title": "Explore, fix and test", "description": "No experiences yet.",
-                      "steps": [LOOK_AROUND, RUN_TESTS, protocol.SUBMIT_COMMAND]}]
-    return {"workflows": workflows[:3]}
-
-
-def induction_reply(user_text: str) -> str:
-    answer = json.dumps(induce(user_text), indent=2)
-    return f"Here are the workflows I induced.\n\n```json\n{answer}\n```"

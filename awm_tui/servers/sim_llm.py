@@ -23,11 +23,13 @@ from aiohttp import web
 
 from awm_tui.config.keys import mask_key
 from awm_tui.engine import protocol
+from awm_tui.arguments import ArgumentParser, port_number
 from awm_tui.servers.serving import serve_until_signal
 from awm_tui.engine.tasks import SAMPLE, Task, TaskError, load_dataset
 
-from .sim_agent import BAD_INDUCTION, SubmitChoice, agent_reply, induction_reply, read_conversation
+from .sim_agent import UNINSTRUCTED, SubmitChoice, agent_reply, read_conversation
 from .sim_faults import FaultInjector
+from .sim_induction import BAD_INDUCTION, MESSY_SHAPES, InductionReply, Shape, induction_reply
 
 MODEL_ID = "awm-sim"
 MODEL_NAME = "awm-sim (simulated)"
@@ -46,6 +48,16 @@ class SimOptions:
     rate_error_body: float = 0.0
     wrong_patch_rate: float = 0.0
     bad_induction_rate: float = 0.0
+    python_first_rate: float = 0.0
+    """Share of agent replies that show a ```python block before the ```bash one."""
+    context_window: int = 0
+    """Tokens of prompt plus max_tokens above which a call gets vLLM's 400 (0: no limit)."""
+    ignore_system: bool = False
+    """Drop system messages, as llama.cpp's gemma template does: the rules never arrive
+    and the prompt count leaves them out."""
+    messy_induction_rate: float = 0.0
+    """Induction replies in a messy shape real models send (sim_induction.MESSY_SHAPES,
+    taken in turn from one the seed picks); counted in stats' `induction_shapes`."""
     seed: int = 0
     invalid_keys: frozenset[str] = frozenset()
     no_credit_keys: frozenset[str] = frozenset()
@@ -71,6 +83,7 @@ class SimStats:
     def __init__(self) -> None:
         self.requests = 0
         self.by_key: dict[str, _KeyStats] = {}
+        self.induction_shapes: Counter = Counter()
 
     def key(self, masked: str) -> _KeyStats:
         self.requests += 1
@@ -86,6 +99,7 @@ class SimStats:
             "by_key": {k: {"requests": v.requests, "agent": v.agent, "induction": v.induction,
                            "status": dict(v.status)} for k, v in self.by_key.items()},
             "tasks_by_key": {k: list(v.tasks) for k, v in self.by_key.items()},
+            "induction_shapes": dict(self.induction_shapes),
         }
 
 
@@ -115,6 +129,13 @@ def _tokens(text: str) -> int:
     return max(1, (len(text) + 3) // 4)
 
 
+def _overflow(window: int, prompt: int, completion: int) -> str:
+    """vLLM's (and OpenAI's) words for a prompt longer than the context window."""
+    return (f"This model's maximum context length is {window} tokens. However, you requested "
+            f"{prompt + completion} tokens ({prompt} in the messages, {completion} in the completion). "
+            "Please reduce the length of the messages or completion.")
+
+
 class _Handlers:
     def __init__(self, options: SimOptions, tasks: dict[str, Task]) -> None:
         self.options = options
@@ -126,6 +147,7 @@ class _Handlers:
             rate_error_body=options.rate_error_body)
         # A separate stream, so induction faults do not shift the transport faults.
         self.induction_rng = random.Random(options.seed ^ 0x5EED)
+        self.messy_sent = 0
 
     def _auth(self, request: web.Request) -> tuple[str | None, web.Response | None]:
         header = request.headers.get("Authorization", "")
@@ -154,7 +176,11 @@ class _Handlers:
             return _error(400, "body must be JSON with a 'messages' list")
 
         conv = read_conversation(messages)
-        is_induction = protocol.INDUCTION_MARKER in conv.system
+        # Induction prompts are told apart by their marker wherever it stands (the
+        # system message, or the first user message in system_prompt_mode "user").
+        is_induction = protocol.INDUCTION_MARKER in conv.system + conv.first_user
+        seen = [m for m in messages if m.get("role") != "system"] if self.options.ignore_system else messages
+        max_tokens = body.get("max_tokens") if isinstance(body.get("max_tokens"), int) else 0
         if is_induction:
             entry.induction += 1
         else:
@@ -182,22 +208,44 @@ class _Handlers:
             entry.status["200"] += 1
             return web.json_response({"error": {"message": "provider returned error (simulated)",
                                                 "code": 502, "type": "upstream_error"}})
+        prompt = sum(_tokens(str(m.get("content") or "")) for m in seen)
+        if self.options.context_window and prompt + max_tokens > self.options.context_window:
+            entry.status["400"] += 1
+            return web.json_response({"object": "error", "type": "BadRequestError", "param": None, "code": 400,
+                                      "message": _overflow(self.options.context_window, prompt, max_tokens)},
+                                     status=400)
 
+        finish = "stop"
         if is_induction:
-            if self.induction_rng.random() < self.options.bad_induction_rate:
-                content = BAD_INDUCTION
-            else:
-                content = induction_reply(conv.first_user)
+            answer = self._induction(conv.first_user)
+            content, finish = answer.text, answer.finish_reason
+        elif self.options.ignore_system and not read_conversation(seen).rules_seen:
+            content = UNINSTRUCTED
         else:
             task = self.tasks.get(task_id) if task_id else None
             content = agent_reply(conv, task, seed=self.options.seed,
                                   wrong_patch_rate=self.options.wrong_patch_rate,
+                                  python_first_rate=self.options.python_first_rate,
                                   choice=dict(self.options.submit).get(task_id or ""))
+        if max_tokens and _tokens(content) > max_tokens:
+            content, finish = content[: max_tokens * 4], "length"   # cut where a real server stops
         entry.status["200"] += 1
-        return web.json_response(self._completion(messages, content))
+        return web.json_response(self._completion(prompt, content, finish))
 
-    def _completion(self, messages: list[dict], content: str) -> dict[str, Any]:
-        prompt = sum(_tokens(str(m.get("content") or "")) for m in messages)
+    def _induction(self, user_text: str) -> InductionReply:
+        rng, options = self.induction_rng, self.options
+        if rng.random() < options.bad_induction_rate:
+            self.stats.induction_shapes["bad"] += 1
+            return InductionReply(BAD_INDUCTION)
+        shape: Shape = "clean"
+        # Drawn only when asked for, so the bad-induction draws stay what they were.
+        if options.messy_induction_rate > 0 and rng.random() < options.messy_induction_rate:
+            shape = MESSY_SHAPES[(options.seed + self.messy_sent) % len(MESSY_SHAPES)]
+            self.messy_sent += 1
+        self.stats.induction_shapes[shape] += 1
+        return induction_reply(user_text, shape)
+
+    def _completion(self, prompt: int, content: str, finish: str = "stop") -> dict[str, Any]:
         completion = _tokens(content)
         cost = prompt * self.options.price_prompt + completion * self.options.price_completion
         return {
@@ -206,7 +254,7 @@ class _Handlers:
             "created": int(time.time()),
             "model": MODEL_NAME,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                         "finish_reason": "stop"}],
+                         "finish_reason": finish}],
             "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
                       "total_tokens": prompt + completion, "cost": round(cost, 10)},
         }
@@ -302,10 +350,10 @@ class SimLLMServer:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="awm-tui sim-llm",
+    p = ArgumentParser(prog="awm-tui sim-llm",
                                 description="Run the simulated (scripted, offline) model endpoint.")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8900)
+    p.add_argument("--port", type=port_number, default=8900)
     p.add_argument("--latency", type=float, default=0.0, help="seconds added to every answer")
     p.add_argument("--latency-jitter", type=float, default=0.0, help="up to this many more seconds")
     p.add_argument("--rate-429", type=float, default=0.0)
@@ -315,6 +363,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--rate-error-body", type=float, default=0.0, help="200 with an error body")
     p.add_argument("--wrong-patch-rate", type=float, default=0.0)
     p.add_argument("--bad-induction-rate", type=float, default=0.0)
+    p.add_argument("--python-first-rate", type=float, default=0.0,
+                   help="share of replies showing a ```python block before the ```bash one")
+    p.add_argument("--context-window", type=int, default=0,
+                   help="answer 400 'maximum context length is N tokens' above N (0: no limit)")
+    p.add_argument("--ignore-system", action="store_true",
+                   help="drop system messages, as some chat templates do")
+    p.add_argument("--messy-induction-rate", type=float, default=0.0,
+                   help="induction replies shaped as real models send them (prose, echo, think, cut off)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--invalid-key", action="append", default=[], metavar="KEY")
     p.add_argument("--no-credit-key", action="append", default=[], metavar="KEY")
@@ -332,7 +388,9 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         latency=args.latency, latency_jitter=args.latency_jitter, rate_429=args.rate_429,
         retry_after=args.retry_after, rate_5xx=args.rate_5xx, rate_drop=args.rate_drop,
         rate_error_body=args.rate_error_body, wrong_patch_rate=args.wrong_patch_rate,
-        bad_induction_rate=args.bad_induction_rate, seed=args.seed,
+        bad_induction_rate=args.bad_induction_rate, messy_induction_rate=args.messy_induction_rate,
+        python_first_rate=args.python_first_rate, context_window=args.context_window,
+        ignore_system=args.ignore_system, seed=args.seed,
         invalid_keys=frozenset(args.invalid_key), no_credit_keys=frozenset(args.no_credit_key),
         datasets=datasets, submit=tuple(_submit_choice(arg) for arg in args.submit))
 

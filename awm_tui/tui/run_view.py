@@ -49,6 +49,8 @@ class RunView:
     resolved: int = 0
     resumed: int = 0
     model: str = ""
+    served_model: str = ""
+    """The model as the server names it in its replies; empty until the first one."""
     sandbox: str = ""
     workflows: int = 0
     memory_version: int = 0
@@ -86,6 +88,8 @@ def apply_event(view: RunView, event: Event) -> RunView:
             return replace(view, instance_id=event.instance_id, step=event.step)
         case ImagePull():
             return replace(view, pull=None if event.done else event)
+        case LLMCall() if event.ok and event.model and event.model != view.served_model:
+            return replace(view, served_model=event.model)
         case TaskFinished():
             # Not counted here: the engine saves the checkpoint (CheckpointSaved, which
             # sets done/resolved) before it says the task finished, so counting both showed
@@ -106,6 +110,12 @@ def apply_event(view: RunView, event: Event) -> RunView:
             return replace(view, phase="failed", reason=event.reason, step=None)
         case _:
             return view
+
+
+def spark_data(view: RunView) -> list[float]:
+    """The sparkline's points, none before the first evaluation: Sparkline draws a
+    lone point as a full bar in its max colour, a full red bar for "0.0"."""
+    return list(view.evals_history) if view.metrics.evaluations else []
 
 
 def status_text(view: RunView) -> str:
@@ -154,9 +164,12 @@ def log_text(event: Event) -> str | None:
         case LogLine():
             mark = {"debug": "·", "info": " ", "warning": "!", "error": "✗"}[event.level]
             return f"{_clock(event.ts)} {mark} {event.message}"
+        case AgentStep() if event.format_error or not event.command:
+            # No command ran: say why the reply was refused (the model got the same reason).
+            return f"{_clock(event.ts)} ! step {event.step}: reply not run: {event.output_preview or 'no command'}"
         case AgentStep():
             exit_code = "timeout" if event.timed_out else event.exit_code
-            command = event.command.splitlines()[0][:160] if event.command else "(format error)"
+            command = event.command.splitlines()[0][:160]
             return f"{_clock(event.ts)}   step {event.step} $ {command} → {exit_code}"
         case EvaluationDone():
             verdict = "resolved" if event.resolved else "not resolved"

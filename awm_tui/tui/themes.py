@@ -84,3 +84,11 @@ def load_all_themes() -> tuple[list[Theme], list[str]]:
         else:
             problems.append(f"${USER_THEMES_ENV}: {user_dir} is not a directory")
     return themes, problems
+
+
+def theme_names() -> set[str]:
+    """Every theme the app can switch to: ours, the user's, and Textual's built-in ones."""
+    from textual.theme import BUILTIN_THEMES
+
+    themes, _ = load_all_themes()
+    return {theme.name for theme in themes} | set(BUILTIN_THEMES)

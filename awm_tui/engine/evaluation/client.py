@@ -22,6 +22,9 @@ from awm_tui.engine.http.session import make_session
 from awm_tui.engine.outcomes import ErrorKind, InfraError
 
 
+HEALTH_TIMEOUT_S = 10.0
+
+
 class EvaluationError(InfraError):
     """The evaluation could not be obtained; the message is one line for the user."""
 
@@ -80,6 +83,22 @@ class EvalClient:
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
         await self.aclose()
+
+    async def check(self) -> None:
+        """The server answers `GET /health`, else EvaluationError (one line): a run asks
+        before its first task, not after each task's agent work."""
+        url = self.config.server_url.rstrip("/") + "/health"
+        try:
+            async with self._get_session().get(url, timeout=aiohttp.ClientTimeout(total=HEALTH_TIMEOUT_S)) as resp:
+                await resp.read()
+                status = resp.status
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise EvaluationError(f"evaluation server {self.config.server_url} does not answer ({reason}); start "
+                                  "`awm-tui eval-server`, fix [eval] server_url, or set [eval] mode = \"local\"") from None
+        if status >= 400:
+            raise EvaluationError(f"evaluation server {self.config.server_url} answers HTTP {status} at /health; "
+                                  "is [eval] server_url an `awm-tui eval-server`?")
 
     async def evaluate_info(
         self,

@@ -16,6 +16,9 @@ from awm_tui.engine.tasks import Task
 class Evaluator(Protocol):
     description: str
 
+    async def ready(self) -> None:
+        """Raise EvaluationError (one line) when evaluations cannot be had at all."""
+
     async def evaluate(self, *, sandbox: Sandbox, task: Task, dataset_name: str, split: str,
                        exit_status: str, patch: str, metrics: RunMetrics) -> EvalOutcome: ...
 
@@ -26,6 +29,9 @@ class ServerEvaluator:
     def __init__(self, client: EvalClient, config: EvalConfig) -> None:
         self.client = client  # shared by every run of the fleet: one pool
         self.description = f"server {config.server_url}"
+
+    async def ready(self) -> None:
+        await self.client.check()
 
     async def evaluate(self, *, sandbox: Sandbox, task: Task, dataset_name: str, split: str,
                        exit_status: str, patch: str, metrics: RunMetrics) -> EvalOutcome:

@@ -20,6 +20,9 @@ class LocalEvaluator:
         self.config = config or EvalConfig()
         self.metrics = metrics
 
+    async def ready(self) -> None:
+        """In-process: nothing to reach before the first evaluation."""
+
     async def evaluate(self, *, sandbox: Sandbox, task: Task, patch: str | None = None,
                        metrics: RunMetrics | None = None, dataset_name: str = "", split: str = "",
                        exit_status: str = "") -> EvalOutcome:

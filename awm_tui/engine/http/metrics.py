@@ -42,7 +42,7 @@ class RunMetrics:
     - the traced session (`make_session`): requests, errors (HTTP >= 400 and
       transport failures), 429s, connections created / reused / open per host;
     - the LLM client: retries (`record_retry`), latency, tokens and cost
-      (`record_llm`), and error replies the session cannot see (a 200 whose body
+      (`record_llm`), replies cut at max_tokens (`record_truncated`), and error replies the session cannot see (a 200 whose body
       is an error, a body that fails to read) via `record_error`;
     - the evaluation client: `record_evaluation`.
     """
@@ -50,7 +50,7 @@ class RunMetrics:
     __slots__ = (
         "requests", "errors", "retries", "rate_limited",
         "connections_open", "connections_created", "connections_reused",
-        "evaluations", "prompt_tokens", "completion_tokens", "cost",
+        "evaluations", "prompt_tokens", "completion_tokens", "cost", "truncated_replies",
         "_hosts", "_latencies", "_eval_times", "_clock",
     )
 
@@ -66,6 +66,7 @@ class RunMetrics:
         self.prompt_tokens = 0
         self.completion_tokens = 0
         self.cost = 0.0
+        self.truncated_replies = 0
         self._hosts: dict[str, HostCounters] = {}
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._eval_times: deque[float] = deque(maxlen=RATE_SAMPLES)
@@ -127,6 +128,10 @@ class RunMetrics:
         self.completion_tokens += completion_tokens
         self.cost += cost
 
+    def record_truncated(self) -> None:
+        """A reply the server cut at max_tokens (`finish_reason: "length"`)."""
+        self.truncated_replies += 1
+
     def record_evaluation(self, duration_s: float | None = None) -> None:
         """One evaluation finished (`duration_s` is the caller's to report in events)."""
         self.evaluations += 1
@@ -169,6 +174,7 @@ class RunMetrics:
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
             cost=self.cost,
+            truncated_replies=self.truncated_replies,
         )
 
     def __repr__(self) -> str:

@@ -1,10 +1,12 @@
 """OpenAI-compatible chat client: one per run, with its own pool, key and retries.
 
 Retries (tenacity) cover what another attempt may fix: 429 (waiting as long as the
-server asks), 408/5xx, dropped connections and timeouts (aiohttp never retries a
-POST itself), and a 200 whose body is an error or has no choices. A refused key
+server asks, without spending one of `num_retries`: see `stop_after_failures`),
+408/5xx, dropped connections and timeouts (aiohttp never retries a POST itself), and a 200 whose body is an error or has no choices. A refused key
 (401, or 403 unless moderation flagged the prompt) or an empty account (402) is
-fatal for the run and raised at once.
+fatal for the run and raised at once. A prompt too long for the model's context
+window (a 400 in any of the shapes vLLM, OpenAI, OpenRouter and llama.cpp send)
+is LLMContextLimit: it ends the task, never the run.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ from tenacity import (
     RetryCallState,
     RetryError,
     retry_if_exception_type,
-    stop_after_attempt,
     wait_random_exponential,
 )
 
@@ -33,8 +34,13 @@ from awm_tui.config.keys import mask_key
 from awm_tui.config.models import HttpConfig, LLMProfile
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.http.session import make_session
-from awm_tui.engine.llm.errors import LLMAuthError, LLMCreditsError, LLMError
-from awm_tui.engine.llm.retry import RetryableError, server_wait_hint, wait_server_hint_or
+from awm_tui.engine.llm.errors import LLMAuthError, LLMContextLimit, LLMCreditsError, LLMError
+from awm_tui.engine.llm.retry import (
+    RetryableError,
+    server_wait_hint,
+    stop_after_failures,
+    wait_server_hint_or,
+)
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,16 @@ RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 """Besides 5xx: timeouts, conflicts and rate limits a later attempt may pass."""
 _KEYLIKE = re.compile(r"sk-[A-Za-z0-9_\-]{8,}")
 _MODERATION = re.compile(r"moderation|flagged", re.IGNORECASE)
+_CONTEXT_LIMIT = re.compile(
+    r"maximum context length|context.length.exceeded|exceeds? (?:the )?(?:available )?context"
+    r"|exceed_context_size|context window|maximum model length|prompt is too long|input is too long",
+    re.IGNORECASE)
+"""OpenAI/vLLM/OpenRouter/llama-cpp-python: "maximum context length is N tokens";
+llama.cpp: "exceeds the available context size (N tokens)"; vLLM: "longer than the
+maximum model length of N"; llama-cpp-python: "exceed context window of N"."""
+_WINDOW = re.compile(
+    r"(?:maximum context length is|context size \(|context window of|maximum model length of)\s*(\d[\d,]*)",
+    re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +72,9 @@ class ChatResult:
     """Wall time of the whole call, retries and waits included."""
     retries: int
     model: str
+    """The model as the server names it in its reply (the profile's when it names none)."""
+    finish_reason: str = ""
+    """`stop`, `length` (cut at max_tokens), …; empty when the server sent none."""
 
 
 class LLMClient:
@@ -76,14 +95,14 @@ class LLMClient:
         self.run_name = run_name
         self._api_key = api_key
         self._http = http
-        self._url = f"{profile.effective_base_url}/chat/completions"
+        self._url = profile.chat_url
         self._timeout = aiohttp.ClientTimeout(
             total=profile.timeout, connect=min(http.connect, profile.timeout))
         self._proxy = _env_proxy(self._url)
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
         self._retrying = AsyncRetrying(
-            stop=stop_after_attempt(profile.num_retries + 1),
+            stop=stop_after_failures(profile.num_retries + 1),
             wait=wait_server_hint_or(wait_random_exponential(
                 multiplier=profile.retry_multiplier,
                 min=profile.retry_min_wait,
@@ -124,7 +143,7 @@ class LLMClient:
         session = self._ensure_session()
         body: dict[str, Any] = {
             "model": self.profile.api_model,
-            "messages": messages,
+            "messages": fold_system(messages) if self.profile.system_prompt_mode == "user" else messages,
             "temperature": self.profile.temperature,
             "top_p": self.profile.top_p,
         }
@@ -208,7 +227,9 @@ class LLMClient:
         """The reply's JSON if it holds a completion; otherwise the matching error."""
         data = _json(raw)
         if status >= 300:
-            self._raise_for(status, self._message(data, raw), headers)
+            message = self._message(data, raw)
+            _raise_if_context_limit(status, data, message)
+            self._raise_for(status, message, headers)
         if not isinstance(data, dict):
             self.metrics.record_error()
             raise RetryableError(f"HTTP {status} reply is not JSON: {self._message(None, raw)}", status=status)
@@ -219,6 +240,7 @@ class LLMClient:
             code = code if isinstance(code, int) else 0
             message = self._message(data, raw)
             if code >= 400:
+                _raise_if_context_limit(code, data, message)
                 self._raise_for(code, message, headers, in_body=True)
             raise RetryableError(f"error in HTTP {status} reply: {message}", status=status)
         choices = data.get("choices")
@@ -277,6 +299,10 @@ class LLMClient:
         if not isinstance(cost, (int, float)) or isinstance(cost, bool) or cost < 0:
             cost = (prompt * self.profile.input_cost_per_token
                     + completion * self.profile.output_cost_per_token)
+        finish = choice.get("finish_reason")
+        finish = finish if isinstance(finish, str) else ""
+        if finish == "length":
+            self.metrics.record_truncated()
         return ChatResult(
             content=content if isinstance(content, str) else "",
             prompt_tokens=prompt,
@@ -285,7 +311,43 @@ class LLMClient:
             latency_s=latency,
             retries=retries,
             model=str(data.get("model") or self.profile.api_model),
+            finish_reason=finish,
         )
+
+
+def fold_system(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`system_prompt_mode = "user"`: the system text opens the first user message.
+
+    Some chat templates (llama.cpp's gemma format) drop a system message; text in
+    a user turn reaches every model. The caller's list is left as it is.
+    """
+    system = [m for m in messages if m.get("role") == "system"]
+    if not system:
+        return messages
+    text = "\n\n".join(str(m.get("content") or "") for m in system)
+    folded = [dict(m) for m in messages if m.get("role") != "system"]
+    for m in folded:
+        if m.get("role") == "user" and isinstance(m.get("content"), str):
+            m["content"] = f"{text}\n\n{m['content']}"
+            return folded
+    return [{"role": "user", "content": text}, *folded]
+
+
+def _raise_if_context_limit(status: int, data: Any, message: str) -> None:
+    """LLMContextLimit when a 4xx says the prompt is longer than the context window."""
+    if status not in (400, 413, 422):
+        return
+    error = data.get("error") if isinstance(data, dict) else None
+    fields = error if isinstance(error, dict) else {}
+    tags = " ".join(str(fields.get(k) or "") for k in ("code", "type"))
+    if not _CONTEXT_LIMIT.search(f"{message} {tags}"):
+        return
+    match = _WINDOW.search(message)
+    window = int(match.group(1).replace(",", "")) if match else None
+    if window is None and isinstance(fields.get("n_ctx"), int):
+        window = fields["n_ctx"]   # llama.cpp names it in the error object
+    raise LLMContextLimit(f"prompt exceeds the model's context window (HTTP {status}: {message})",
+                          status=status, window=window)
 
 
 def _env_proxy(url: str) -> str | None:

@@ -22,6 +22,16 @@ class LLMError(Exception):
         return self.message
 
 
+class LLMContextLimit(LLMError):
+    """The prompt does not fit the model's context window: the same request can
+    never pass, so it ends the task (exit status `ContextLimit`), not the run.
+    `window` is the limit the server named, when it named one."""
+
+    def __init__(self, message: str, *, window: int | None = None, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.window = window
+
+
 class LLMFatalError(LLMError):
     """Retrying cannot help and this run must stop; other runs carry on."""
 

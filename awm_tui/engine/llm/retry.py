@@ -8,10 +8,15 @@ import time
 from collections.abc import Mapping
 
 from tenacity import RetryCallState
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
 MAX_SERVER_WAIT_S = 300.0
 """Longest Retry-After / X-RateLimit-Reset we honour; beyond it the hint is clamped."""
+
+RATE_LIMIT_PATIENCE_S = 3600.0
+"""Longest one call keeps waiting out 429s. Inside a task the task's own time budget
+(`task_timeout`, the agent's asyncio.timeout) ends the wait sooner."""
 
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)(ms|h|m|s))")
 
@@ -94,3 +99,30 @@ class wait_server_hint_or(wait_base):
         if isinstance(exc, RetryableError) and exc.wait_s is not None:
             return exc.wait_s
         return self.fallback(retry_state)
+
+
+def is_rate_limit(exc: BaseException | None) -> bool:
+    return isinstance(exc, RetryableError) and exc.status == 429
+
+
+class stop_after_failures(stop_base):
+    """Stop after `attempts` failed attempts that were not rate limits.
+
+    A 429 says "not yet", not "this failed": it costs no attempt, only time, so a
+    rate-limit storm makes a call wait (up to `patience_s` in all) instead of failing
+    the task and discarding its finished agent steps. Other errors keep their bound.
+    """
+
+    def __init__(self, attempts: int, patience_s: float = RATE_LIMIT_PATIENCE_S) -> None:
+        self.attempts, self.patience_s = attempts, patience_s
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        outcome = retry_state.outcome
+        exc = outcome.exception() if outcome is not None else None
+        if is_rate_limit(exc):
+            waited = (retry_state.seconds_since_start or 0.0) + (retry_state.upcoming_sleep or 0.0)
+            return waited > self.patience_s
+        # One state per call (tenacity makes a new one each time it is iterated).
+        failures = getattr(retry_state, "awm_failures", 0) + 1
+        retry_state.awm_failures = failures  # type: ignore[attr-defined]
+        return failures >= self.attempts

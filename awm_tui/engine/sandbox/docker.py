@@ -38,6 +38,7 @@ from awm_tui.engine.sandbox.output import (
     run_shielded,
     slug,
 )
+from awm_tui.engine.sandbox.owner import Owner
 
 DEFAULT_LIMITS = DockerConfig()
 """`[docker]`'s defaults: image and container limits are written once, in the config model."""
@@ -87,9 +88,12 @@ class DockerSandbox(Sandbox):
         image: str | None = None,
         run_name: str = "run",
         instance_id: str = "task",
+        owner: Owner | None = None,
         conda_env: str | None = None,
     ) -> None:
         self.docker = docker  # shared; never closed here
+        self.owner = owner or Owner.this_process(None)
+        """Recorded in the labels: the sweep of another process leaves live owners' containers alone."""
         self.image = image or limits.image
         self.conda_env = conda_env
         """Activated for every command when the image has conda (SWE-bench's `testbed`)."""
@@ -147,6 +151,7 @@ class DockerSandbox(Sandbox):
                 LABEL: "1",
                 RUN_LABEL: self.run_name,
                 INSTANCE_LABEL: self.instance_id,
+                **self.owner.labels(),
             },
             "NetworkDisabled": self.network == "none",
             "HostConfig": host,
@@ -312,10 +317,37 @@ async def _remove(container: DockerContainer) -> bool:
 
 
 async def sweep(docker: aiodocker.Docker, run_name: str | None = None) -> int:
-    """Force-remove the containers of one run (or all of awm-tui's); returns how many."""
+    """Force-remove the containers of one run name (or all of awm-tui's), whoever owns
+    them; returns how many. For tests and tools: a starting run uses `sweep_leftovers`."""
     label = f"{RUN_LABEL}={run_name}" if run_name is not None else f"{LABEL}=1"
     found = await docker.containers.list(all=True, filters={"label": [label]})
-    removed = await asyncio.gather(*(_remove(c) for c in found), return_exceptions=True)
+    return await _remove_all(found)
+
+
+async def sweep_leftovers(docker: aiodocker.Docker, run_name: str, output_dir: str | os.PathLike) -> int:
+    """Remove what killed processes left: the containers of `output_dir` on this host
+    (the caller holds its lock, so no live run uses them), of a process that is gone,
+    and (made before owners were labelled) of `run_name`. Never a live process's."""
+    mine = Owner.this_process(output_dir)
+    found = await docker.containers.list(all=True, filters={"label": [f"{LABEL}=1"]})
+
+    def left_behind() -> list[DockerContainer]:  # reads /proc: in a thread
+        chosen = []
+        for container in found:
+            labels = container["Labels"] if "Labels" in container else {}
+            owner = Owner.from_labels(labels)
+            if owner is None:
+                if (labels or {}).get(RUN_LABEL) == run_name:
+                    chosen.append(container)
+            elif (owner.host == mine.host and owner.output_dir == mine.output_dir) or owner.gone():
+                chosen.append(container)
+        return chosen
+
+    return await _remove_all(await asyncio.to_thread(left_behind))
+
+
+async def _remove_all(containers: list[DockerContainer]) -> int:
+    removed = await asyncio.gather(*(_remove(c) for c in containers), return_exceptions=True)
     return sum(1 for r in removed if r is True)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from types import TracebackType
 from typing import Any, Literal
@@ -25,6 +26,7 @@ from awm_tui.engine.sandbox.docker import (
     remove_image,
 )
 from awm_tui.engine.sandbox.local import LocalSandbox
+from awm_tui.engine.sandbox.owner import Owner
 from awm_tui.engine.tasks import Task, swebench_image_name
 
 SandboxKind = Literal["auto", "docker", "local"]
@@ -138,8 +140,10 @@ class SandboxFactory:
 
     async def create(
         self, *, run_name: str, instance_id: str, image: str | None = None, conda_env: str | None = None,
+        output_dir: str | os.PathLike | None = None,
     ) -> Sandbox:
-        """A sandbox for one task; `image` (the task's own) overrides the run's."""
+        """A sandbox for one task; `image` (the task's own) overrides the run's.
+        `output_dir` names the container's owner (see `sandbox.owner`)."""
         if self.kind == "local":
             return LocalSandbox(run_name=run_name, instance_id=instance_id)
         assert self.docker is not None
@@ -150,6 +154,7 @@ class SandboxFactory:
             run_name=run_name,
             instance_id=instance_id,
             conda_env=conda_env,
+            owner=Owner.this_process(output_dir),
         )
 
     async def aclose(self) -> None:

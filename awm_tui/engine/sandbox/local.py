@@ -30,6 +30,7 @@ from awm_tui.engine.sandbox.output import (
     run_shielded,
     slug,
 )
+from awm_tui.engine.sandbox.owner import process_exists
 
 
 PREFIX = "awm-sbx-"
@@ -46,7 +47,7 @@ def sweep_local(tmpdir: str | Path | None = None) -> int:
     removed = 0
     for entry in Path(tmpdir or tempfile.gettempdir()).glob(PREFIX + "*"):
         pid = entry.name[len(PREFIX):].split("-", 1)[0]
-        if not pid.isdigit() or int(pid) == os.getpid() or _process_exists(int(pid)):
+        if not pid.isdigit() or int(pid) == os.getpid() or process_exists(int(pid)):
             continue
         try:
             info = entry.lstat()
@@ -57,16 +58,6 @@ def sweep_local(tmpdir: str | Path | None = None) -> int:
         shutil.rmtree(entry, ignore_errors=True)
         removed += 1
     return removed
-
-
-def _process_exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # another user's process
-    return True
 
 
 class LocalSandbox(Sandbox):

@@ -10,7 +10,6 @@
 - `memory`: `memory.json`, workflows with their change history
 - `selection`: which workflows a task's prompt gets
 - `trajectory`: `trajectories/<id>.json` read back as steps (the TUI's viewer)
-- `induction`: the LLM induction prompt/parser and the offline rule inducer
 
 Sync functions are the testable cores; from the event loop use the `a…`
 variants, which run the file I/O in a thread.
@@ -19,7 +18,6 @@ variants, which run the file I/O in a thread.
 from .atomic import StateError, aread_json, awrite_json_atomic, move_aside, read_json, write_json_atomic
 from .buffer import Experience, ExperienceBuffer, StepRecord
 from .checkpoint import Checkpoint, TaskResult
-from .induction import build_induction_messages, induce_rule, parse_llm_induction
 from .memory import InductionDiff, InductionRecord, Memory, Workflow
 from .layout import OutputLayout
 from .outputs import EventLog, OutputDir, OutputDirLocked, PredictionsFile
@@ -30,6 +28,5 @@ __all__ = [
     "Checkpoint", "EventLog", "Experience", "ExperienceBuffer", "InductionDiff", "InductionRecord",
     "Memory", "OutputDir", "OutputDirLocked", "OutputLayout", "PredictionsFile", "RunState", "StateError",
     "StateStore", "StepRecord", "TaskResult", "Workflow", "aread_json", "awrite_json_atomic",
-    "build_induction_messages", "induce_rule", "load_state", "move_aside", "parse_llm_induction", "read_json",
-    "select_workflows", "write_json_atomic",
+    "load_state", "move_aside", "read_json", "select_workflows", "write_json_atomic",
 ]

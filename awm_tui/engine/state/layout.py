@@ -6,6 +6,7 @@ Names are fixed (the users' scripts read them)::
     journal.jsonl       the durable record they are derived from (see journal.py)
     events.jsonl        one engine event per line, appended
     trajectories/<instance_id>.json
+    inductions/NNNN.json each LLM induction's prompt, reply and outcome
     report.json         outcomes in the SWE-bench harness's report schema, derived (report.py)
     summary.json        written by batch mode at the end
     .awm-tui.lock       held (flock) by the run using the directory
@@ -76,6 +77,10 @@ class OutputLayout:
     @property
     def trajectories(self) -> Path:
         return self.path / "trajectories"
+
+    @property
+    def inductions(self) -> Path:
+        return self.path / "inductions"
 
     def trajectory(self, instance_id: str) -> Path:
         return self.trajectories / f"{_safe_name(instance_id)}.json"

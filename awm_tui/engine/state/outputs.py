@@ -7,12 +7,13 @@ import fcntl
 import json
 import os
 import socket
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from .atomic import read_json
+from .atomic import StateError, read_json
 from .layout import OutputLayout
 
 # flock conflicts between two fds of one process on Linux, but not on every
@@ -22,7 +23,36 @@ _HELD_GUARD = threading.Lock()
 
 
 class OutputDirLocked(RuntimeError):
-    """Another run (this process or another) is using the output directory."""
+    """The run cannot take the output directory: another run (this process or
+    another) is using it, or (`OutputDirUnusable`) it cannot be made."""
+
+
+class OutputDirUnusable(OutputDirLocked):
+    """The output directory cannot be created or used (a file is in its way, …)."""
+
+
+def output_dir_problem(path: str | os.PathLike) -> str | None:
+    """Why `path` cannot be a run's output directory (one line, with the fix), or None.
+
+    Creates nothing: where the directory does not exist yet, a probe directory is
+    made and removed in its nearest existing parent. Blocking: call it in a thread
+    on the event loop."""
+    out = Path(path).expanduser().absolute()
+    for candidate in (out, out / "trajectories"):
+        if candidate.exists() and not candidate.is_dir():
+            return f"{candidate} is a file, not a directory; move it aside or choose another output directory"
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is a file, so {out} cannot be created; choose another output directory"
+    try:
+        probe = tempfile.mkdtemp(prefix=".awm-tui-probe-", dir=parent)
+    except OSError as exc:
+        verb = "write to" if parent == out else f"create {out} under"
+        return f"cannot {verb} {parent} ({exc.strerror or exc}); choose another output directory"
+    os.rmdir(probe)
+    return None
 
 
 class OutputDir:
@@ -44,7 +74,12 @@ class OutputDir:
         """Take the directory for `run_name`, or raise `OutputDirLocked`."""
         if self._lock_fd is not None:
             return
-        self.layout.trajectories.mkdir(parents=True, exist_ok=True)
+        try:
+            self.layout.trajectories.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            problem = output_dir_problem(self.path)
+            raise OutputDirUnusable(problem or f"cannot create output directory {self.path} "
+                                               f"({exc.strerror or exc})") from None
         with _HELD_GUARD:
             if self._key in _HELD:
                 raise self._refusal(_HELD[self._key])
@@ -248,9 +283,13 @@ class PredictionsFile:
     @classmethod
     def load(cls, path: str | os.PathLike) -> PredictionsFile:
         data = read_json(path, {})
-        if isinstance(data, list):  # accept the harness' list form too
-            data = {p["instance_id"]: p for p in data if isinstance(p, dict) and "instance_id" in p}
-        return cls(dict(data) if isinstance(data, dict) else {})
+        if isinstance(data, list) and all(isinstance(p, dict) and "instance_id" in p for p in data):
+            data = {p["instance_id"]: p for p in data}  # accept the harness' list form too
+        if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+            # Not ours to overwrite: it may be the user's file under our name.
+            raise StateError(f"{path}: expected SWE-bench predictions {{instance_id: {{...}}}}; move it aside",
+                             Path(path))
+        return cls(dict(data))
 
     def set(self, instance_id: str, model_name_or_path: str, model_patch: str) -> None:
         self.entries[instance_id] = {"instance_id": instance_id,

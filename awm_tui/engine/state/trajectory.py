@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from awm_tui.engine import protocol
+from awm_tui.engine import protocol, replies
 
 from .atomic import StateError, read_json
 from .layout import OutputLayout
@@ -108,7 +108,7 @@ class Trajectory(BaseModel):
             reply = str(body[i].get("content") or "")
             answer = body[i + 1] if i + 1 < len(body) and body[i + 1].get("role") == "user" else None
             i += 2 if answer is not None else 1
-            command, why = protocol.extract_command(reply)
+            command, why = replies.extract_command(reply)
             reasoning = _prose(reply, command).removeprefix("THOUGHT:").strip()
             observed = str(answer.get("content") or "") if answer else ""
             match = _OBSERVATION_RE.match(observed)

@@ -93,6 +93,10 @@ class PaneForm(Vertical):
 
     def _key_placeholder(self) -> str:
         if self._key is None:
+            profile = self._profiles.get(str(self._selected_profile()))
+            if profile is not None and profile.api_key is not None:
+                # The run takes its profile's key: say so, not "no key".
+                return f"{mask_key(profile.api_key.get_secret_value())} from the profile (type to replace)"
             return "API key, env:VAR or file:PATH"
         typed = self._key.get_secret_value()
         if is_file_reference(typed):
@@ -104,6 +108,11 @@ class PaneForm(Vertical):
             shown = f"= {mask_key(key)}" if isinstance(key, SecretStr) else "(not set)"
             return f"{typed} {shown} (type to replace)"
         return f"{mask_key(typed)} (type to replace)"
+
+    def _selected_profile(self) -> object:
+        if not self.is_mounted:
+            return self._initial[3]
+        return self.query_one("#profile", Select).value
 
     # -- reading -----------------------------------------------------------------
     def values(self) -> FormValues:
@@ -140,6 +149,8 @@ class PaneForm(Vertical):
     @on(Select.Changed)
     def _edited(self, event: Message) -> None:
         event.stop()
+        if isinstance(event, Select.Changed) and self._key is None:
+            self.query_one("#key", Input).placeholder = self._key_placeholder()  # the new profile's key
         self.post_message(self.Edited())
 
     @on(Button.Pressed, "#start")

@@ -10,7 +10,7 @@ from textual.reactive import reactive
 from textual.widget import Widget
 from textual.widgets import Sparkline
 
-from awm_tui.tui.run_view import RunView, status_text
+from awm_tui.tui.run_view import RunView, spark_data, status_text
 
 
 def _seconds(value: float | None) -> str:
@@ -41,9 +41,11 @@ def connections_line(view: RunView, per_host: bool) -> str:
 
 def llm_line(view: RunView) -> str:
     m = view.metrics
-    return (f"LLM p50 {_seconds(m.llm_latency_p50)} p95 {_seconds(m.llm_latency_p95)}"
+    served = f" [b]{escape(view.served_model)}[/b]" if view.served_model else ""
+    cut = f" · cut at max tokens {m.truncated_replies}" if m.truncated_replies else ""
+    return (f"LLM{served} p50 {_seconds(m.llm_latency_p50)} p95 {_seconds(m.llm_latency_p95)}"
             f" · retries {m.retries} · 429s {m.rate_limited}"
-            f" · tokens {_count(m.prompt_tokens)}/{_count(m.completion_tokens)} · ${m.cost:.4f}")
+            f" · tokens {_count(m.prompt_tokens)}/{_count(m.completion_tokens)}{cut} · ${m.cost:.4f}")
 
 
 class FigureLine(Widget):
@@ -113,7 +115,8 @@ class PaneStats(Vertical):
             f"evals/min [b]{view.metrics.evaluations_per_minute:.1f}[/b] ({view.metrics.evaluations} total)")
         # A new list each time: Sparkline only sees assignment, not mutation.
         spark = self.query_one(Sparkline)
-        if spark.data != list(view.evals_history):
-            spark.data = list(view.evals_history)
+        data = spark_data(view)
+        if spark.data != data:
+            spark.data = data
         self.query_one("#connections", FigureLine).update(connections_line(view, self.per_host))
         self.query_one("#llm", FigureLine).update(llm_line(view))
