@@ -323,6 +323,7 @@ async def test_messy_replies_end_to_end_are_kept_and_reach_memory(tmp_path: Path
     # the cut-off reply: its complete workflows were kept, and the pane log says so and where
     cut = [read(p) for p in saved if read(p)["note"]]
     assert len(cut) == 1 and cut[0]["note"].startswith("the reply was cut off: kept")
+    assert cut[0]["finish_reason"] == "length"
     assert any(w.startswith("induction reply: the reply was cut off") and "inductions/000" in w
                for w in warnings(events))
     for path in out.rglob("*"):

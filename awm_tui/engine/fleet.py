@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from awm_tui.config.keys import NO_KEY
 from awm_tui.config.models import AppConfig, RunConfig
@@ -14,9 +15,12 @@ from awm_tui.engine.events import EventSink, StatusChanged
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.run import AWMRun, RunOutcome, RunRefused
 from awm_tui.engine.sandbox.base import SandboxError
-from awm_tui.engine.sandbox.factory import SandboxFactory, open_factory
+from awm_tui.engine.sandbox.factory import SandboxFactory, SandboxKind, open_factory
 from awm_tui.engine.sandbox.local import sweep_local
 from awm_tui.engine.tasks import Dataset, TaskError, load_dataset
+
+if TYPE_CHECKING:
+    from awm_tui.engine.evaluation.client import EvalClient
 
 __all__ = ["Fleet", "RunHandle", "RunOutcome", "RunRefused"]
 
@@ -51,7 +55,7 @@ class Fleet:
         self._swept_local = False
         self._datasets: dict[str, Dataset] = {}
         self._evaluator: Evaluator | None = None
-        self._eval_client = None
+        self._eval_client: EvalClient | None = None
         self.eval_metrics = RunMetrics()
         """The shared evaluation pool: its open connections belong to no single run."""
         self._guard = asyncio.Lock()  # start() checks then acts; keep that atomic
@@ -59,8 +63,8 @@ class Fleet:
     async def __aenter__(self) -> Fleet:
         if self.config.eval.mode == "server":
             from awm_tui.engine.evaluation.client import EvalClient
-            self._eval_client = EvalClient(self.config.eval, self.config.http, self.eval_metrics)
-            self._evaluator = ServerEvaluator(self._eval_client, self.config.eval)
+            client = self._eval_client = EvalClient(self.config.eval, self.config.http, self.eval_metrics)
+            self._evaluator = ServerEvaluator(client, self.config.eval)
         else:
             self._evaluator = LocalEvaluator(self.config.eval)
         return self
@@ -167,7 +171,7 @@ class Fleet:
         except EvaluationError as exc:
             raise RunRefused(str(exc)) from None
 
-    async def _sandboxes(self, kind: str) -> SandboxFactory:
+    async def _sandboxes(self, kind: SandboxKind) -> SandboxFactory:
         if kind not in self._factories:
             try:
                 factory = await open_factory(kind, self.config.docker)

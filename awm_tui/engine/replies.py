@@ -25,8 +25,8 @@ def _fences(reply: str) -> list[tuple[str, str, bool]]:
         language = token.info.split()[0].lower() if token.info.strip() else ""
         # An unclosed fence runs to the end of the text in CommonMark; a command
         # whose end is a guess must not run.
-        last = token.map[1] - 1 if token.map else -1
-        closing = lines[last].strip() if 0 <= last < len(lines) and last > token.map[0] else ""
+        first, last = (token.map[0], token.map[1] - 1) if token.map else (0, -1)
+        closing = lines[last].strip() if 0 <= last < len(lines) and last > first else ""
         closed = bool(closing) and closing.startswith(token.markup) and set(closing) == {token.markup[0]}
         found.append((language, token.content, closed))
     return found

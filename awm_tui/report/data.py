@@ -126,7 +126,8 @@ def _outcome(result) -> Outcome:
 
 def _change(wf_id: str, before: dict[str, Workflow], after: dict[str, Workflow]) -> WorkflowChange:
     old, new = before.get(wf_id), after.get(wf_id)
-    title = (new or old).title if (new or old) else wf_id
+    shown = new or old
+    title = shown.title if shown else wf_id
     return WorkflowChange(id=wf_id, title=title, steps_before=list(old.steps) if old else [],
                           steps_after=list(new.steps) if new else [])
 

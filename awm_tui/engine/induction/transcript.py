@@ -28,6 +28,7 @@ def transcript(*, messages: list[dict], reply: ChatResult | None, parsed: Parsed
         "format": TRANSCRIPT_FORMAT, "at": time.time(), "ok": parsed is not None, "error": error,
         "note": parsed.note if parsed else "", "prompt_memory_version": memory_version, "sources": sources,
         "model": reply.model if reply else None,
+        "finish_reason": reply.finish_reason if reply else None,
         "usage": None if reply is None else {
             "prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens,
             "cost": reply.cost, "latency_s": round(reply.latency_s, 3), "retries": reply.retries},

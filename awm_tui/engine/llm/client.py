@@ -292,7 +292,9 @@ class LLMClient:
         choice = data["choices"][0]
         message = choice.get("message")
         content = message.get("content") if isinstance(message, dict) else choice.get("text")
-        usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        usage = data.get("usage")
+        if not isinstance(usage, dict):
+            usage = {}
         prompt = _int(usage.get("prompt_tokens"))
         completion = _int(usage.get("completion_tokens"))
         cost = usage.get("cost")
@@ -358,7 +360,8 @@ def _env_proxy(url: str) -> str | None:
     """
     target = URL(url)
     proxies = urllib.request.getproxies_environment()
-    if not target.host or urllib.request.proxy_bypass_environment(target.host, proxies):
+    bypass = urllib.request.proxy_bypass_environment  # type: ignore[attr-defined]  # stdlib, not in typeshed
+    if not target.host or bypass(target.host, proxies):
         return None
     return proxies.get(target.scheme)
 
