@@ -114,6 +114,8 @@ class AWMRun:
         """Run to the limit. Cancelling the task stops the run cleanly."""
         status: Literal["finished", "failed", "stopped"] = "finished"
         reason = ""
+        if self.profile.api_key is None:  # Fleet.start refuses such a run; a direct caller must not get further
+            raise RunRefused(f"run {self.name!r} has no API key")
         ticker = asyncio.create_task(self._tick(), name=f"{self.name}-metrics")
         llm = LLMClient(self.profile, api_key=self.profile.api_key, http=self.http,
                         metrics=self.metrics, run_name=self.name)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from awm_tui.engine.evaluation.pytest_report import SUMMARY_GREP, grade, parse_summary
 from awm_tui.engine.outcomes import Outcome
-from awm_tui.engine.sandbox.base import ExecResult, Sandbox, SandboxError
+from awm_tui.engine.sandbox.base import DEFAULT_MAX_OUTPUT, ExecResult, Sandbox, SandboxError
 from awm_tui.engine.tasks import Task
 
 DEFAULT_TEST_COMMAND = "python3 -m pytest -rA -q -p no:cacheprovider {tests}"
@@ -75,8 +75,8 @@ class _Repo:
     async def run(self, command: str, *, cap: float = GIT_TIMEOUT_S, max_output: int | None = None,
                   deadline: bool = True) -> ExecResult:
         timeout = self.left(cap) if deadline else cap
-        kwargs = {} if max_output is None else {"max_output": max_output}
-        return await self.sandbox.exec(command, timeout_s=timeout, **kwargs)
+        return await self.sandbox.exec(command, timeout_s=timeout,
+                                       max_output=DEFAULT_MAX_OUTPUT if max_output is None else max_output)
 
     async def must(self, command: str, what: str, **kwargs) -> str:
         """Run a command that only fails when the sandbox is broken; its output."""
