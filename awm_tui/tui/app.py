@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 from textual import on
@@ -24,7 +25,7 @@ from textual.worker import Worker, WorkerState
 from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import KeyProblem, aresolve_key, is_file_reference, key_file_path
 from awm_tui.config.models import AppConfig, RunConfig
-from awm_tui.config.plan import OVERRIDE, resolve_run
+from awm_tui.config.plan import OVERRIDE, ResolvedRun, resolve_run
 from awm_tui.engine.state import StateError
 from awm_tui.engine.state.trajectory import last_finished
 from awm_tui.tui.messages import MetricsArrived, RunEventsArrived
@@ -40,11 +41,22 @@ from awm_tui.tui.widgets.fleet_bar import FleetBar, FleetTotals
 from awm_tui.tui.widgets.pane_form import Note
 from awm_tui.tui.widgets.run_pane import RunPane, RunProblem
 
-FleetFactory = Callable[[AppConfig, EventRelay], Any]
+class FleetControl(Protocol):
+    """What the app asks of the engine's Fleet (and of the tests' recording stand-in)."""
+
+    @property
+    def active(self) -> list[str]: ...
+    def open_connections(self) -> int: ...
+    async def start(self, resolved: ResolvedRun) -> object: ...
+    async def stop(self, name: str) -> object: ...
+    async def stop_all(self) -> None: ...
+
+
+FleetFactory = Callable[[AppConfig, EventRelay], AbstractAsyncContextManager[FleetControl]]
 """(config, sink) -> async context manager yielding a Fleet."""
 
 
-def _default_fleet_factory(config: AppConfig, sink: EventRelay) -> Any:
+def _default_fleet_factory(config: AppConfig, sink: EventRelay) -> AbstractAsyncContextManager[FleetControl]:
     from awm_tui.engine.fleet import Fleet  # the engine loads only when the app starts
 
     return Fleet(config, sink)
@@ -88,7 +100,7 @@ class AWMApp(App[int]):
         self._first_start: float | None = None
         self._pane_count = 0
         self.relay = EventRelay(self.post_message, log_lines=config.ui.log_lines)
-        self.fleet: Any = None
+        self.fleet: FleetControl | None = None
         self._fleet_ready = asyncio.Event()
         self._fleet_error: str | None = None
         self._quitting = asyncio.Event()
@@ -155,7 +167,7 @@ class AWMApp(App[int]):
             await self._quitting.wait()
         self.fleet = None
 
-    async def _wait_fleet(self) -> Any:
+    async def _wait_fleet(self) -> FleetControl:
         await self._fleet_ready.wait()
         if self.fleet is None:
             raise RuntimeError(self._fleet_error or "the engine is not running")
