@@ -318,3 +318,11 @@ def test_config_imports_nothing_from_the_engine() -> None:
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip() == "[]"
+
+
+def test_key_identity_is_shared_by_equal_keys_and_reveals_nothing() -> None:
+    from awm_tui.config.keys import key_identity
+    a, b = SecretStr("sk-or-v1-" + "a" * 40), SecretStr(" sk-or-v1-" + "a" * 40 + "\n")
+    assert key_identity(a) == key_identity(b)
+    assert key_identity(a) != key_identity(SecretStr("sk-or-v1-" + "a" * 39 + "b"))
+    assert "aaaa" not in key_identity(a) and len(key_identity(a)) == 12

@@ -10,6 +10,7 @@ comes in (config file, `--api-key`, `--keys-file`, a TUI pane) goes through
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -141,6 +142,16 @@ def mask_key(secret: SecretStr | str | None) -> str:
     body = key[len(prefix):]
     shown = 4 if len(body) >= 16 else 2 if len(body) >= 8 else 0
     return f"{prefix}…{body[-shown:] if shown else ''}"
+
+
+def key_identity(secret: SecretStr) -> str:
+    """A stable id for one key (per-key health, backoff and budgets are keyed by it).
+
+    A truncated SHA-256: two runs given the same key share it, and nothing of the
+    key can be read back from it, so it may appear in events and files. Shown to
+    users next to `mask_key`, never instead of it.
+    """
+    return hashlib.sha256(secret.get_secret_value().strip().encode()).hexdigest()[:12]
 
 
 def key_format_warning(key: str, provider: str | None) -> str | None:
