@@ -21,8 +21,10 @@ DEFAULT_PROFILE = "llm.kimi-k2"
 """The users' runner default; falls back to `[llm]` when the config has no such profile."""
 
 
-SELECTION_FLAGS = {"dataset": "--dataset", "filter": "--filter", "slice": "--slice", "shuffle": "--shuffle"}
-"""RunConfig fields that choose a run's tasks, and the flag that sets each."""
+SELECTION_FLAGS = {"dataset": "--dataset", "filter": "--filter", "slice": "--slice", "shuffle": "--shuffle",
+                   "workers": "--workers"}
+"""RunConfig fields the command line sets for each run (the tasks it takes, how many at once),
+and the flag that sets each."""
 
 
 def selection_of(args: object) -> dict[str, object]:
