@@ -51,7 +51,7 @@ class DemoEnvironment:
 
     async def __aenter__(self) -> DemoEnvironment:
         await self.sim.start("127.0.0.1", 0)
-        profile = LLMProfile(model="awm-sim", base_url=self.sim.url, label=DEMO_LABEL,
+        profile = LLMProfile(model="awm-sim", base_url=self.sim.url, label=DEMO_LABEL, key_endpoint=True,
                              timeout=60, num_retries=5, retry_min_wait=0.2, retry_max_wait=2.0,
                              input_cost_per_token=1e-7, output_cost_per_token=4e-7)
         runs = [
