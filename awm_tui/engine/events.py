@@ -303,16 +303,16 @@ class KeyHealth(Event):
         """The key's state in one line, for the pane and the batch status lines."""
         parts = [f"key {self.masked}", f"{self.in_flight}/{self.limit} in flight"]
         if self.waiting:
-            parts.append(f"{self.waiting} waiting")
+            parts.append(f"{self.waiting} queued")
         if self.retry_after_s > 0:
-            parts.append(f"held {self.retry_after_s:.1f}s (429)")
+            parts.append(f"held {self.retry_after_s:.1f}s")
         if self.rate_limited:
-            parts.append(f"{self.rate_limited} × 429")
+            parts.append(f"429s {self.rate_limited}")
         if self.refused:
             parts.append(f"refused {self.refused}")
         if self.credits_remaining is not None:
-            of = f" of ${self.credits_limit:.2f}" if self.credits_limit is not None else ""
-            parts.append(f"${self.credits_remaining:.2f}{of} left" + (" — LOW" if self.credits_low else ""))
+            of = f"/${self.credits_limit:.2f}" if self.credits_limit is not None else " left"
+            parts.append(f"${self.credits_remaining:.2f}{of}" + (" LOW" if self.credits_low else ""))
         return " · ".join(parts)
 
 

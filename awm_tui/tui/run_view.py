@@ -15,6 +15,7 @@ from awm_tui.engine.events import (
     EvaluationDone,
     Event,
     ImagePull,
+    KeyHealth,
     LLMCall,
     LogLine,
     MemoryUpdated,
@@ -59,6 +60,8 @@ class RunView:
     started_at: float | None = None
     pull: ImagePull | None = None
     """The image pull under way (layers, bytes, free space), if any."""
+    key: KeyHealth | None = None
+    """The health of the run's key (shared with every run on it); None until the fleet says."""
 
     @property
     def active(self) -> bool:
@@ -108,6 +111,8 @@ def apply_event(view: RunView, event: Event) -> RunView:
             return replace(view, phase=phase, done=event.done, resolved=event.resolved, step=None)
         case RunFailed():
             return replace(view, phase="failed", reason=event.reason, step=None)
+        case KeyHealth():
+            return replace(view, key=event)
         case _:
             return view
 
