@@ -167,6 +167,10 @@ class KeyState:
         self.refused, self.refusal = status, message[:200]
         self._notify()
 
+    def authorization(self) -> dict[str, str]:
+        """The header for the key's own requests (GET /key); never logged or shown."""
+        return {"Authorization": "Bearer " + self._secret.get_secret_value()}
+
     def retry_after_s(self) -> float:
         try:
             now = asyncio.get_running_loop().time()
@@ -293,7 +297,7 @@ class KeyRegistry:
         """One `GET {base}/key`; False when the endpoint is not offered (stop asking)."""
         if self._session is None:
             self._session = make_session(self.http, self.metrics, headers={"X-Title": "awm-tui"})
-        headers = {"Authorization": "Bearer " + state._secret.get_secret_value()}
+        headers = state.authorization()
         try:
             async with self._session.get(f"{base}/key", headers=headers,
                                          timeout=aiohttp.ClientTimeout(total=30)) as resp:
