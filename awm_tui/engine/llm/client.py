@@ -209,6 +209,8 @@ class LLMClient:
         status = exc.status if isinstance(exc, RetryableError) else None
         self.metrics.record_retry(status)
         wait = state.next_action.sleep if state.next_action is not None else 0.0
+        if status == 429:
+            wait = max(wait, self.key.retry_after_s())   # a 429's wait is the key's hold
         log.info("%s: LLM retry %d in %.2fs: %s", self.run_name or "llm",
                  state.attempt_number, wait, exc)
 
