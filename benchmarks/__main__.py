@@ -18,7 +18,9 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks import concurrency, connection_reuse, cost_per_call, docker_exec, scale, state_files, workers
+from benchmarks import (
+    concurrency, connection_reuse, cost_per_call, docker_exec, scale, shared_backoff, state_files, workers,
+)
 from benchmarks.common import fmt, repo_root
 
 BENCHMARKS = {
@@ -27,6 +29,7 @@ BENCHMARKS = {
     "connection_reuse": connection_reuse.run,
     "docker": docker_exec.run,
     "scale": scale.run,
+    "shared_backoff": shared_backoff.run,
     "state_files": state_files.run,
     "workers": workers.run,
 }

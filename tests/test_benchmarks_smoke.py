@@ -85,3 +85,12 @@ def test_workers_tiny_overlaps_the_tasks_of_one_run() -> None:
     assert by["4"]["wall_s"] < by["1"]["wall_s"]  # the tasks overlapped
     assert 0 < by["4"]["efficiency"] and by["4"]["speedup"] > 1
     assert [t.name for t in res.targets] == ["speedup at workers=4"]
+
+
+async def test_shared_backoff_tiny() -> None:
+    from benchmarks import shared_backoff
+
+    res = await shared_backoff.trial(True, 6)
+    assert res["calls"] == 12 and res["failed"] == 0 and res["requests"] >= 12
+    assert res["rate_limited"] == res["retries"]       # every 429 the simulator sent was retried once
+    assert res["busiest_second"] >= 1 and res["wall_s"] > 0

@@ -93,6 +93,9 @@ class LLMProfile(BaseModel):
     """USD per completion token."""
     label: str | None = None
     """Shown next to the profile name in the UI (e.g. "simulated model")."""
+    key_endpoint: bool | None = None
+    """Whether the endpoint answers OpenRouter's `GET {base_url}/key` (credits left): unset asks
+    only OpenRouter's own URL; true asks any base URL (a 404 then means "not offered")."""
 
     @field_validator("base_url")
     @classmethod

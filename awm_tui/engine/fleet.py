@@ -14,6 +14,7 @@ from awm_tui.config.plan import ResolvedRun
 from awm_tui.engine.evaluation import EvaluationError, Evaluator, LocalEvaluator, ServerEvaluator
 from awm_tui.engine.events import EventSink, StatusChanged
 from awm_tui.engine.http.metrics import RunMetrics
+from awm_tui.engine.llm.keyhealth import KeyRegistry
 from awm_tui.engine.run import AWMRun, RunOutcome, RunRefused
 from awm_tui.engine.sandbox.base import SandboxError
 from awm_tui.engine.sandbox.factory import SandboxFactory, SandboxKind, open_factory
@@ -61,6 +62,8 @@ class Fleet:
         self.eval_metrics = RunMetrics()
         """The shared evaluation pool: its open connections belong to no single run."""
         self._guard = asyncio.Lock()  # start() checks then acts; keep that atomic
+        self.keys = KeyRegistry(sink, config.http, interval=metrics_interval)
+        """Every key's health, shared by the runs (and workers) using it."""
 
     async def __aenter__(self) -> Fleet:
         if self.config.eval.mode == "server":
@@ -76,6 +79,7 @@ class Fleet:
 
     async def aclose(self) -> None:
         await self.stop_all()
+        await self.keys.aclose()
         if self._eval_client is not None:
             await self._eval_client.aclose()
             self._eval_client = None
@@ -121,7 +125,8 @@ class Fleet:
             awm = AWMRun(run, resolved.profile, http=self.config.http, sandboxes=sandboxes,
                          evaluator=None if run.skip_eval else self._evaluator, dataset=dataset,
                          sink=self.sink, metrics_interval=self.metrics_interval,
-                         sizes=self.config.dataset.sizes)
+                         sizes=self.config.dataset.sizes,
+                         key_state=self.keys.state_for(resolved.api_key, resolved.profile, run.name))
             await awm.prepare()
             await self._sweep_leftovers(sandboxes, awm)
             task = asyncio.create_task(awm.execute(), name=f"awm-run-{run.name}")

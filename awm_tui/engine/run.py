@@ -25,6 +25,7 @@ from awm_tui.engine.induction import (
     transcript, write_transcript,
 )
 from awm_tui.engine.llm import ChatResult, LLMClient, LLMError, LLMFatalError
+from awm_tui.engine.llm.keyhealth import KeyState
 from awm_tui.engine.outcomes import ErrorKind, InfraError, Outcome, error_kind
 from awm_tui.engine.sandbox.base import Sandbox, SandboxError
 from awm_tui.engine.sandbox.factory import SandboxFactory
@@ -73,12 +74,14 @@ class AWMRun:
     def __init__(self, run: RunConfig, profile: LLMProfile, *, http: HttpConfig,
                  sandboxes: SandboxFactory, evaluator: Evaluator | None, dataset: Dataset,
                  sink: EventSink, metrics_interval: float = 1.0,
-                 sizes: Mapping[str, Size] | None = None) -> None:
+                 sizes: Mapping[str, Size] | None = None, key_state: KeyState | None = None) -> None:
         self.run, self.profile, self.http = run, profile, http
         self.sizes = dict(sizes or {})
         """`[dataset] sizes`: repo → size, for rows that carry none."""
         self.sandboxes, self.evaluator, self.dataset = sandboxes, evaluator, dataset
         self.sink, self.metrics_interval = sink, metrics_interval
+        self.key_state = key_state
+        """The key's fleet-wide state (shared backoff); None: the client keeps its own."""
         self.name = run.name
         self.metrics = RunMetrics()
         self.out = OutputDir(run.output_dir)
@@ -129,7 +132,7 @@ class AWMRun:
             raise RunRefused(f"run {self.name!r} has no API key")
         ticker = asyncio.create_task(self._tick(), name=f"{self.name}-metrics")
         llm = LLMClient(self.profile, api_key=self.profile.api_key, http=self.http,
-                        metrics=self.metrics, run_name=self.name)
+                        metrics=self.metrics, run_name=self.name, key_state=self.key_state)
         try:
             await self._loop(llm)
         except asyncio.CancelledError:

@@ -30,6 +30,7 @@ from awm_tui.engine.tasks import SAMPLE, Task, TaskError, load_dataset
 from .sim_agent import UNINSTRUCTED, SubmitChoice, agent_reply, read_conversation
 from .sim_faults import FaultInjector
 from .sim_induction import BAD_INDUCTION, MESSY_SHAPES, InductionReply, Shape, induction_reply
+from .sim_keys import KeyAccounts
 
 MODEL_ID = "awm-sim"
 MODEL_NAME = "awm-sim (simulated)"
@@ -68,6 +69,10 @@ class SimOptions:
     price_prompt: float = 1e-7
     """Dollars per prompt token (tiny: the demo's costs should look plausible, not real)."""
     price_completion: float = 4e-7
+    key_rate_limit: float = 0.0
+    """Chat requests per second one key may make; above it 429 + Retry-After (0: no limit)."""
+    key_credit_limit: float | None = None
+    """USD each key may spend; replies' costs draw it down, then 402 (None: unlimited)."""
 
 
 @dataclass
@@ -141,6 +146,7 @@ class _Handlers:
         self.options = options
         self.tasks = tasks
         self.stats = SimStats()
+        self.accounts = self._new_accounts()
         self.faults = FaultInjector(
             seed=options.seed, latency=options.latency, latency_jitter=options.latency_jitter,
             rate_drop=options.rate_drop, rate_429=options.rate_429, rate_5xx=options.rate_5xx,
@@ -148,6 +154,15 @@ class _Handlers:
         # A separate stream, so induction faults do not shift the transport faults.
         self.induction_rng = random.Random(options.seed ^ 0x5EED)
         self.messy_sent = 0
+
+    def _new_accounts(self) -> KeyAccounts:
+        return KeyAccounts(rate_limit=self.options.key_rate_limit, credit_limit=self.options.key_credit_limit)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {**self.stats.snapshot(), "keys": self.accounts.snapshot()}
+
+    def reset(self) -> None:
+        self.stats, self.accounts = SimStats(), self._new_accounts()
 
     def _auth(self, request: web.Request) -> tuple[str | None, web.Response | None]:
         header = request.headers.get("Authorization", "")
@@ -163,9 +178,14 @@ class _Handlers:
     async def chat(self, request: web.Request) -> web.StreamResponse:
         key, denied = self._auth(request)
         entry = self.stats.key(mask_key(key))
-        if denied is not None:
+        if denied is not None or key is None:
+            denied = denied or _error(401, "missing API key")
             entry.status[str(denied.status)] += 1
             return denied
+        if refused := self.accounts.admit(key):
+            entry.status[str(refused.status)] += 1
+            extra = {} if refused.retry_after is None else {"Retry-After": f"{refused.retry_after:g}"}
+            return _error(refused.status, refused.message, **extra)
         try:
             body = await request.json()
             messages = body["messages"]
@@ -230,7 +250,9 @@ class _Handlers:
         if max_tokens and _tokens(content) > max_tokens:
             content, finish = content[: max_tokens * 4], "length"   # cut where a real server stops
         entry.status["200"] += 1
-        return web.json_response(self._completion(prompt, content, finish))
+        reply = self._completion(prompt, content, finish)
+        self.accounts.charge(key, reply["usage"]["cost"])
+        return web.json_response(reply)
 
     def _induction(self, user_text: str) -> InductionReply:
         rng, options = self.induction_rng, self.options
@@ -264,12 +286,19 @@ class _Handlers:
             {"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "awm-tui",
              "name": MODEL_NAME, "simulated": True}]})
 
+    async def key_info(self, request: web.Request) -> web.Response:
+        """OpenRouter's `GET /api/v1/key`: the key's label, limit, usage and what is left."""
+        key, denied = self._auth(request)
+        if key is None or (denied is not None and denied.status == 401):
+            return denied or _error(401, "missing API key")
+        return web.json_response(self.accounts.key_info(key))
+
     async def get_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.stats.snapshot())
+        return web.json_response(self.snapshot())
 
     async def reset_stats(self, request: web.Request) -> web.Response:
-        self.stats = SimStats()
-        return web.json_response(self.stats.snapshot())
+        self.reset()
+        return web.json_response(self.snapshot())
 
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
@@ -285,10 +314,11 @@ def build_app(options: SimOptions, tasks: dict[str, Task] | None = None) -> web.
     app = web.Application(client_max_size=32 * 1024**2)  # long trajectories make big prompts
     app[HANDLERS_KEY] = handlers
     app.on_response_prepare.append(_server_header)
-    for path in ("/v1/chat/completions", "/chat/completions"):
-        app.router.add_post(path, handlers.chat)
-    for path in ("/v1/models", "/models"):
-        app.router.add_get(path, handlers.models)
+    # /api/v1 too: the simulator can stand in for OpenRouter's base URL.
+    for prefix in ("/api/v1", "/v1", ""):
+        app.router.add_post(prefix + "/chat/completions", handlers.chat)
+        app.router.add_get(prefix + "/models", handlers.models)
+        app.router.add_get(prefix + "/key", handlers.key_info)
     app.router.add_get("/stats", handlers.get_stats)
     app.router.add_post("/stats/reset", handlers.reset_stats)
     return app
@@ -328,12 +358,12 @@ class SimLLMServer:
 
     def stats(self) -> dict[str, Any]:
         if self._app is None:
-            return SimStats().snapshot()
-        return self._app[HANDLERS_KEY].stats.snapshot()
+            return {**SimStats().snapshot(), "keys": {}}
+        return self._app[HANDLERS_KEY].snapshot()
 
     def reset_stats(self) -> None:
         if self._app is not None:
-            self._app[HANDLERS_KEY].stats = SimStats()
+            self._app[HANDLERS_KEY].reset()
 
     async def close(self) -> None:
         if self._runner is not None:
@@ -374,6 +404,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--invalid-key", action="append", default=[], metavar="KEY")
     p.add_argument("--no-credit-key", action="append", default=[], metavar="KEY")
+    p.add_argument("--key-rate-limit", type=float, default=0.0, metavar="N",
+                   help="requests/s per key; above it 429 + Retry-After (0: no limit)")
+    p.add_argument("--key-credit-limit", type=float, default=None, metavar="USD",
+                   help="credit per key that replies' costs draw down, then 402 (default: unlimited)")
     p.add_argument("--dataset", action="append", default=[], metavar="FILE",
                    help="extra .json/.jsonl dataset (repeatable), added to the bundled sample")
     p.add_argument("--no-sample", action="store_true", help="do not load the bundled sample")
@@ -392,7 +426,8 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         python_first_rate=args.python_first_rate, context_window=args.context_window,
         ignore_system=args.ignore_system, seed=args.seed,
         invalid_keys=frozenset(args.invalid_key), no_credit_keys=frozenset(args.no_credit_key),
-        datasets=datasets, submit=tuple(_submit_choice(arg) for arg in args.submit))
+        datasets=datasets, submit=tuple(_submit_choice(arg) for arg in args.submit),
+        key_rate_limit=args.key_rate_limit, key_credit_limit=args.key_credit_limit)
 
 
 def _submit_choice(arg: str) -> tuple[str, SubmitChoice]:

@@ -15,6 +15,7 @@ from awm_tui.engine.events import (
     EvaluationDone,
     Event,
     ImagePull,
+    KeyHealth,
     LLMCall,
     LogLine,
     MemoryUpdated,
@@ -76,6 +77,8 @@ class RunView:
     changed in place: each event that changes it gives the view a new dict."""
     paused: bool = False
     workers: int = 1
+    key: KeyHealth | None = None
+    """The health of the run's key (shared with every run on it); None until the fleet says."""
 
     @property
     def active(self) -> bool:
@@ -148,6 +151,8 @@ def apply_event(view: RunView, event: Event) -> RunView:
                            in_flight={}, paused=False)
         case RunFailed():
             return replace(view, phase="failed", reason=event.reason, step=None, in_flight={}, paused=False)
+        case KeyHealth():
+            return replace(view, key=event)
         case _:
             return view
 

@@ -91,6 +91,7 @@ class PaneStats(Vertical):
             yield Sparkline([], id="evals-spark")
         yield FigureLine(id="connections")
         yield FigureLine(id="llm")
+        yield FigureLine(id="key", markup=False)
 
     def on_mount(self) -> None:
         self._render_view()
@@ -120,3 +121,7 @@ class PaneStats(Vertical):
             spark.data = data
         self.query_one("#connections", FigureLine).update(connections_line(view, self.per_host))
         self.query_one("#llm", FigureLine).update(llm_line(view))
+        key = self.query_one("#key", FigureLine)
+        key.display = view.key is not None   # no line at all before the fleet reports the key
+        key.update(view.key.line() if view.key is not None else "")
+        key.set_class(bool(view.key and (view.key.credits_low or view.key.refused)), "-warning")
