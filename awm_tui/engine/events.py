@@ -119,6 +119,8 @@ class LLMCall(Event):
     """The model as the server reported it in its reply."""
     finish_reason: str = ""
     """`stop`, `length` (the reply was cut at max_output_tokens), …"""
+    cached_tokens: int = 0
+    """Prompt tokens the provider read from its cache."""
 
 
 @_kind("evaluation_done")
@@ -239,6 +241,10 @@ class MetricsData:
     cost: float = 0.0
     truncated_replies: int = 0
     """Replies cut at max_output_tokens (`finish_reason: "length"`)."""
+    cached_tokens: int = 0
+    """Prompt tokens read from the provider's prompt cache (part of prompt_tokens)."""
+    cache_saving: float = 0.0
+    """USD the cached tokens saved against the input price (when the profile prices the cache)."""
 
 
 @_kind("metrics")
@@ -254,13 +260,44 @@ class LogLine(Event):
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """USD spent against a budget (`limit` None: no budget set)."""
+
+    spent: float = 0.0
+    limit: float | None = None
+
+    def describe(self) -> str:
+        """`$0.0123`, or `$0.0123/$0.0500 (25%)` against a budget."""
+        if self.limit is None:
+            return f"${self.spent:.4f}"
+        return f"${self.spent:.4f}/${self.limit:.4f} ({self.spent / self.limit:.0%})"
+
+
+@_kind("spend")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpendUpdated(Event):
+    """After each model call (and when a run starts): what its budgets stand at."""
+
+    run_spend: Spend
+    """The run's, checkpointed tasks of earlier sessions included."""
+    fleet_spend: Spend
+    """Every run of this process together."""
+    key: str = ""
+    """The run's key, masked."""
+    key_spend: Spend | None = None
+    """The run's key across every run on it, in this process."""
+
+
 @_kind("run_finished")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunFinished(Event):
     done: int
     resolved: int
     stopped: bool = False
-    """True when the user stopped the run before its limit."""
+    """True when the run stopped before its limit: by the user, or at a budget (`reason`)."""
+    reason: str = ""
+    """Why it stopped early, e.g. `budget reached: run budget …`."""
 
 
 @_kind("run_failed")
@@ -274,7 +311,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         RunStarted, StatusChanged, TaskStarted, AgentStep, LLMCall, EvaluationDone,
         TaskFinished, ImagePull, InductionDone, MemoryUpdated, CheckpointSaved, MetricsSnapshot,
-        LogLine, RunFinished, RunFailed,
+        LogLine, RunFinished, RunFailed, SpendUpdated,
     )
 }
 
@@ -313,6 +350,10 @@ def event_from_dict(data: dict[str, Any]) -> Event | None:
         metrics = dict(kwargs["metrics"])
         metrics["per_host"] = tuple(HostConnections(**h) for h in metrics.get("per_host") or ())
         kwargs["metrics"] = MetricsData(**metrics)
+    if cls is SpendUpdated:
+        for name in ("run_spend", "fleet_spend", "key_spend"):
+            if isinstance(kwargs.get(name), dict):
+                kwargs[name] = Spend(**kwargs[name])
     try:
         return cls(**kwargs)
     except TypeError:

@@ -13,6 +13,7 @@ from awm_tui.config.plan import ResolvedRun
 from awm_tui.engine.evaluation import EvaluationError, Evaluator, LocalEvaluator, ServerEvaluator
 from awm_tui.engine.events import EventSink, StatusChanged
 from awm_tui.engine.http.metrics import RunMetrics
+from awm_tui.engine.llm.budget import FleetBudgets
 from awm_tui.engine.run import AWMRun, RunOutcome, RunRefused
 from awm_tui.engine.sandbox.base import SandboxError
 from awm_tui.engine.sandbox.factory import SandboxFactory, SandboxKind, open_factory
@@ -59,6 +60,8 @@ class Fleet:
         self.eval_metrics = RunMetrics()
         """The shared evaluation pool: its open connections belong to no single run."""
         self._guard = asyncio.Lock()  # start() checks then acts; keep that atomic
+        self.budgets = FleetBudgets(config)
+        """The fleet's budget and each key's, charged by every run's calls."""
 
     async def __aenter__(self) -> Fleet:
         if self.config.eval.mode == "server":
@@ -121,6 +124,8 @@ class Fleet:
                          sink=self.sink, metrics_interval=self.metrics_interval,
                          sizes=self.config.dataset.sizes)
             await awm.prepare()
+            awm.budget = self.budgets.for_run(run, resolved.profile, resolved.api_key, awm.spent_before(),
+                                              str(awm.out.path))
             await self._sweep_leftovers(sandboxes, awm)
             task = asyncio.create_task(awm.execute(), name=f"awm-run-{run.name}")
             handle = self.handles[run.name] = RunHandle(run.name, run, awm, task)

@@ -27,7 +27,8 @@ from awm_tui.arguments import ArgumentParser, port_number
 from awm_tui.servers.serving import serve_until_signal
 from awm_tui.engine.tasks import SAMPLE, Task, TaskError, load_dataset
 
-from .sim_agent import UNINSTRUCTED, SubmitChoice, agent_reply, read_conversation
+from .sim_agent import UNINSTRUCTED, SubmitChoice, agent_reply, read_conversation, text_of
+from .sim_cache import CacheUse, PromptCache
 from .sim_faults import FaultInjector
 from .sim_induction import BAD_INDUCTION, MESSY_SHAPES, InductionReply, Shape, induction_reply
 
@@ -68,6 +69,16 @@ class SimOptions:
     price_prompt: float = 1e-7
     """Dollars per prompt token (tiny: the demo's costs should look plausible, not real)."""
     price_completion: float = 4e-7
+    prompt_cache: bool = False
+    """SIMULATION: Anthropic-style prompt caching per key (`sim_cache`): a prefix sent before
+    up to a `cache_control` breakpoint is read from the cache, reported as
+    `usage.prompt_tokens_details.cached_tokens` (and `cache_write_tokens`)."""
+    price_cache_read: float = 1e-8
+    """Dollars per cached prompt token read (a tenth of the prompt price, as Anthropic's)."""
+    price_cache_write: float = 1.25e-7
+    """Dollars per prompt token written to the cache."""
+    report_cost: bool = True
+    """Send `usage.cost` (OpenRouter does; a plain OpenAI-compatible server does not)."""
 
 
 @dataclass
@@ -75,6 +86,9 @@ class _KeyStats:
     requests: int = 0
     agent: int = 0
     induction: int = 0
+    cost: float = 0.0
+    """SIMULATION: dollars charged to this key (each successful reply's cost)."""
+    cached_tokens: int = 0
     status: Counter = field(default_factory=Counter)
     tasks: dict[str, None] = field(default_factory=dict)  # ordered set
 
@@ -97,7 +111,8 @@ class SimStats:
             "model": MODEL_NAME,
             "requests": self.requests,
             "by_key": {k: {"requests": v.requests, "agent": v.agent, "induction": v.induction,
-                           "status": dict(v.status)} for k, v in self.by_key.items()},
+                           "status": dict(v.status), "cost": v.cost, "cached_tokens": v.cached_tokens}
+                       for k, v in self.by_key.items()},
             "tasks_by_key": {k: list(v.tasks) for k, v in self.by_key.items()},
             "induction_shapes": dict(self.induction_shapes),
         }
@@ -148,6 +163,7 @@ class _Handlers:
         # A separate stream, so induction faults do not shift the transport faults.
         self.induction_rng = random.Random(options.seed ^ 0x5EED)
         self.messy_sent = 0
+        self.cache = PromptCache()
 
     def _auth(self, request: web.Request) -> tuple[str | None, web.Response | None]:
         header = request.headers.get("Authorization", "")
@@ -208,7 +224,8 @@ class _Handlers:
             entry.status["200"] += 1
             return web.json_response({"error": {"message": "provider returned error (simulated)",
                                                 "code": 502, "type": "upstream_error"}})
-        prompt = sum(_tokens(str(m.get("content") or "")) for m in seen)
+        counts = [_tokens(text_of(m.get("content"))) for m in seen]
+        prompt = sum(counts)
         if self.options.context_window and prompt + max_tokens > self.options.context_window:
             entry.status["400"] += 1
             return web.json_response({"object": "error", "type": "BadRequestError", "param": None, "code": 400,
@@ -230,7 +247,13 @@ class _Handlers:
         if max_tokens and _tokens(content) > max_tokens:
             content, finish = content[: max_tokens * 4], "length"   # cut where a real server stops
         entry.status["200"] += 1
-        return web.json_response(self._completion(prompt, content, finish))
+        cache = self.cache.use(key or "", seen, counts) if self.options.prompt_cache else CacheUse()
+        reply = self._completion(prompt, content, finish, cache)
+        entry.cost += reply["usage"]["cost"]
+        entry.cached_tokens += cache.read
+        if not self.options.report_cost:
+            del reply["usage"]["cost"]
+        return web.json_response(reply)
 
     def _induction(self, user_text: str) -> InductionReply:
         rng, options = self.induction_rng, self.options
@@ -245,9 +268,16 @@ class _Handlers:
         self.stats.induction_shapes[shape] += 1
         return induction_reply(user_text, shape)
 
-    def _completion(self, prompt: int, content: str, finish: str = "stop") -> dict[str, Any]:
+    def _completion(self, prompt: int, content: str, finish: str = "stop",
+                    cache: CacheUse = CacheUse()) -> dict[str, Any]:
+        o = self.options
         completion = _tokens(content)
-        cost = prompt * self.options.price_prompt + completion * self.options.price_completion
+        cost = ((prompt - cache.read - cache.written) * o.price_prompt + cache.read * o.price_cache_read
+                + cache.written * o.price_cache_write + completion * o.price_completion)
+        usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                                 "total_tokens": prompt + completion, "cost": round(cost, 10)}
+        if o.prompt_cache:
+            usage["prompt_tokens_details"] = {"cached_tokens": cache.read, "cache_write_tokens": cache.written}
         return {
             "id": f"chatcmpl-sim-{uuid.uuid4().hex[:20]}",
             "object": "chat.completion",
@@ -255,8 +285,7 @@ class _Handlers:
             "model": MODEL_NAME,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                          "finish_reason": finish}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                      "total_tokens": prompt + completion, "cost": round(cost, 10)},
+            "usage": usage,
         }
 
     async def models(self, request: web.Request) -> web.Response:
@@ -371,6 +400,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="drop system messages, as some chat templates do")
     p.add_argument("--messy-induction-rate", type=float, default=0.0,
                    help="induction replies shaped as real models send them (prose, echo, think, cut off)")
+    p.add_argument("--prompt-cache", action="store_true",
+                   help="cache prefixes up to cache_control breakpoints, per key, and report cached tokens")
+    p.add_argument("--no-cost", action="store_true", help="send no usage.cost (tokens only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--invalid-key", action="append", default=[], metavar="KEY")
     p.add_argument("--no-credit-key", action="append", default=[], metavar="KEY")
@@ -390,7 +422,8 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         rate_error_body=args.rate_error_body, wrong_patch_rate=args.wrong_patch_rate,
         bad_induction_rate=args.bad_induction_rate, messy_induction_rate=args.messy_induction_rate,
         python_first_rate=args.python_first_rate, context_window=args.context_window,
-        ignore_system=args.ignore_system, seed=args.seed,
+        ignore_system=args.ignore_system, seed=args.seed, prompt_cache=args.prompt_cache,
+        report_cost=not args.no_cost,
         invalid_keys=frozenset(args.invalid_key), no_credit_keys=frozenset(args.no_credit_key),
         datasets=datasets, submit=tuple(_submit_choice(arg) for arg in args.submit))
 
