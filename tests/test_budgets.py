@@ -46,7 +46,8 @@ def a_run(tmp_path: Path, name: str, **kw: Any) -> RunConfig:
 
 
 def charged(sim: SimLLMServer, key: SecretStr) -> float:
-    return sim.stats()["by_key"].get(mask_key(key), {}).get("cost", 0.0)
+    """USD the simulator's own account of the key (`sim_keys`) charged."""
+    return sim.stats()["keys"].get(mask_key(key), {}).get("usage", 0.0)
 
 
 async def run_fleet(config: AppConfig, keys: dict[str, SecretStr], events: list[Event]) -> dict:

@@ -33,7 +33,8 @@ def client(base_url: str, **kw: Any) -> LLMClient:
 
 
 def charged(sim: SimLLMServer) -> dict[str, Any]:
-    return sim.stats()["by_key"][mask_key(KEY)]
+    """The simulator's own account of the key (`sim_keys`): `usage` is what it charged."""
+    return sim.stats()["keys"][mask_key(KEY)]
 
 
 async def test_reported_cost_overrides_token_prices() -> None:
@@ -41,7 +42,7 @@ async def test_reported_cost_overrides_token_prices() -> None:
         # Profile prices a thousand times the simulator's: the provider's usage.cost wins.
         async with client(sim.url, input_cost_per_token=1e-4, output_cost_per_token=4e-4) as llm:
             result = await llm.chat([SYSTEM, TASK])
-        assert result.cost == pytest.approx(charged(sim)["cost"])
+        assert result.cost == pytest.approx(charged(sim)["usage"])
         assert result.cost < result.prompt_tokens * 1e-4
 
 
@@ -62,7 +63,7 @@ async def test_cached_tokens_priced_at_the_cache_price() -> None:
     assert second.cached_tokens >= (len(SYSTEM["content"]) + len(TASK["content"])) // 4
     assert metrics.cached_tokens == second.cached_tokens
     # Priced by us (no usage.cost) exactly as the provider charged: cached tokens at the cache price.
-    assert first.cost + second.cost == pytest.approx(charged(sim)["cost"])
+    assert first.cost + second.cost == pytest.approx(charged(sim)["usage"])
     assert second.cache_saving == pytest.approx(second.cached_tokens * (3e-6 - 3e-7))
 
 
@@ -99,7 +100,7 @@ async def test_call_that_could_cross_a_budget_is_not_made() -> None:
                     calls += 1
         requests = sim.stats()["requests"]
     assert refused.value.scope == "run" and calls == requests >= 2
-    assert charged(sim)["cost"] == pytest.approx(run.spent) and run.spent <= 0.05
+    assert charged(sim)["usage"] == pytest.approx(run.spent) and run.spent <= 0.05
     assert run.reserved == 0
 
 
@@ -116,4 +117,4 @@ async def test_calls_in_flight_together_do_not_overshoot() -> None:
             results = await asyncio.gather(*(llm.chat([SYSTEM, TASK]) for _ in range(4)), return_exceptions=True)
     refused = [r for r in results if isinstance(r, BudgetReached)]
     assert len(refused) == 2 and sim.stats()["requests"] == 2
-    assert charged(sim)["cost"] == pytest.approx(fleet.spent) and fleet.spent <= 0.06
+    assert charged(sim)["usage"] == pytest.approx(fleet.spent) and fleet.spent <= 0.06

@@ -31,6 +31,7 @@ from .sim_agent import UNINSTRUCTED, SubmitChoice, agent_reply, read_conversatio
 from .sim_cache import CacheUse, PromptCache
 from .sim_faults import FaultInjector
 from .sim_induction import BAD_INDUCTION, MESSY_SHAPES, InductionReply, Shape, induction_reply
+from .sim_keys import KeyAccounts
 
 MODEL_ID = "awm-sim"
 MODEL_NAME = "awm-sim (simulated)"
@@ -79,6 +80,10 @@ class SimOptions:
     """Dollars per prompt token written to the cache."""
     report_cost: bool = True
     """Send `usage.cost` (OpenRouter does; a plain OpenAI-compatible server does not)."""
+    key_rate_limit: float = 0.0
+    """Chat requests per second one key may make; above it 429 + Retry-After (0: no limit)."""
+    key_credit_limit: float | None = None
+    """USD each key may spend; replies' costs draw it down, then 402 (None: unlimited)."""
 
 
 @dataclass
@@ -86,9 +91,6 @@ class _KeyStats:
     requests: int = 0
     agent: int = 0
     induction: int = 0
-    cost: float = 0.0
-    """SIMULATION: dollars charged to this key (each successful reply's cost)."""
-    cached_tokens: int = 0
     status: Counter = field(default_factory=Counter)
     tasks: dict[str, None] = field(default_factory=dict)  # ordered set
 
@@ -111,8 +113,7 @@ class SimStats:
             "model": MODEL_NAME,
             "requests": self.requests,
             "by_key": {k: {"requests": v.requests, "agent": v.agent, "induction": v.induction,
-                           "status": dict(v.status), "cost": v.cost, "cached_tokens": v.cached_tokens}
-                       for k, v in self.by_key.items()},
+                           "status": dict(v.status)} for k, v in self.by_key.items()},
             "tasks_by_key": {k: list(v.tasks) for k, v in self.by_key.items()},
             "induction_shapes": dict(self.induction_shapes),
         }
@@ -156,6 +157,7 @@ class _Handlers:
         self.options = options
         self.tasks = tasks
         self.stats = SimStats()
+        self.accounts = self._new_accounts()
         self.faults = FaultInjector(
             seed=options.seed, latency=options.latency, latency_jitter=options.latency_jitter,
             rate_drop=options.rate_drop, rate_429=options.rate_429, rate_5xx=options.rate_5xx,
@@ -164,6 +166,15 @@ class _Handlers:
         self.induction_rng = random.Random(options.seed ^ 0x5EED)
         self.messy_sent = 0
         self.cache = PromptCache()
+
+    def _new_accounts(self) -> KeyAccounts:
+        return KeyAccounts(rate_limit=self.options.key_rate_limit, credit_limit=self.options.key_credit_limit)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {**self.stats.snapshot(), "keys": self.accounts.snapshot()}
+
+    def reset(self) -> None:
+        self.stats, self.accounts = SimStats(), self._new_accounts()
 
     def _auth(self, request: web.Request) -> tuple[str | None, web.Response | None]:
         header = request.headers.get("Authorization", "")
@@ -179,9 +190,14 @@ class _Handlers:
     async def chat(self, request: web.Request) -> web.StreamResponse:
         key, denied = self._auth(request)
         entry = self.stats.key(mask_key(key))
-        if denied is not None:
+        if denied is not None or key is None:
+            denied = denied or _error(401, "missing API key")
             entry.status[str(denied.status)] += 1
             return denied
+        if refused := self.accounts.admit(key):
+            entry.status[str(refused.status)] += 1
+            extra = {} if refused.retry_after is None else {"Retry-After": f"{refused.retry_after:g}"}
+            return _error(refused.status, refused.message, **extra)
         try:
             body = await request.json()
             messages = body["messages"]
@@ -249,8 +265,7 @@ class _Handlers:
         entry.status["200"] += 1
         cache = self.cache.use(key or "", seen, counts) if self.options.prompt_cache else CacheUse()
         reply = self._completion(prompt, content, finish, cache)
-        entry.cost += reply["usage"]["cost"]
-        entry.cached_tokens += cache.read
+        self.accounts.charge(key, reply["usage"]["cost"])   # charged whether or not it is reported
         if not self.options.report_cost:
             del reply["usage"]["cost"]
         return web.json_response(reply)
@@ -293,12 +308,19 @@ class _Handlers:
             {"id": MODEL_ID, "object": "model", "created": 0, "owned_by": "awm-tui",
              "name": MODEL_NAME, "simulated": True}]})
 
+    async def key_info(self, request: web.Request) -> web.Response:
+        """OpenRouter's `GET /api/v1/key`: the key's label, limit, usage and what is left."""
+        key, denied = self._auth(request)
+        if key is None or (denied is not None and denied.status == 401):
+            return denied or _error(401, "missing API key")
+        return web.json_response(self.accounts.key_info(key))
+
     async def get_stats(self, request: web.Request) -> web.Response:
-        return web.json_response(self.stats.snapshot())
+        return web.json_response(self.snapshot())
 
     async def reset_stats(self, request: web.Request) -> web.Response:
-        self.stats = SimStats()
-        return web.json_response(self.stats.snapshot())
+        self.reset()
+        return web.json_response(self.snapshot())
 
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
@@ -314,10 +336,11 @@ def build_app(options: SimOptions, tasks: dict[str, Task] | None = None) -> web.
     app = web.Application(client_max_size=32 * 1024**2)  # long trajectories make big prompts
     app[HANDLERS_KEY] = handlers
     app.on_response_prepare.append(_server_header)
-    for path in ("/v1/chat/completions", "/chat/completions"):
-        app.router.add_post(path, handlers.chat)
-    for path in ("/v1/models", "/models"):
-        app.router.add_get(path, handlers.models)
+    # /api/v1 too: the simulator can stand in for OpenRouter's base URL.
+    for prefix in ("/api/v1", "/v1", ""):
+        app.router.add_post(prefix + "/chat/completions", handlers.chat)
+        app.router.add_get(prefix + "/models", handlers.models)
+        app.router.add_get(prefix + "/key", handlers.key_info)
     app.router.add_get("/stats", handlers.get_stats)
     app.router.add_post("/stats/reset", handlers.reset_stats)
     return app
@@ -357,12 +380,12 @@ class SimLLMServer:
 
     def stats(self) -> dict[str, Any]:
         if self._app is None:
-            return SimStats().snapshot()
-        return self._app[HANDLERS_KEY].stats.snapshot()
+            return {**SimStats().snapshot(), "keys": {}}
+        return self._app[HANDLERS_KEY].snapshot()
 
     def reset_stats(self) -> None:
         if self._app is not None:
-            self._app[HANDLERS_KEY].stats = SimStats()
+            self._app[HANDLERS_KEY].reset()
 
     async def close(self) -> None:
         if self._runner is not None:
@@ -406,6 +429,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--invalid-key", action="append", default=[], metavar="KEY")
     p.add_argument("--no-credit-key", action="append", default=[], metavar="KEY")
+    p.add_argument("--key-rate-limit", type=float, default=0.0, metavar="N",
+                   help="requests/s per key; above it 429 + Retry-After (0: no limit)")
+    p.add_argument("--key-credit-limit", type=float, default=None, metavar="USD",
+                   help="credit per key that replies' costs draw down, then 402 (default: unlimited)")
     p.add_argument("--dataset", action="append", default=[], metavar="FILE",
                    help="extra .json/.jsonl dataset (repeatable), added to the bundled sample")
     p.add_argument("--no-sample", action="store_true", help="do not load the bundled sample")
@@ -425,7 +452,8 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         ignore_system=args.ignore_system, seed=args.seed, prompt_cache=args.prompt_cache,
         report_cost=not args.no_cost,
         invalid_keys=frozenset(args.invalid_key), no_credit_keys=frozenset(args.no_credit_key),
-        datasets=datasets, submit=tuple(_submit_choice(arg) for arg in args.submit))
+        datasets=datasets, submit=tuple(_submit_choice(arg) for arg in args.submit),
+        key_rate_limit=args.key_rate_limit, key_credit_limit=args.key_credit_limit)
 
 
 def _submit_choice(arg: str) -> tuple[str, SubmitChoice]:
