@@ -246,6 +246,13 @@ class MetricsData:
     cache_saving: float = 0.0
     """USD the cached tokens saved against the input price (when the profile prices the cache)."""
 
+    def cache_text(self) -> str:
+        """`12,345 cached tokens, saved $0.0123`; empty before any cache hit."""
+        if not self.cached_tokens:
+            return ""
+        saved = f", saved ${self.cache_saving:.4f}" if self.cache_saving else ""
+        return f"{self.cached_tokens:,} cached tokens{saved}"
+
 
 @_kind("metrics")
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -287,6 +294,12 @@ class SpendUpdated(Event):
     """The run's key, masked."""
     key_spend: Spend | None = None
     """The run's key across every run on it, in this process."""
+
+    def budgets_text(self) -> str:
+        """`run $0.01/$0.05 (20%) · fleet $0.02/$1.00 (2%)`: each budget that is set; empty if none."""
+        budgets = (("run", self.run_spend), ("key", self.key_spend), ("fleet", self.fleet_spend))
+        return " · ".join(f"{scope} {spend.describe()}" for scope, spend in budgets
+                          if spend is not None and spend.limit is not None)
 
 
 @_kind("run_finished")

@@ -7,6 +7,7 @@ reactive always triggers a refresh and tests can fold events without widgets.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from awm_tui.engine.events import (
@@ -24,6 +25,8 @@ from awm_tui.engine.events import (
     RunFailed,
     RunFinished,
     RunStarted,
+    Spend,
+    SpendUpdated,
     StatusChanged,
     TaskFinished,
     TaskStarted,
@@ -59,6 +62,8 @@ class RunView:
     started_at: float | None = None
     pull: ImagePull | None = None
     """The image pull under way (layers, bytes, free space), if any."""
+    spend: SpendUpdated | None = None
+    """Spend against the run's, its key's and the fleet's budgets (latest)."""
 
     @property
     def active(self) -> bool:
@@ -103,13 +108,22 @@ def apply_event(view: RunView, event: Event) -> RunView:
         case MetricsSnapshot():
             history = (view.evals_history + (event.metrics.evaluations_per_minute,))[-SPARK_POINTS:]
             return replace(view, metrics=event.metrics, evals_history=history)
+        case SpendUpdated():
+            return replace(view, spend=event)
         case RunFinished():
             phase: Phase = "stopped" if event.stopped else "finished"
-            return replace(view, phase=phase, done=event.done, resolved=event.resolved, step=None)
+            return replace(view, phase=phase, done=event.done, resolved=event.resolved, step=None,
+                           reason=event.reason)
         case RunFailed():
             return replace(view, phase="failed", reason=event.reason, step=None)
         case _:
             return view
+
+
+def latest_fleet_spend(views: Iterable[RunView]) -> Spend | None:
+    """The fleet's spend as the latest of its runs' events says it (every run's says the same ledger)."""
+    latest = max((v.spend for v in views if v.spend is not None), key=lambda s: s.ts, default=None)
+    return latest.fleet_spend if latest is not None else None
 
 
 def spark_data(view: RunView) -> list[float]:
@@ -143,6 +157,9 @@ def status_text(view: RunView) -> str:
             return "inducing workflows"
         case "finished":
             return f"finished · {view.done} done, {view.resolved} resolved"
+        case "stopped" if view.reason.startswith("budget reached"):
+            return (f"budget reached · {view.done} done, {view.resolved} resolved "
+                    "(raise the budget, then Start resumes)")
         case "stopped":
             return f"stopped · {view.done} done, {view.resolved} resolved"
         case "failed":
@@ -178,6 +195,8 @@ def log_text(event: Event) -> str | None:
             return f"{_clock(event.ts)}   pulled {event.image}{event.figures()}"
         case LLMCall() if not event.ok:
             return f"{_clock(event.ts)} ! LLM call failed after {event.retries} retries: {event.error}"
+        case RunFinished() if event.reason.startswith("budget reached"):
+            return f"{_clock(event.ts)} ● {event.reason}: {event.done} done, {event.resolved} resolved"
         case RunFinished():
             return f"{_clock(event.ts)} ● run {'stopped' if event.stopped else 'finished'}: {event.done} done, {event.resolved} resolved"
         case RunFailed():
