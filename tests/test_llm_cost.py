@@ -112,9 +112,28 @@ async def test_calls_in_flight_together_do_not_overshoot() -> None:
         async with client(sim.url, input_cost_per_token=1e-5, output_cost_per_token=4e-5,
                           max_output_tokens=500) as llm:
             llm.budget = Budget(fleet)
-            worst = llm.estimator.worst(sum(len(m["content"]) + 16 for m in (SYSTEM, TASK)))
+            worst = llm.estimators["agent"].worst(sum(len(m["content"]) + 16 for m in (SYSTEM, TASK)))
             assert 2 * worst <= 0.06 < 3 * worst
             results = await asyncio.gather(*(llm.chat([SYSTEM, TASK]) for _ in range(4)), return_exceptions=True)
     refused = [r for r in results if isinstance(r, BudgetReached)]
     assert len(refused) == 2 and sim.stats()["requests"] == 2
     assert charged(sim)["usage"] == pytest.approx(fleet.spent) and fleet.spent <= 0.06
+
+
+async def test_without_prices_the_last_calls_cost_bounds_the_next() -> None:
+    """No prices in the profile: the provider's reported costs, scaled by how much the
+    prompt grew, keep a growing conversation within its budget, whatever the budget."""
+    async with SimLLMServer(SimOptions(price_prompt=1e-5, price_completion=4e-5)) as sim:
+        for cents in range(3, 12):
+            sim.reset_stats()
+            run = Ledger("run", "r", limit=cents / 100)
+            async with client(sim.url) as llm:
+                llm.budget = Budget(run)
+                messages = [SYSTEM, TASK]
+                with pytest.raises(BudgetReached):
+                    for _ in range(100):
+                        reply = await llm.chat(messages)
+                        messages = messages + [{"role": "assistant", "content": reply.content},
+                                               {"role": "user", "content": "exit 0\n" + "output line\n" * 300}]
+            assert sim.stats()["requests"] >= 2
+            assert charged(sim)["usage"] == pytest.approx(run.spent) and run.spent <= run.limit

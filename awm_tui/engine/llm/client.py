@@ -102,7 +102,8 @@ class LLMClient:
         self.run_name = run_name
         self.budget = budget if budget is not None else Budget()
         """The ledgers every call is charged to (run → key → fleet); a task adds its own."""
-        self.estimator = CostEstimator(profile)
+        self.estimators = {"agent": CostEstimator(profile), "induction": CostEstimator(profile)}
+        """Per purpose: an induction prompt's cost says little about the next agent step's."""
         self._api_key = api_key
         self._http = http
         self._url = profile.chat_url
@@ -158,7 +159,7 @@ class LLMClient:
         chars = prompt_chars(sent)
         if self.profile.caching_prompt and takes_cache_breakpoints(self.profile):
             sent = cache_breakpoints(sent)
-        reservation = (budget or self.budget).reserve(self.estimator.worst(chars))
+        reservation = (budget or self.budget).reserve(self.estimators[purpose].worst(chars))
         try:
             result = await self._chat(session, sent, purpose)
         except BaseException:
@@ -194,7 +195,8 @@ class LLMClient:
             retries = 0
         latency = loop.time() - started
         result = self._result(data, latency, retries)
-        self.estimator.observe(prompt_chars(messages), result.prompt_tokens, result.completion_tokens, result.cost)
+        self.estimators[purpose].observe(prompt_chars(messages), result.prompt_tokens, result.completion_tokens,
+                                         result.cost)
         self.metrics.record_llm(latency, result.prompt_tokens, result.completion_tokens, result.cost,
                                 result.cached_tokens, result.cache_saving)
         return result
