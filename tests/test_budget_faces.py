@@ -96,3 +96,13 @@ def test_budget_flag_sets_the_fleet_budget(tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "budget $1.50" in done.stdout
+
+
+def test_spend_events_round_trip_through_events_jsonl() -> None:
+    """`--json` and events.jsonl carry SpendUpdated as JSON; reading it back gives the event."""
+    import json
+
+    from awm_tui.engine.events import event_from_dict
+
+    again = event_from_dict(json.loads(json.dumps(SPEND.to_dict())))
+    assert again == SPEND
