@@ -137,3 +137,11 @@ async def test_without_prices_the_last_calls_cost_bounds_the_next() -> None:
                                                {"role": "user", "content": "exit 0\n" + "output line\n" * 300}]
             assert sim.stats()["requests"] >= 2
             assert charged(sim)["usage"] == pytest.approx(run.spent) and run.spent <= run.limit
+
+
+def test_sim_flags_for_the_cache_and_the_cost() -> None:
+    from awm_tui.servers.sim_llm import _parser, options_from_args
+
+    options = options_from_args(_parser().parse_args(["--prompt-cache", "--no-cost", "--no-sample"]))
+    assert options.prompt_cache and not options.report_cost
+    assert not options_from_args(_parser().parse_args(["--no-sample"])).prompt_cache
