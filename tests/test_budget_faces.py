@@ -19,7 +19,7 @@ from awm_tui.tui.widgets.pane_stats import budget_line, llm_line
 
 SPEND = SpendUpdated(run="r", run_spend=Spend(0.012, 0.05), fleet_spend=Spend(0.03, 1.0), key="sk-…ab12",
                      key_spend=Spend(0.02, None))
-BUDGET_STOP = ("budget reached: run budget r $0.0500: $0.0480 spent, the next call could cost $0.0040")
+BUDGET_STOP = "budget reached: run budget $0.0500 (r): $0.0480 spent, the next call could cost $0.0040"
 
 
 def reporter() -> tuple[Reporter, io.StringIO]:
@@ -49,7 +49,7 @@ def test_budget_reached_is_said_as_such_with_how_to_resume() -> None:
     rep, out = reporter()
     rep.sink(RunFinished(run="r", done=2, resolved=1, stopped=True, reason=BUDGET_STOP))
     line = out.getvalue()
-    assert "budget reached: run budget r $0.0500" in line and "rerun with a higher budget" in line
+    assert "budget reached: run budget $0.0500 (r)" in line and "rerun with a higher budget" in line
 
 
 def test_pane_folds_spend_and_says_budget_reached() -> None:
@@ -106,3 +106,19 @@ def test_spend_events_round_trip_through_events_jsonl() -> None:
 
     again = event_from_dict(json.loads(json.dumps(SPEND.to_dict())))
     assert again == SPEND
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+def test_batch_stops_at_the_fleet_budget_and_says_so(tmp_path: Path) -> None:
+    import json
+
+    done = subprocess.run([sys.executable, "-m", "awm_tui", "--batch", "--demo", "--output-root", str(tmp_path),
+                           "--budget", "0.001", "--status-every", "0"], capture_output=True, text=True, timeout=170)
+    assert done.returncode == 1, done.stderr     # the runs did not reach their limit
+    assert "Traceback" not in done.stderr + done.stdout
+    assert done.stdout.count("budget reached: fleet budget $0.0010: ") >= 2
+    for run in ("demo-a", "demo-b"):
+        summary = json.loads((tmp_path / run / "summary.json").read_text())
+        assert summary["status"] == "stopped" and summary["reason"].startswith("budget reached: fleet budget")
+        assert summary["cost"] <= 0.001

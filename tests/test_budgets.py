@@ -69,7 +69,7 @@ async def test_run_budget_stops_the_run_and_a_higher_budget_resumes(tmp_path: Pa
         outcome = (await run_fleet(config, {"capped": KEY_A}, events))["capped"]
         first = charged(sim, KEY_A)
 
-        assert outcome.status == "stopped" and outcome.reason.startswith("budget reached: run budget capped")
+        assert outcome.status == "stopped" and outcome.reason.startswith("budget reached: run budget $0.0300 (capped): $")
         assert 0 < first <= 0.03                  # never above it, as the provider counted
         assert 0 < outcome.done < len(IDS)        # stopped part-way, what was done is kept
         done = checkpointed(run.output_dir)

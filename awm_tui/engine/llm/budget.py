@@ -53,7 +53,8 @@ class BudgetReached(Exception):
         self.ledger = ledger
         self.estimate = estimate
         assert ledger.limit is not None
-        super().__init__(f"{ledger.scope} budget {ledger.label} ${ledger.limit:.4f}: ${ledger.spent:.4f} spent"
+        named = f" ({ledger.label})" if ledger.label else ""
+        super().__init__(f"{ledger.scope} budget ${ledger.limit:.4f}{named}: ${ledger.spent:.4f} spent"
                          + (f", ${ledger.reserved:.4f} in flight" if ledger.reserved > 0 else "")
                          + f", the next call could cost ${estimate:.4f}")
 
