@@ -63,6 +63,16 @@ def test_pane_folds_spend_and_says_budget_reached() -> None:
     assert latest_fleet_spend([RunView(), view]) == Spend(0.03, 1.0)
 
 
+def test_fleet_bar_shows_the_fleet_budget_only_when_set() -> None:
+    from awm_tui.tui.widgets.fleet_bar import FleetBar, FleetTotals
+
+    bar = FleetBar()
+    bar.totals = FleetTotals(panes=2, active=1, cost=0.5, budget=2.0, spent=0.75)
+    assert "cost $0.5000 (budget $0.7500/$2.0000, 38%)" in bar.render().plain
+    bar.totals = FleetTotals(panes=2, active=1, cost=0.5)
+    assert "budget" not in bar.render().plain
+
+
 def test_budgets_in_config(tmp_path: Path) -> None:
     loaded = parse_config({"fleet": {"budget": 25}, "llm": {"model": "x", "key_budget": 5,
                                                              "caching_prompt": False,
