@@ -132,3 +132,18 @@ def test_batch_stops_at_the_fleet_budget_and_says_so(tmp_path: Path) -> None:
         summary = json.loads((tmp_path / run / "summary.json").read_text())
         assert summary["status"] == "stopped" and summary["reason"].startswith("budget reached: fleet budget")
         assert summary["cost"] <= 0.001
+
+
+def test_the_report_counts_cached_tokens_of_every_call(tmp_path: Path) -> None:
+    """`awm-tui report --json`: cached tokens summed from events.jsonl, every session's calls."""
+    import json
+
+    from awm_tui.engine.events import LLMCall
+    from awm_tui.report.data import read_run
+
+    calls = [LLMCall(run="r", purpose="agent", latency_s=1.0, prompt_tokens=1000, cached_tokens=800),
+             LLMCall(run="r", purpose="induction", latency_s=1.0, prompt_tokens=500, cached_tokens=0),
+             LLMCall(run="r", purpose="agent", latency_s=1.0, prompt_tokens=1200, cached_tokens=900)]
+    (tmp_path / "events.jsonl").write_text("".join(json.dumps(c.to_dict()) + "\n" for c in calls))
+    report = read_run(tmp_path)
+    assert (report.prompt_tokens, report.cached_tokens) == (2700, 1700)
