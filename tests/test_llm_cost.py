@@ -145,3 +145,21 @@ def test_sim_flags_for_the_cache_and_the_cost() -> None:
     options = options_from_args(_parser().parse_args(["--prompt-cache", "--no-cost", "--no-sample"]))
     assert options.prompt_cache and not options.report_cost
     assert not options_from_args(_parser().parse_args(["--no-sample"])).prompt_cache
+
+
+def test_a_restarted_run_is_not_counted_twice_against_the_fleet(tmp_path) -> None:
+    from awm_tui.config.models import AppConfig, FleetConfig, RunConfig
+    from awm_tui.engine.llm.budget import FleetBudgets
+
+    budgets = FleetBudgets(AppConfig(fleet=FleetConfig(budget=1.0)))
+    run = RunConfig(name="a", output_dir=tmp_path / "a")
+    first = budgets.for_run(run, LLMProfile(), KEY, spent_before=0.30, where=str(run.output_dir))
+    first.reserve(0.1).settle(0.08)            # this session: 0.08 more, checkpointed or not
+    assert budgets.fleet.spent == pytest.approx(0.38)
+    # Started again in the same process: its checkpoint now says 0.36 (one task's spend was lost).
+    again = budgets.for_run(run, LLMProfile(), KEY, spent_before=0.36, where=str(run.output_dir))
+    assert budgets.fleet.spent == pytest.approx(0.38) and again.get("run").spent == pytest.approx(0.36)
+    other = RunConfig(name="b", output_dir=tmp_path / "b")
+    budgets.for_run(other, LLMProfile(key_budget=0.5), KEY, spent_before=0.02, where=str(other.output_dir))
+    assert budgets.fleet.spent == pytest.approx(0.40)
+    assert budgets.keys[next(iter(budgets.keys))].limit == 0.5   # the same key: one ledger, its budget
