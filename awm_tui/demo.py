@@ -17,8 +17,9 @@ from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
 
 DEMO_LABEL = "simulated model (offline demo)"
 DEMO_OPTIONS = SimOptions(latency=0.15, latency_jitter=0.1, rate_429=0.03, retry_after=0.5,
-                          wrong_patch_rate=0.1, seed=7)
-"""Enough latency and faults to make the dashboard move, all of it simulated."""
+                          wrong_patch_rate=0.1, seed=7, key_credit_limit=5.0)
+"""Enough latency and faults to make the dashboard move, all of it simulated; $5 of
+simulated credit per key, so the panes show what is left (GET /key)."""
 
 
 def default_output_root() -> Path:
@@ -51,7 +52,7 @@ class DemoEnvironment:
 
     async def __aenter__(self) -> DemoEnvironment:
         await self.sim.start("127.0.0.1", 0)
-        profile = LLMProfile(model="awm-sim", base_url=self.sim.url, label=DEMO_LABEL,
+        profile = LLMProfile(model="awm-sim", base_url=self.sim.url, label=DEMO_LABEL, key_endpoint=True,
                              timeout=60, num_retries=5, retry_min_wait=0.2, retry_max_wait=2.0,
                              input_cost_per_token=1e-7, output_cost_per_token=4e-7)
         runs = [

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks import concurrency, connection_reuse, cost_per_call, docker_exec, scale, state_files
+from benchmarks import concurrency, connection_reuse, cost_per_call, docker_exec, scale, shared_backoff, state_files
 from benchmarks.common import fmt, repo_root
 
 BENCHMARKS = {
@@ -27,6 +27,7 @@ BENCHMARKS = {
     "connection_reuse": connection_reuse.run,
     "docker": docker_exec.run,
     "scale": scale.run,
+    "shared_backoff": shared_backoff.run,
     "state_files": state_files.run,
 }
 OTHERS = {"tui_lag": "benchmarks/tui_lag.py (TUI event-loop lag; owned elsewhere: run it on its own)"}

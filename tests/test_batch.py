@@ -155,8 +155,36 @@ async def test_json_lines_only_and_no_key(tmp_path: Path, sim: SimLLMServer) -> 
     assert kinds.count("task_finished") == 2
     assert {"run_started", "metrics", "run_finished"} <= set(kinds)
     assert kinds[-1] == "batch_summary" and events[-1]["exit_code"] == 0
-    assert all(e.get("run") == "j" for e in events[:-1])
+    # Every event names its run, but a key's health: that is fleet-wide (run "", its runs listed).
+    assert all(e.get("run") == "j" for e in events[:-1] if e["kind"] != "key_health")
+    health = [e for e in events if e["kind"] == "key_health"]
+    assert health and all(e["run"] == "" and e["runs"] == ["j"] for e in health)
+    assert health[-1]["masked"] == mask_key(KEYS[0]) and health[-1]["credits_remaining"] is None
     assert_no_raw_keys(res.out, res.err)
+
+
+async def test_json_lines_carry_low_credits(tmp_path: Path) -> None:
+    """The simulated key has $0.50 (under the $1 threshold): `--json` says so, in the key's
+    health and in one credits_low event, and the status lines do too."""
+    async with SimLLMServer(SimOptions(seed=3, key_credit_limit=0.5)) as sim:
+        configs = []
+        for name in ("j", "h"):
+            cfg = write_config(tmp_path / f"{name}.toml", sim, key=KEYS[0], runs=[
+                {"name": name, "output_dir": name, "limit": 1, "sandbox": "local", "skip_eval": True}])
+            cfg.write_text(cfg.read_text().replace("[llm]\n", "[llm]\nkey_endpoint = true\n", 1))
+            configs.append(cfg)
+        res = await batch("--config", configs[0], "--json", cwd=tmp_path)
+        human = await batch("--config", configs[1], "--status-every", "0.2", cwd=tmp_path)
+    assert res.code == 0, res.err
+    events = [json.loads(line) for line in res.lines()]
+    low = [e for e in events if e["kind"] == "credits_low"]
+    assert len(low) == 1 and low[0]["masked"] == mask_key(KEYS[0]) and low[0]["limit"] == 0.5
+    health = [e for e in events if e["kind"] == "key_health" and e["credits_checked_at"]]
+    assert health and health[-1]["credits_low"] and 0 < health[-1]["credits_remaining"] < 0.5
+    assert human.code == 0, human.err
+    assert f"warning: credits low on key {mask_key(KEYS[0])}" in human.out
+    assert any("status" in line and "/$0.50 LOW" in line for line in human.lines()), human.out
+    assert_no_raw_keys(res.out, res.err, human.out, human.err)
 
 
 # -- --parallel ----------------------------------------------------------------------------------

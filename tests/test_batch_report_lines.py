@@ -77,3 +77,20 @@ def test_the_served_model_is_said_once() -> None:
         rep.sink(LLMCall(run="r", purpose="agent", latency_s=0.1, model="gemma-3-270m-it-Q4_K_M.gguf"))
     assert [line for line in lines(out) if "model as served: gemma-3-270m-it-Q4_K_M.gguf" in line] == lines(out)
     assert len(lines(out)) == 1
+
+
+def test_the_status_line_carries_the_runs_key_health_and_low_credits_get_a_line() -> None:
+    from awm_tui.engine.events import CreditsLow, KeyHealth
+
+    rep, out = reporter()
+    rep.sink(RunStarted(run="r", output_dir="/o", limit=3, model="m", sandbox="local", tasks_total=3))
+    rep.sink(KeyHealth(run="", identity="0123456789ab", masked="sk-or-v1-…ab12", runs=("r", "s"), in_flight=1,
+                       limit=2, rate_limited=5, retry_after_s=2.0, credits_limit=5.0, credits_remaining=0.4,
+                       credits_low=True))
+    assert len(lines(out)) == 1        # "run started": the key's health is no line of its own
+    rep.status("r", MetricsData())
+    assert lines(out)[-1].endswith("key sk-or-v1-…ab12 · 1/2 in flight · held 2.0s · 429s 5 · $0.40/$5.00 LOW")
+    rep.sink(CreditsLow(run="", identity="0123456789ab", masked="sk-or-v1-…ab12", remaining=0.4, limit=5.0,
+                        runs=("r", "s")))
+    assert "warning: credits low on key sk-or-v1-…ab12: $0.40 of $5.00 left (runs r, s)" in lines(out)[-1]
+    assert "" not in rep.tallies       # fleet-wide events make no run of their own

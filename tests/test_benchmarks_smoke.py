@@ -75,3 +75,12 @@ async def test_state_files_tiny(tmp_path) -> None:
     for run in ("run0", "run1"):  # the commits timed are real: every view holds them once the runs close
         finished = json.loads((tmp_path / run / "checkpoint.json").read_text())["finished"]
         assert list(finished) == ["t-0", "t-1", "t-2"]
+
+
+async def test_shared_backoff_tiny() -> None:
+    from benchmarks import shared_backoff
+
+    res = await shared_backoff.trial(True, 6)
+    assert res["calls"] == 12 and res["failed"] == 0 and res["requests"] >= 12
+    assert res["rate_limited"] == res["retries"]       # every 429 the simulator sent was retried once
+    assert res["busiest_second"] >= 1 and res["wall_s"] > 0

@@ -22,9 +22,11 @@ from rich.text import Text
 from awm_tui.config.keys import mask_key
 from awm_tui.engine.events import (
     CheckpointSaved,
+    CreditsLow,
     Event,
     ImagePull,
     InductionDone,
+    KeyHealth,
     LLMCall,
     LogLine,
     MemoryUpdated,
@@ -98,11 +100,16 @@ class Reporter:
         self.tallies: dict[str, RunTally] = {}
         self.keys: dict[str, str] = {}
         """Masked key per run, shown when the run starts and when it fails."""
+        self.key_health: dict[str, KeyHealth] = {}
+        """The latest health of each run's key, by run (for its status line)."""
         self._broken = False
 
     # -- the event sink (on the loop; must not block or raise) -----------------------------
 
     def sink(self, event: Event) -> None:
+        if isinstance(event, (KeyHealth, CreditsLow)):
+            self._key_event(event)
+            return
         tally = self.tallies.setdefault(event.run, RunTally())
         if isinstance(event, RunStarted):
             tally.total, tally.done = event.tasks_total, event.resumed
@@ -128,6 +135,19 @@ class Reporter:
             line = self._describe(event, tally)
             if line is not None:
                 self._line(event.run, line, ts=event.ts)
+
+    def _key_event(self, event: KeyHealth | CreditsLow) -> None:
+        """Fleet-wide (no run): the key's health feeds its runs' status lines; a low-credits
+        warning is a line of its own."""
+        if isinstance(event, KeyHealth):
+            for run in event.runs:
+                self.key_health[run] = event
+        if self.json_lines:
+            self._write_json(event.to_dict())
+        elif isinstance(event, CreditsLow):
+            of = f" of ${event.limit:.2f}" if event.limit is not None else ""
+            self._line("keys", Text(f"warning: credits low on key {event.masked}: ${event.remaining:.2f}{of} left "
+                                    f"(runs {', '.join(event.runs)})", style="yellow"), ts=event.ts)
 
     def _describe(self, event: Event, tally: RunTally) -> Text | None:
         if isinstance(event, TaskFinished):
@@ -206,10 +226,12 @@ class Reporter:
                 if call is not None else " · no model reply yet")
         cut = f", {metrics.truncated_replies} cut at max tokens" if metrics.truncated_replies else ""
         pulling = f" · pulling {tally.pull.image}{tally.pull.figures()}" if tally.pull else ""
+        health = self.key_health.get(run)
+        key = f" · {health.line()}" if health is not None else ""
         self._line(run, Text(
             f"status {tally.done}/{total} done, {tally.resolved} resolved{where}{pulling}{last} · "
             f"{metrics.evaluations_per_minute:.1f} evals/min · {metrics.connections_open} connections open · "
-            f"{metrics.retries} retries ({metrics.rate_limited} rate-limited{cut}) · {spend_text(tally.spend, metrics)}",
+            f"{metrics.retries} retries ({metrics.rate_limited} rate-limited{cut}) · {spend_text(tally.spend, metrics)}{key}",
             style="dim"))
 
     def note(self, message: str, *, style: str | None = None) -> None:

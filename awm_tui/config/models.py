@@ -104,6 +104,9 @@ class LLMProfile(BaseModel):
     that key; the call that could cross it is not made. The smallest wins when profiles share a key."""
     label: str | None = None
     """Shown next to the profile name in the UI (e.g. "simulated model")."""
+    key_endpoint: bool | None = None
+    """Whether the endpoint answers OpenRouter's `GET {base_url}/key` (credits left): unset asks
+    only OpenRouter's own URL; true asks any base URL (a 404 then means "not offered")."""
 
     @field_validator("base_url")
     @classmethod

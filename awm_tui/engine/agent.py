@@ -63,6 +63,11 @@ class Agent:
             async with asyncio.timeout(self.run.task_timeout):
                 result.exit_status = await self._loop(task, sandbox, result)
         except TimeoutError:
+            if self.llm.rate_limited:
+                # The time went on waiting out rate limits, not on the task: no result
+                # to score (a 0 would be the provider's), so a task error a rerun retries.
+                raise LLMError(f"rate limited past the task's time limit ({self.run.task_timeout:g}s) on key "
+                               f"{self.llm.masked_key}: the call was still waiting out 429s", status=429) from None
             result.exit_status = "TimeLimit"
         result.patch = await self._patch(sandbox)
         result.elapsed_s = time.monotonic() - started

@@ -319,12 +319,71 @@ class RunFailed(Event):
     reason: str
 
 
+@_kind("key_health")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyHealth(Event):
+    """One API key's state, fleet-wide (`run` is ""; `runs` are the runs using it).
+    Never the key: its mask and `key_identity` only."""
+
+    identity: str
+    masked: str
+    runs: tuple[str, ...] = ()
+    in_flight: int = 0
+    waiting: int = 0
+    """Calls queued on the key: held by a Retry-After or over its in-flight limit."""
+    limit: int = 0
+    """In-flight calls allowed now (adaptive: halved on a 429, grown back on successes)."""
+    max_in_flight: int = 0
+    calls: int = 0
+    rate_limited: int = 0
+    """429 answers on this key, all runs together."""
+    retry_after_s: float = 0.0
+    """Seconds left of the Retry-After every call on the key waits out (0: none in force)."""
+    refused: int | None = None
+    """401/402/403 when the provider last refused the key; None after a success."""
+    refusal: str = ""
+    credits_limit: float | None = None
+    """USD: the key's credit limit (OpenRouter `GET /key`); None when unlimited or unknown."""
+    credits_remaining: float | None = None
+    credits_usage: float | None = None
+    credits_checked_at: float | None = None
+    credits_low: bool = False
+
+    def line(self) -> str:
+        """The key's state in one line, for the pane and the batch status lines."""
+        parts = [f"key {self.masked}", f"{self.in_flight}/{self.limit} in flight"]
+        if self.waiting:
+            parts.append(f"{self.waiting} queued")
+        if self.retry_after_s > 0:
+            parts.append(f"held {self.retry_after_s:.1f}s")
+        if self.rate_limited:
+            parts.append(f"429s {self.rate_limited}")
+        if self.refused:
+            parts.append(f"refused {self.refused}")
+        if self.credits_remaining is not None:
+            of = f"/${self.credits_limit:.2f}" if self.credits_limit is not None else " left"
+            parts.append(f"${self.credits_remaining:.2f}{of}" + (" LOW" if self.credits_low else ""))
+        return " · ".join(parts)
+
+
+@_kind("credits_low")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CreditsLow(Event):
+    """Sent once when a key's credits fall below the warning threshold."""
+
+    identity: str
+    masked: str
+    remaining: float
+    limit: float | None
+    runs: tuple[str, ...] = ()
+
+
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.kind: cls
     for cls in (
         RunStarted, StatusChanged, TaskStarted, AgentStep, LLMCall, EvaluationDone,
         TaskFinished, ImagePull, InductionDone, MemoryUpdated, CheckpointSaved, MetricsSnapshot,
-        LogLine, RunFinished, RunFailed, SpendUpdated,
+        LogLine, RunFinished, RunFailed, SpendUpdated, KeyHealth, CreditsLow,
     )
 }
 

@@ -14,6 +14,7 @@ from awm_tui.engine.evaluation import EvaluationError, Evaluator, LocalEvaluator
 from awm_tui.engine.events import EventSink, StatusChanged
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.llm.budget import FleetBudgets
+from awm_tui.engine.llm.keyhealth import KeyRegistry
 from awm_tui.engine.run import AWMRun, RunOutcome, RunRefused
 from awm_tui.engine.sandbox.base import SandboxError
 from awm_tui.engine.sandbox.factory import SandboxFactory, SandboxKind, open_factory
@@ -62,6 +63,8 @@ class Fleet:
         self._guard = asyncio.Lock()  # start() checks then acts; keep that atomic
         self.budgets = FleetBudgets(config)
         """The fleet's budget and each key's, charged by every run's calls."""
+        self.keys = KeyRegistry(sink, config.http, interval=metrics_interval)
+        """Every key's health, shared by the runs (and workers) using it."""
 
     async def __aenter__(self) -> Fleet:
         if self.config.eval.mode == "server":
@@ -77,6 +80,7 @@ class Fleet:
 
     async def aclose(self) -> None:
         await self.stop_all()
+        await self.keys.aclose()
         if self._eval_client is not None:
             await self._eval_client.aclose()
             self._eval_client = None
@@ -122,7 +126,8 @@ class Fleet:
             awm = AWMRun(run, resolved.profile, http=self.config.http, sandboxes=sandboxes,
                          evaluator=None if run.skip_eval else self._evaluator, dataset=dataset,
                          sink=self.sink, metrics_interval=self.metrics_interval,
-                         sizes=self.config.dataset.sizes)
+                         sizes=self.config.dataset.sizes,
+                         key_state=self.keys.state_for(resolved.api_key, resolved.profile, run.name))
             await awm.prepare()
             awm.budget = self.budgets.for_run(run, resolved.profile, resolved.api_key, awm.spent_before(),
                                               str(awm.out.path))

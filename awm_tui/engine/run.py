@@ -26,6 +26,7 @@ from awm_tui.engine.induction import (
 )
 from awm_tui.engine.llm import ChatResult, LLMClient, LLMError, LLMFatalError
 from awm_tui.engine.llm.budget import Budget, BudgetReached, standalone
+from awm_tui.engine.llm.keyhealth import KeyState
 from awm_tui.engine.outcomes import ErrorKind, InfraError, Outcome, error_kind
 from awm_tui.engine.sandbox.base import Sandbox, SandboxError
 from awm_tui.engine.sandbox.factory import SandboxFactory
@@ -72,12 +73,14 @@ class AWMRun:
     def __init__(self, run: RunConfig, profile: LLMProfile, *, http: HttpConfig,
                  sandboxes: SandboxFactory, evaluator: Evaluator | None, dataset: Dataset,
                  sink: EventSink, metrics_interval: float = 1.0,
-                 sizes: Mapping[str, Size] | None = None) -> None:
+                 sizes: Mapping[str, Size] | None = None, key_state: KeyState | None = None) -> None:
         self.run, self.profile, self.http = run, profile, http
         self.sizes = dict(sizes or {})
         """`[dataset] sizes`: repo → size, for rows that carry none."""
         self.sandboxes, self.evaluator, self.dataset = sandboxes, evaluator, dataset
         self.sink, self.metrics_interval = sink, metrics_interval
+        self.key_state = key_state
+        """The key's fleet-wide state (shared backoff); None: the client keeps its own."""
         self.name = run.name
         self.metrics = RunMetrics()
         self.out = OutputDir(run.output_dir)
@@ -128,7 +131,7 @@ class AWMRun:
         if self.budget is None:
             self.budget = standalone(self.run, self.spent_before())
         llm = LLMClient(self.profile, api_key=self.profile.api_key, http=self.http,
-                        metrics=self.metrics, run_name=self.name, budget=self.budget)
+                        metrics=self.metrics, run_name=self.name, key_state=self.key_state, budget=self.budget)
         try:
             await self._loop(llm)
         except asyncio.CancelledError:

@@ -26,6 +26,7 @@ from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import KeyProblem, aresolve_key, is_file_reference, key_file_path
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.config.plan import OVERRIDE, ResolvedRun, resolve_run
+from awm_tui.engine.events import CreditsLow, KeyHealth
 from awm_tui.engine.state import StateError
 from awm_tui.engine.state.trajectory import last_finished
 from awm_tui.tui.messages import MetricsArrived, RunEventsArrived
@@ -34,6 +35,7 @@ from awm_tui.tui.relay import EventRelay
 from awm_tui.tui.run_view import RunView, latest_fleet_spend
 from awm_tui.tui.screens.dialogs import OpenOutputDir, QuitConfirm
 from awm_tui.tui.screens.main import MainScreen
+from awm_tui.tui.screens.keys import KeysScreen
 from awm_tui.tui.screens.memory import MemoryScreen
 from awm_tui.tui.screens.trajectory import TrajectoryScreen
 from awm_tui.tui.themes import DEFAULT_THEME, load_all_themes, stylesheet_path
@@ -78,6 +80,7 @@ class AWMApp(App[int]):
         Binding("f2", "maximize_pane", "Maximise"),
         Binding("f3", "toggle_hosts", "Hosts"),
         Binding("f8", "next_pane", "Next pane"),
+        Binding("f6", "keys", "Keys", show=False),
     ]
 
     PANE_ACTIONS = frozenset({"add_pane", "remove_pane", "start_pane", "stop_pane", "start_all", "memory",
@@ -108,6 +111,8 @@ class AWMApp(App[int]):
         self.panes_ready = asyncio.Event()
         """Set once the configured runs have their panes (tests and scripts wait on it)."""
         self.main_screen: MainScreen
+        self.key_health: dict[str, KeyHealth] = {}
+        """The latest health of every key the fleet uses, by key identity."""
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # In the memory browser or a dialog the panes are hidden: ctrl+s there started
@@ -351,6 +356,9 @@ class AWMApp(App[int]):
         screen = self.main_screen
         by_run: dict[str, list] = {}
         for event in message.events:
+            if isinstance(event, (KeyHealth, CreditsLow)):
+                self._key_event(event, by_run)
+                continue
             by_run.setdefault(event.run, []).append(event)
         with self.batch_update():
             for run, events in by_run.items():
@@ -361,6 +369,19 @@ class AWMApp(App[int]):
                     if dropped := message.dropped.get(run):
                         pane.add_log_lines([f"… {dropped} older line(s) skipped (see events.jsonl)"])
                     pane.add_log_lines(lines)
+
+    def _key_event(self, event: KeyHealth | CreditsLow, by_run: dict[str, list]) -> None:
+        """A key's health is fleet-wide: each run on the key gets it, and the keys view."""
+        if isinstance(event, CreditsLow):
+            of = f" of ${event.limit:.2f}" if event.limit is not None else ""
+            self.notify(f"${event.remaining:.2f}{of} left (runs {', '.join(event.runs)})",
+                        title=f"credits low on key {event.masked}", severity="warning", timeout=15)
+            return
+        self.key_health[event.identity] = event
+        for run in event.runs:
+            by_run.setdefault(run, []).append(event)
+        if isinstance(self.screen, KeysScreen):
+            self.screen.show(self.key_health.values())
 
     def on_metrics_arrived(self, message: MetricsArrived) -> None:
         with self.batch_update():
@@ -405,6 +426,10 @@ class AWMApp(App[int]):
     def action_memory(self) -> None:
         if (found := self._pane_output()) is not None:
             self.push_screen(MemoryScreen(*found))
+
+    def action_keys(self) -> None:
+        if not isinstance(self.screen, KeysScreen):
+            self.push_screen(KeysScreen(self.key_health.values()))
 
     def action_trajectory(self) -> None:
         """The trajectory of the task the pane's run finished last."""
@@ -473,6 +498,8 @@ class AWMApp(App[int]):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Switch theme", "awm-dark, awm-light, awm-ansi, …", self.action_change_theme)
+        yield SystemCommand("API keys", "Every key's calls, 429s, backoff and credits, masked (f6)",
+                            self.action_keys)
         if screen is not self.main_screen:
             return  # the pane commands would act on panes hidden behind this screen
         yield SystemCommand("Add pane", "A new run pane (ctrl+n)", self.action_add_pane)

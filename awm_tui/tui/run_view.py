@@ -16,6 +16,7 @@ from awm_tui.engine.events import (
     EvaluationDone,
     Event,
     ImagePull,
+    KeyHealth,
     LLMCall,
     LogLine,
     MemoryUpdated,
@@ -64,6 +65,8 @@ class RunView:
     """The image pull under way (layers, bytes, free space), if any."""
     spend: SpendUpdated | None = None
     """Spend against the run's, its key's and the fleet's budgets (latest)."""
+    key: KeyHealth | None = None
+    """The health of the run's key (shared with every run on it); None until the fleet says."""
 
     @property
     def active(self) -> bool:
@@ -116,6 +119,8 @@ def apply_event(view: RunView, event: Event) -> RunView:
                            reason=event.reason)
         case RunFailed():
             return replace(view, phase="failed", reason=event.reason, step=None)
+        case KeyHealth():
+            return replace(view, key=event)
         case _:
             return view
 

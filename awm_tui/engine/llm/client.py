@@ -1,7 +1,8 @@
 """OpenAI-compatible chat client: one per run, with its own pool, key and retries.
 
 Retries (tenacity) cover what another attempt may fix: 429 (waiting as long as the
-server asks, without spending one of `num_retries`: see `stop_after_failures`),
+server asks, without spending one of `num_retries`: see `stop_after_failures`; the
+wait holds every call on the key, whichever run makes it: see `keyhealth.KeyState`),
 408/5xx, dropped connections and timeouts (aiohttp never retries a POST itself), and a 200 whose body is an error or has no choices. A refused key
 (401, or 403 unless moderation flagged the prompt) or an empty account (402) is
 fatal for the run and raised at once. A prompt too long for the model's context
@@ -30,13 +31,14 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from awm_tui.config.keys import mask_key
+from awm_tui.config.keys import key_identity, mask_key
 from awm_tui.config.models import HttpConfig, LLMProfile
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.http.session import make_session
 from awm_tui.engine.llm.budget import Budget
 from awm_tui.engine.llm.cost import CostEstimator, prompt_chars, usage_of
-from awm_tui.engine.llm.errors import LLMAuthError, LLMContextLimit, LLMCreditsError, LLMError
+from awm_tui.engine.llm.errors import LLMAuthError, LLMContextLimit, LLMCreditsError, LLMError, LLMFatalError
+from awm_tui.engine.llm.keyhealth import KeyState
 from awm_tui.engine.llm.retry import (
     RetryableError,
     server_wait_hint,
@@ -93,10 +95,17 @@ class LLMClient:
     """
 
     def __init__(self, profile: LLMProfile, *, api_key: SecretStr, http: HttpConfig,
-                 metrics: RunMetrics, run_name: str = "", budget: Budget | None = None) -> None:
+                 metrics: RunMetrics, run_name: str = "", key_state: KeyState | None = None,
+                 budget: Budget | None = None) -> None:
         if not isinstance(api_key, SecretStr):
             # model_copy(update=...) skips validation and lets plain strings through.
             raise TypeError("api_key must be a pydantic SecretStr")
+        if key_state is not None and key_state.identity != key_identity(api_key):
+            raise ValueError("key_state belongs to another key")
+        self.key = key_state or KeyState(api_key)
+        """The key's shared state (backoff, in-flight limit); its own when no fleet shares one."""
+        self.rate_limited = False
+        """The call under way (or the last one) met a 429: a task that times out now was starved."""
         self.profile = profile
         self.metrics = metrics
         self.run_name = run_name
@@ -117,7 +126,7 @@ class LLMClient:
             wait=wait_server_hint_or(wait_random_exponential(
                 multiplier=profile.retry_multiplier,
                 min=profile.retry_min_wait,
-                max=max(profile.retry_max_wait, profile.retry_min_wait))),
+                max=max(profile.retry_max_wait, profile.retry_min_wait)), hold=self.key.hold),
             retry=retry_if_exception_type(RetryableError),
             before_sleep=self._before_sleep,
             reraise=False,
@@ -180,6 +189,7 @@ class LLMClient:
             body["max_tokens"] = self.profile.max_output_tokens
         loop = asyncio.get_running_loop()
         started = loop.time()
+        self.rate_limited = False
         # Fast path: most calls succeed at once, and setting up tenacity costs a
         # sixth of the client's CPU per call. Only a retryable failure enters the
         # retry loop, which replays that failure as its attempt 1 (no new request),
@@ -195,6 +205,8 @@ class LLMClient:
             retries = 0
         latency = loop.time() - started
         result = self._result(data, latency, retries)
+        self.rate_limited = False
+        self.key.charge(result.cost)
         self.estimators[purpose].observe(prompt_chars(messages), result.prompt_tokens, result.completion_tokens,
                                          result.cost)
         self.metrics.record_llm(latency, result.prompt_tokens, result.completion_tokens, result.cost,
@@ -230,10 +242,30 @@ class LLMClient:
         status = exc.status if isinstance(exc, RetryableError) else None
         self.metrics.record_retry(status)
         wait = state.next_action.sleep if state.next_action is not None else 0.0
+        if status == 429:
+            wait = max(wait, self.key.retry_after_s())   # a 429's wait is the key's hold
         log.info("%s: LLM retry %d in %.2fs: %s", self.run_name or "llm",
                  state.attempt_number, wait, exc)
 
     async def _attempt(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> dict[str, Any]:
+        """One request, in turn with every other call on the key (`KeyState.acquire`)."""
+        key = self.key
+        if key.retry_after_s() > 0 or (key.limit < key.max_in_flight and key.in_flight >= key.limit):
+            self.rate_limited = True   # held back by the key's rate limiting, whichever run met it
+        await key.acquire()
+        try:
+            data = await self._request(session, body)
+        except BaseException as exc:   # cancelled included: the slot must come back
+            status = getattr(exc, "status", None)
+            self.key.release(status)
+            self.rate_limited = self.rate_limited or status == 429
+            if isinstance(exc, LLMFatalError) and status in (401, 402, 403):
+                self.key.refuse(status, exc.message)
+            raise
+        self.key.release(ok=True)
+        return data
+
+    async def _request(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> dict[str, Any]:
         # The key leaves its SecretStr here and only here, straight into the header.
         headers = {"Authorization": "Bearer " + self._api_key.get_secret_value()}
         try:

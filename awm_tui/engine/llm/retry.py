@@ -5,7 +5,7 @@ from __future__ import annotations
 import email.utils
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from tenacity import RetryCallState
 from tenacity.stop import stop_base
@@ -88,17 +88,27 @@ def server_wait_hint(headers: Mapping[str, str]) -> float | None:
 
 class wait_server_hint_or(wait_base):
     """The server's Retry-After when it gave one (even beyond the backoff's max),
-    else the fallback backoff (exponential with jitter)."""
+    else the fallback backoff (exponential with jitter).
 
-    def __init__(self, fallback: wait_base) -> None:
+    With `hold`, a 429's wait is the key's, not the call's: `hold(seconds)` makes
+    every call on the key wait it out (this one at its next attempt), so tenacity
+    itself sleeps 0 and the wait is never served twice."""
+
+    def __init__(self, fallback: wait_base, hold: Callable[[float], None] | None = None) -> None:
         self.fallback = fallback
+        self.hold = hold
 
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
         exc = outcome.exception() if outcome is not None else None
         if isinstance(exc, RetryableError) and exc.wait_s is not None:
-            return exc.wait_s
-        return self.fallback(retry_state)
+            wait = exc.wait_s
+        else:
+            wait = self.fallback(retry_state)
+        if self.hold is not None and is_rate_limit(exc):
+            self.hold(wait)
+            return 0.0
+        return wait
 
 
 def is_rate_limit(exc: BaseException | None) -> bool:

@@ -99,6 +99,7 @@ class PaneStats(Vertical):
         yield FigureLine(id="connections")
         yield FigureLine(id="llm")
         yield FigureLine(id="budget")
+        yield FigureLine(id="key", markup=False)
 
     def on_mount(self) -> None:
         self._render_view()
@@ -131,3 +132,7 @@ class PaneStats(Vertical):
         budget = self.query_one("#budget", FigureLine)
         budget.update(budget_line(view))
         budget.display = bool(budget.text)
+        key = self.query_one("#key", FigureLine)
+        key.display = view.key is not None   # no line at all before the fleet reports the key
+        key.update(view.key.line() if view.key is not None else "")
+        key.set_class(bool(view.key and (view.key.credits_low or view.key.refused)), "-warning")

@@ -1,0 +1,216 @@
+"""Per-key health over loopback: shared backoff, adaptive in-flight calls, credits,
+and rate-limit starvation as a task error, with the simulator's own ledger as the judge."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+from pydantic import SecretStr
+
+from awm_tui.config.keys import key_identity, mask_key
+from awm_tui.config.models import AppConfig, HttpConfig, LLMProfile, RunConfig
+from awm_tui.config.plan import resolve_run
+from awm_tui.engine.events import CreditsLow, Event, KeyHealth, TaskFinished
+from awm_tui.engine.fleet import Fleet
+from awm_tui.engine.http.metrics import RunMetrics
+from awm_tui.engine.llm import LLMClient
+from awm_tui.engine.llm.keyhealth import KeyRegistry, KeyState, offers_key_endpoint
+from awm_tui.engine.outcomes import ErrorKind, Outcome
+from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
+
+KEY = SecretStr("sk-or-v1-" + "c" * 64)
+MESSAGES = [{"role": "user", "content": "hello"}]
+
+
+def profile_for(sim: SimLLMServer, **overrides: object) -> LLMProfile:
+    fields = dict(model="awm-sim", base_url=sim.url, label="simulated", timeout=30,
+                  num_retries=3, retry_min_wait=0.05, retry_max_wait=0.2)
+    fields.update(overrides)
+    return LLMProfile(**fields)  # type: ignore[arg-type]
+
+
+def runs_on(tmp_path: Path, names: list[str], **fields: object) -> list[RunConfig]:
+    base: dict[str, object] = dict(llm="llm.sim", limit=2, sandbox="local", skip_eval=True, command_timeout=60)
+    base.update(fields)
+    return [RunConfig(name=n, output_dir=tmp_path / n, **base) for n in names]  # type: ignore[arg-type]
+
+
+async def run_fleet(config: AppConfig, events: list[Event], key: SecretStr = KEY) -> dict:
+    async with Fleet(config, events.append, metrics_interval=0.1) as fleet:
+        for run in config.runs:
+            await fleet.start(resolve_run(config, run, api_key=key))
+        return await fleet.wait()
+
+
+def peak_rate(times: list[float], window: float = 1.0) -> int:
+    """Most requests that arrived within any `window` seconds."""
+    best, start = 0, 0
+    for end in range(len(times)):
+        while times[end] - times[start] >= window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+# -- the shared state itself -----------------------------------------------------------------
+
+async def test_a_429_on_one_client_holds_the_other_clients_on_the_key():
+    """Two clients (two runs) on one key: the Retry-After one of them is told is the other's too."""
+    async with SimLLMServer(SimOptions(datasets=(), key_rate_limit=2)) as sim:
+        profile = profile_for(sim, num_retries=5)
+        state = KeyState(KEY)
+        first = LLMClient(profile, api_key=KEY, http=HttpConfig(), metrics=RunMetrics(), key_state=state)
+        second = LLMClient(profile, api_key=KEY, http=HttpConfig(), metrics=RunMetrics(), key_state=state)
+        async with first, second:
+            await first.chat(MESSAGES)                   # the window's two requests
+            await first.chat(MESSAGES)
+            limited = asyncio.create_task(first.chat(MESSAGES))   # 429, Retry-After ~1 s
+            while state.rate_limited == 0:
+                await asyncio.sleep(0.01)
+            held = state.retry_after_s()
+            hold_ends = time.time() + held
+            await second.chat(MESSAGES)                  # waits the hold out
+            await limited
+        account = sim.stats()["keys"][mask_key(KEY)]
+    assert held > 0.5
+    first_429 = account["limited_at"][0]
+    during_hold = [t for t in account["arrivals"] if first_429 < t < hold_ends - 0.05]
+    assert during_hold == [], "a call on the held key went out before its Retry-After"
+    assert state.limit == 1 and state.in_flight == 0
+
+
+async def test_in_flight_calls_halve_on_429_and_grow_back_by_one_after_successes():
+    state = KeyState(KEY, max_in_flight=8, grow_quiet_s=0.2)
+    for _ in range(6):
+        await state.acquire()
+    state.release(429)
+    assert state.limit == 3                      # six in flight together: halved to three
+    state.release(429)
+    assert state.limit == 3                      # the same burst shrinks once
+    for _ in range(4):
+        state.release(ok=True)
+    for _ in range(10):
+        await state.acquire()
+        state.release(ok=True)
+    assert state.limit == 3                      # successes right after a 429 do not grow it
+    await asyncio.sleep(0.25)
+    for _ in range(5):
+        await state.acquire()
+        state.release(ok=True)
+    assert state.limit == 4 and state.in_flight == 0
+    for _ in range(100):
+        await state.acquire()
+        state.release(ok=True)
+    assert state.limit == 8                      # never past the cap
+
+
+# -- runs sharing one key ------------------------------------------------------------------------
+
+async def test_two_runs_on_one_rate_limited_key_stay_within_the_limit(tmp_path: Path):
+    """4 requests/s allowed; replies take 0.3 s, so two runs calling at once go over it
+    and one call at a time does not. Without the shared state each run waits out only
+    its own 429s: 9 requests in a second and 29% of them refused, where shared backoff
+    keeps to 4 + the one refused request that tells it, and under 10% refused."""
+    limit = 4.0
+    events: list[Event] = []
+    async with SimLLMServer(SimOptions(seed=1, latency=0.3, key_rate_limit=limit)) as sim:
+        runs = runs_on(tmp_path, ["left", "right"], limit=2)
+        config = AppConfig(llm={"llm.sim": profile_for(sim, num_retries=2)}, runs=runs)
+        outcomes = await run_fleet(config, events)
+        account = sim.stats()["keys"][mask_key(KEY)]
+
+    for outcome in outcomes.values():
+        assert (outcome.status, outcome.done, outcome.errors) == ("finished", 2, 0), outcome
+    assert account["rate_limited"] >= 1, "the simulator never rate-limited: the test proves nothing"
+    after = [t for t in account["arrivals"] if t >= account["limited_at"][0]]
+    assert len(after) >= 8, after
+    assert peak_rate(after) <= limit + 1, f"{peak_rate(after)} requests in one second (limit {limit:g})"
+    assert account["rate_limited"] <= len(account["arrivals"]) * 0.2, account
+    health = [e for e in events if isinstance(e, KeyHealth)]
+    assert health and health[-1].identity == key_identity(KEY) and set(health[-1].runs) == {"left", "right"}
+    assert health[-1].rate_limited == account["rate_limited"]
+    assert any(e.retry_after_s > 0 for e in health)
+
+
+async def test_a_429_storm_over_three_runs_costs_no_task(tmp_path: Path):
+    events: list[Event] = []
+    async with SimLLMServer(SimOptions(seed=5, rate_429=0.5, retry_after=0.02)) as sim:
+        runs = runs_on(tmp_path, ["one", "two", "three"], limit=2)
+        config = AppConfig(llm={"llm.sim": profile_for(sim, num_retries=1, retry_min_wait=0.01,
+                                                        retry_max_wait=0.02)}, runs=runs)
+        outcomes = await run_fleet(config, events)
+        per_key = sim.stats()["by_key"][mask_key(KEY)]
+    assert per_key["status"].get("429", 0) >= 10, per_key
+    for outcome in outcomes.values():
+        assert (outcome.status, outcome.done, outcome.errors) == ("finished", 2, 0), outcome
+    assert not [e for e in events if isinstance(e, TaskFinished) and e.outcome is Outcome.ERROR]
+
+
+async def test_a_task_starved_by_rate_limits_is_an_llm_error_not_a_result(tmp_path: Path):
+    """Every call is 429 for longer than the task may take: before, the task ended
+    `TimeLimit` with an empty patch and was checkpointed as a 0; now it is a task error
+    (not checkpointed), so a rerun retries it."""
+    events: list[Event] = []
+    async with SimLLMServer(SimOptions(seed=2, rate_429=1.0, retry_after=0.3)) as sim:
+        runs = runs_on(tmp_path, ["starved"], limit=1, task_timeout=1.0)
+        config = AppConfig(llm={"llm.sim": profile_for(sim)}, runs=runs)
+        outcome = (await run_fleet(config, events))["starved"]
+    assert (outcome.done, outcome.errors) == (0, 1), outcome
+    finished = [e for e in events if isinstance(e, TaskFinished)]
+    assert [(e.outcome, e.error_kind) for e in finished] == [(Outcome.ERROR, ErrorKind.LLM)]
+    assert "rate limited" in finished[0].error and KEY.get_secret_value() not in finished[0].error
+
+
+# -- credits -------------------------------------------------------------------------------------------
+
+async def test_credits_are_read_and_a_warning_comes_before_they_run_out(tmp_path: Path):
+    """$1.00005 of credit: not low at start (the threshold is $1); the run's own spend,
+    taken off between reads, brings it below: one CreditsLow, and KeyHealth says low."""
+    events: list[Event] = []
+    async with SimLLMServer(SimOptions(seed=1, key_credit_limit=1.00005)) as sim:
+        runs = runs_on(tmp_path, ["spender"], limit=1)
+        config = AppConfig(llm={"llm.sim": profile_for(sim, key_endpoint=True)}, runs=runs)
+        outcome = (await run_fleet(config, events))["spender"]
+        account = sim.stats()["keys"][mask_key(KEY)]
+    assert outcome.status == "finished"
+    health = [e for e in events if isinstance(e, KeyHealth) and e.credits_checked_at is not None]
+    assert health and health[0].credits_limit == pytest.approx(1.00005)
+    assert not health[0].credits_low
+    assert health[-1].credits_low
+    assert health[-1].credits_remaining == pytest.approx(account["limit_remaining"], abs=1e-9)
+    low = [e for e in events if isinstance(e, CreditsLow)]
+    assert len(low) == 1 and low[0].masked == mask_key(KEY) and low[0].runs == ("spender",)
+    assert all(KEY.get_secret_value() not in repr(e) for e in events)
+
+
+async def test_an_endpoint_without_key_info_is_asked_once_and_left_alone(aiohttp_server):
+    asked: list[str] = []
+
+    async def not_found(request: web.Request) -> web.Response:
+        asked.append(request.path)
+        return web.Response(status=404)
+
+    app = web.Application()
+    app.router.add_get("/v1/key", not_found)
+    server = await aiohttp_server(app)
+    events: list[Event] = []
+    profile = LLMProfile(model="m", base_url=str(server.make_url("/v1")), key_endpoint=True)
+    async with KeyRegistry(events.append, HttpConfig(), interval=0.05, credits_every=0.05) as registry:
+        state = registry.state_for(KEY, profile, "r")
+        await asyncio.sleep(0.3)
+    assert asked == ["/v1/key"]
+    assert state.credits is None and state.refused is None
+    assert not [e for e in events if isinstance(e, CreditsLow)]
+
+
+def test_only_openrouter_or_a_profile_that_says_so_is_asked_for_credits():
+    assert offers_key_endpoint(LLMProfile(model="openrouter/moonshotai/kimi-k2"))
+    assert offers_key_endpoint(LLMProfile(model="x", base_url="https://openrouter.ai/api/v1/"))
+    assert not offers_key_endpoint(LLMProfile(model="openai/gpt-4o"))
+    assert not offers_key_endpoint(LLMProfile(model="x", base_url="http://127.0.0.1:8900/v1"))
+    assert offers_key_endpoint(LLMProfile(model="x", base_url="http://127.0.0.1:8900/v1", key_endpoint=True))
+    assert not offers_key_endpoint(LLMProfile(model="openrouter/x", key_endpoint=False))
