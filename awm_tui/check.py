@@ -55,6 +55,8 @@ def run_check(args: argparse.Namespace) -> int:
         err.print(f"awm-tui: {notice}", markup=False)
     console.print(f"config: {source}", markup=False)
     cfg = loaded.config
+    budget = getattr(args, "budget", None) or cfg.fleet.budget
+    console.print(f"fleet: budget {_usd(budget)}", markup=False)
     console.print(f"eval: {cfg.eval.mode}" + (f" ({cfg.eval.server_url})" if cfg.eval.mode == "server" else ""),
                   markup=False)
     console.print(f"docker: {cfg.docker.url or 'auto ($DOCKER_HOST or the default socket)'}, "
@@ -80,6 +82,8 @@ def run_check(args: argparse.Namespace) -> int:
             ("sandbox", run.sandbox),
             ("timeouts", f"command {run.command_timeout:g} s, stall {run.stall_timeout:g} s "
                          f"(no model reply or command output), task {run.task_timeout:g} s"),
+            ("budget", f"{_usd(run.budget)} per run, {_usd(run.max_cost)} per task"
+                       + (f", {_usd(item.profile.key_budget)} per key" if item.profile.key_budget else "")),
         ):
             console.print(f"  {name:<8} {value}", markup=False)
     if require:
@@ -92,6 +96,9 @@ def run_check(args: argparse.Namespace) -> int:
                   "or set it before --batch (--require-keys makes this an error)", markup=False)
     return 0
 
+
+def _usd(value: float | None) -> str:
+    return "none" if value is None else f"${value:.2f}"
 
 
 def _check_theme(name: str, source: str, field: str) -> None:

@@ -49,6 +49,16 @@ def _positive(value: str) -> int:
     return number
 
 
+def _usd(value: str) -> float:
+    try:
+        number = float(value.strip().removeprefix("$"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected dollars such as 5 or 0.50, got {value!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 dollars, got {value!r}")
+    return number
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(
         prog="awm-tui",
@@ -77,6 +87,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override the profile's key: the key, env:VAR_NAME or file:PATH")
     single.add_argument("--output-dir", type=Path, metavar="DIR", help="where this run writes its files")
     single.add_argument("--limit", type=_positive, metavar="N", help="number of task instances (default 5)")
+    single.add_argument("--budget", type=_usd, metavar="USD",
+                        help="most dollars all runs together may spend (sets [fleet] budget; their "
+                             "checkpointed spend counts): the call that could cross it is not made")
     single.add_argument("--skip-eval", action="store_true", help="do not evaluate patches")
     single.add_argument("--include-medium", action="store_true", help="also take medium-sized tasks")
     single.add_argument("--dataset", metavar="PATH",
@@ -166,5 +179,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     for notice in loaded.notices if loaded else ():
         print(f"awm-tui: {notice}", file=sys.stderr)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as before: raising inside Textual's loop would not restore the terminal
-    return run_tui(loaded.config if loaded else None, theme=args.theme, demo=args.demo,
+    from awm_tui.config.overrides import with_budget
+    config = with_budget(loaded.config, args.budget) if loaded else None
+    return run_tui(config, theme=args.theme, demo=args.demo,
                    output_root=args.output_root, key_problems=loaded.key_problems if loaded else None)

@@ -35,6 +35,7 @@ from awm_tui.engine.events import (
     RunFailed,
     RunFinished,
     RunStarted,
+    SpendUpdated,
     StatusChanged,
     TaskFinished,
     TaskStarted,
@@ -84,6 +85,8 @@ class RunTally:
     instance_id: str | None = None
     step: int | None = None
     last_call: LLMCall | None = None
+    spend: SpendUpdated | None = None
+    """The run's latest spend against its budgets."""
     said: str = ""
     """The error a typed event just printed: the log line restating it is skipped."""
 
@@ -126,6 +129,8 @@ class Reporter:
             tally.instance_id = event.instance_id or tally.instance_id
         elif isinstance(event, LLMCall) and event.ok:
             tally.last_call = event
+        elif isinstance(event, SpendUpdated):
+            tally.spend = event
         if self.json_lines:
             self._write_json(event.to_dict())
         else:
@@ -180,6 +185,9 @@ class Reporter:
             key = f" (key {masked})" if masked and masked not in event.reason else ""
             return Text.assemble(("run failed", "bold red"), f": {event.reason}{key}")
         if isinstance(event, RunFinished):
+            if event.stopped and event.reason.startswith("budget reached"):
+                return Text.assemble(("budget reached", "bold yellow"), f": {event.reason.partition(': ')[2]}; "
+                                     f"{event.done} done, {event.resolved} resolved (rerun with a higher budget to resume)")
             if event.stopped:
                 return Text.assemble(("run stopped", "bold yellow"), f": {event.done} done, {event.resolved} resolved "
                                      "(rerun the same command to resume)")
@@ -228,7 +236,7 @@ class Reporter:
         self._line(run, Text(
             f"status {tally.done}/{total} done, {tally.resolved} resolved{where}{pulling}{last} · "
             f"{metrics.evaluations_per_minute:.1f} evals/min · {metrics.connections_open} connections open · "
-            f"{metrics.retries} retries ({metrics.rate_limited} rate-limited{cut}) · ${metrics.cost:.4f}{key}",
+            f"{metrics.retries} retries ({metrics.rate_limited} rate-limited{cut}) · {spend_text(tally.spend, metrics)}{key}",
             style="dim"))
 
     def full_status(self, runs: list[RunStatus]) -> None:
@@ -297,3 +305,11 @@ class Reporter:
             console.file.flush()
         except (OSError, ValueError):
             self._broken = True
+
+
+
+def spend_text(spend: SpendUpdated | None, metrics: MetricsData) -> str:
+    """`$0.0123`, or the spend against each budget set; and what the prompt cache took."""
+    budgets = spend.budgets_text() if spend is not None else ""
+    parts = [f"spent {budgets}" if budgets else f"${metrics.cost:.4f}", metrics.cache_text()]
+    return " · ".join(p for p in parts if p)

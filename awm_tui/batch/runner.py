@@ -19,6 +19,7 @@ from awm_tui.batch.summary import (
     write_summary,
 )
 from awm_tui.config.models import AppConfig
+from awm_tui.config.overrides import with_budget
 from awm_tui.config.plan import ResolvedRun, resolve_run
 from awm_tui.demo import DemoEnvironment, default_output_root
 from awm_tui.engine.events import MetricsData
@@ -40,8 +41,9 @@ async def run_plan(args: argparse.Namespace, plan: BatchPlan) -> int:
             if plan.demo_root_chosen:
                 reporter.note(f"demo output: {demo.output_root} (pass --output-root DIR to choose)")
             reporter.note("demo: every figure below comes from a simulated model", style="dim")
-            runs = [resolve_run(demo.config, run, i) for i, run in enumerate(demo.config.runs)]
-            return await _run_fleet(demo.config, runs, reporter, signals, args)
+            config = with_budget(demo.config, getattr(args, "budget", None))
+            runs = [resolve_run(config, run, i) for i, run in enumerate(config.runs)]
+            return await _run_fleet(config, runs, reporter, signals, args)
 
 
 async def _run_fleet(config: AppConfig, runs: list[ResolvedRun], reporter: Reporter, signals: StopSignals,

@@ -49,6 +49,10 @@ class RunSummary:
     """Events the batch reporter failed on (the first, with its traceback, is in events.jsonl)."""
     graders: dict[str, str] | None = None
     """instance_id -> what graded it (`swebench:<parser>`, `pytest`, `server <url>`)."""
+    cached_tokens: int = 0
+    """Prompt tokens read from the provider's prompt cache (part of prompt_tokens)."""
+    cache_saving: float = 0.0
+    """USD the cache saved against the input price (when the profile prices cached tokens)."""
 
 
 def summarise(name: str, outcome: RunOutcome | None, metrics: MetricsData, *, limit: int, workflows: int,
@@ -67,7 +71,8 @@ def summarise(name: str, outcome: RunOutcome | None, metrics: MetricsData, *, li
         sandbox=sandbox, api_key=masked_key, elapsed_s=round(elapsed_s, 3),
         finished_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         display_errors=outcome.face_errors if outcome else 0,
-        graders=dict(outcome.graders) if outcome else {})
+        graders=dict(outcome.graders) if outcome else {},
+        cached_tokens=metrics.cached_tokens, cache_saving=round(metrics.cache_saving, 6))
 
 
 async def count_workflows(output_dir: str | Path) -> int:
@@ -98,9 +103,12 @@ def summary_table(rows: list[RunSummary]) -> Table:
         table.add_column(column, justify="left" if column in ("run", "status") else "right")
     for r in rows:
         errors = f" +{r.task_errors} err" if r.task_errors else ""
-        status = r.status + (f" ({r.display_errors} display errors)" if r.display_errors else "")
+        status = "budget reached" if r.reason.startswith("budget reached") else r.status
+        status += f" ({r.display_errors} display errors)" if r.display_errors else ""
         table.add_row(Text(r.name), Text(status, style=STATUS_STYLE.get(r.status, "red")), f"{r.tasks}/{r.limit}{errors}",
                       str(r.resolved), f"{r.rate:.0%}", f"{r.evals_per_minute:.1f}",
-                      f"{r.prompt_tokens + r.completion_tokens:,}", f"${r.cost:.4f}", str(r.retries),
+                      f"{r.prompt_tokens + r.completion_tokens:,}" + (f" ({r.cached_tokens:,} cached)" if r.cached_tokens else ""),
+                      f"${r.cost:.4f}" + (f" (cache saved ${r.cache_saving:.4f})" if r.cache_saving else ""),
+                      str(r.retries),
                       str(r.workflows))
     return table

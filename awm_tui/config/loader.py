@@ -25,6 +25,7 @@ from awm_tui.config.models import (
     DatasetConfig,
     DockerConfig,
     EvalConfig,
+    FleetConfig,
     HttpConfig,
     LLMProfile,
     RunConfig,
@@ -35,6 +36,7 @@ from awm_tui.config.models import (
 ENV_VAR = "AWM_TUI_CONFIG"
 SECTIONS: dict[str, type[BaseModel]] = {
     "eval": EvalConfig, "docker": DockerConfig, "dataset": DatasetConfig, "http": HttpConfig, "ui": UIConfig,
+    "fleet": FleetConfig,
 }
 
 

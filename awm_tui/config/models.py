@@ -91,6 +91,17 @@ class LLMProfile(BaseModel):
     """USD per prompt token, for cost accounting when the provider reports none."""
     output_cost_per_token: float = Field(0.0, ge=0)
     """USD per completion token."""
+    cache_read_input_token_cost: float | None = Field(None, ge=0)
+    """USD per prompt token read from the provider's prompt cache (litellm's name; OpenHands
+    has none); cached tokens are priced as input tokens when unset."""
+    cache_creation_input_token_cost: float | None = Field(None, ge=0)
+    """USD per prompt token written to the prompt cache (litellm's name); input price when unset."""
+    caching_prompt: bool = True
+    """OpenHands' field: mark cache breakpoints (`cache_control`) on the system message and the
+    latest user messages, for providers that take them (Anthropic models via OpenRouter)."""
+    key_budget: float | None = Field(None, gt=0)
+    """USD each API key used with this profile may spend in this process, across every run on
+    that key; the call that could cross it is not made. The smallest wins when profiles share a key."""
     label: str | None = None
     """Shown next to the profile name in the UI (e.g. "simulated model")."""
     key_endpoint: bool | None = None
@@ -163,7 +174,10 @@ class RunConfig(BaseModel):
     max_steps: int = Field(30, gt=0)
     """Agent steps per task before it ends with StepLimit."""
     max_cost: float = Field(3.0, gt=0)
-    """USD per task before it ends with CostLimit."""
+    """USD per task: a model call that could cross it is not made; the task ends with CostLimit."""
+    budget: float | None = Field(None, gt=0)
+    """USD for the whole run, checkpointed tasks of earlier sessions included: the call that could
+    cross it is not made and the run stops with "budget reached" (resume with a higher budget)."""
     task_timeout: float = Field(1800.0, gt=0)
     """Wall-clock seconds per task before it ends with TimeLimit."""
     command_timeout: float = Field(120.0, gt=0)
@@ -357,6 +371,16 @@ class UIConfig(BaseModel):
     """Lines of log kept per pane."""
 
 
+class FleetConfig(BaseModel):
+    """`[fleet]`: limits over every run of this process."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    budget: float | None = Field(None, gt=0)
+    """USD for all runs together (their checkpointed spend included); `--budget USD` sets it.
+    The call that could cross it is not made and every run stops with "budget reached"."""
+
+
 class AppConfig(BaseModel):
     """The whole resolved configuration."""
 
@@ -370,5 +394,6 @@ class AppConfig(BaseModel):
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     ui: UIConfig = Field(default_factory=UIConfig)
+    fleet: FleetConfig = Field(default_factory=FleetConfig)
     source: Path | None = None
     """The file this was loaded from, if any."""

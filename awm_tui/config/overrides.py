@@ -15,7 +15,7 @@ from pydantic import SecretStr, ValidationError
 from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import KeyProblem, resolve_key
 from awm_tui.config.loader import resolve_dir
-from awm_tui.config.models import AppConfig, RunConfig, profile_for, profile_name
+from awm_tui.config.models import AppConfig, FleetConfig, RunConfig, profile_for, profile_name
 
 DEFAULT_PROFILE = "llm.kimi-k2"
 """The users' runner default; falls back to `[llm]` when the config has no such profile."""
@@ -34,6 +34,13 @@ def selection_of(args: object) -> dict[str, object]:
     if "dataset" in chosen and chosen["dataset"] != "sample":
         chosen["dataset"] = str(Path(str(chosen["dataset"])).expanduser().absolute())
     return chosen
+
+
+def with_budget(config: AppConfig, budget: float | None) -> AppConfig:
+    """`--budget USD`: the fleet's budget, over what `[fleet] budget` says."""
+    if budget is None:
+        return config
+    return config.model_copy(update={"fleet": FleetConfig(budget=budget)})
 
 
 def default_profile(config: AppConfig) -> str:

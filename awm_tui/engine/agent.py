@@ -12,6 +12,7 @@ from awm_tui.engine import prompts, protocol, replies
 from awm_tui.engine.context import ContextWindow, system_dropped
 from awm_tui.engine.events import AgentStep, Event, LLMCall, LogLine, StatusChanged
 from awm_tui.engine.llm import ChatResult, LLMClient, LLMContextLimit, LLMError, LLMFatalError
+from awm_tui.engine.llm.budget import Budget, BudgetReached
 from awm_tui.engine.sandbox.base import Sandbox
 from awm_tui.engine.tasks import Task
 
@@ -42,9 +43,10 @@ class AgentResult:
 
 
 class Agent:
-    """Solves one task in one sandbox. Raises LLMFatalError (stop the run) and
-    LLMError (this task failed after retries); every other outcome is a result,
-    a prompt too long for the model's window included (`ContextLimit`)."""
+    """Solves one task in one sandbox. Raises LLMFatalError (stop the run), LLMError
+    (this task failed after retries) and BudgetReached (a run, key or fleet budget:
+    stop the run); every other outcome is a result, a prompt too long for the model's
+    window (`ContextLimit`) and a call that could cross `max_cost` (`CostLimit`) included."""
 
     def __init__(self, llm: LLMClient, run: RunConfig, emit: Callable[[Event], None]) -> None:
         self.llm, self.run, self.emit = llm, run, emit
@@ -74,16 +76,20 @@ class Agent:
     async def _loop(self, task: Task, sandbox: Sandbox, result: AgentResult) -> str:
         run, messages = self.run, result.messages
         window = ContextWindow(self.llm.profile.max_input_tokens)
+        budget = self.llm.budget.with_task(run.max_cost, task.instance_id)
         format_errors = 0
         for step in range(1, run.max_steps + 1):
-            if result.cost >= run.max_cost:
-                return "CostLimit"
             self.emit(StatusChanged(run=run.name, phase="running", instance_id=task.instance_id, step=step))
             sent, trim = window.fit(messages)
             if trim is not None:
                 self._log("info", f"{task.instance_id}: {trim.describe(window.window or 0)}")
             try:
-                reply = await self._chat(sent)
+                reply = await self._chat(sent, budget)
+            except BudgetReached as exc:
+                if exc.scope != "task":
+                    raise
+                self._log("info", f"{task.instance_id}: not calling the model: {exc}; the task ends with CostLimit")
+                return "CostLimit"
             except LLMContextLimit as exc:
                 self._log("warning", f"{task.instance_id}: {exc}; the task ends with ContextLimit"
                                      f"{self._window_hint(exc)}")
@@ -122,10 +128,10 @@ class Agent:
                 timeout_s=run.command_timeout)})
         return "StepLimit"
 
-    async def _chat(self, messages: list[dict]) -> ChatResult:
+    async def _chat(self, messages: list[dict], budget: Budget) -> ChatResult:
         started = time.monotonic()
         try:
-            reply = await self.llm.chat(messages, purpose="agent")
+            reply = await self.llm.chat(messages, purpose="agent", budget=budget)
         except LLMError as exc:
             self.emit(LLMCall(run=self.run.name, purpose="agent", latency_s=time.monotonic() - started,
                               ok=False, error=str(exc), retries=getattr(exc, "retries", 0) or 0))
@@ -133,7 +139,8 @@ class Agent:
         self.emit(LLMCall(run=self.run.name, purpose="agent", latency_s=reply.latency_s,
                           prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
                           cost=reply.cost, retries=reply.retries, model=reply.model,
-                          finish_reason=reply.finish_reason))
+                          finish_reason=reply.finish_reason, cached_tokens=reply.cached_tokens))
+        self.emit(self.llm.budget.event(self.run.name))
         return reply
 
     def _check_system(self, sent: list[dict], reply: ChatResult) -> None:

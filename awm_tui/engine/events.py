@@ -123,6 +123,8 @@ class LLMCall(Event):
     """The model as the server reported it in its reply."""
     finish_reason: str = ""
     """`stop`, `length` (the reply was cut at max_output_tokens), …"""
+    cached_tokens: int = 0
+    """Prompt tokens the provider read from its cache."""
 
 
 @_kind("evaluation_done")
@@ -264,6 +266,17 @@ class MetricsData:
     cost: float = 0.0
     truncated_replies: int = 0
     """Replies cut at max_output_tokens (`finish_reason: "length"`)."""
+    cached_tokens: int = 0
+    """Prompt tokens read from the provider's prompt cache (part of prompt_tokens)."""
+    cache_saving: float = 0.0
+    """USD the cached tokens saved against the input price (when the profile prices the cache)."""
+
+    def cache_text(self) -> str:
+        """`12,345 cached tokens, saved $0.0123`; empty before any cache hit."""
+        if not self.cached_tokens:
+            return ""
+        saved = f", saved ${self.cache_saving:.4f}" if self.cache_saving else ""
+        return f"{self.cached_tokens:,} cached tokens{saved}"
 
 
 @_kind("metrics")
@@ -279,13 +292,50 @@ class LogLine(Event):
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class Spend:
+    """USD spent against a budget (`limit` None: no budget set)."""
+
+    spent: float = 0.0
+    limit: float | None = None
+
+    def describe(self) -> str:
+        """`$0.0123`, or `$0.0123/$0.0500 (25%)` against a budget."""
+        if self.limit is None:
+            return f"${self.spent:.4f}"
+        return f"${self.spent:.4f}/${self.limit:.4f} ({self.spent / self.limit:.0%})"
+
+
+@_kind("spend")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SpendUpdated(Event):
+    """After each model call (and when a run starts): what its budgets stand at."""
+
+    run_spend: Spend
+    """The run's, checkpointed tasks of earlier sessions included."""
+    fleet_spend: Spend
+    """Every run of this process together."""
+    key: str = ""
+    """The run's key, masked."""
+    key_spend: Spend | None = None
+    """The run's key across every run on it, in this process."""
+
+    def budgets_text(self) -> str:
+        """`run $0.01/$0.05 (20%) · fleet $0.02/$1.00 (2%)`: each budget that is set; empty if none."""
+        budgets = (("run", self.run_spend), ("key", self.key_spend), ("fleet", self.fleet_spend))
+        return " · ".join(f"{scope} {spend.describe()}" for scope, spend in budgets
+                          if spend is not None and spend.limit is not None)
+
+
 @_kind("run_finished")
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunFinished(Event):
     done: int
     resolved: int
     stopped: bool = False
-    """True when the user stopped the run before its limit."""
+    """True when the run stopped before its limit: by the user, or at a budget (`reason`)."""
+    reason: str = ""
+    """Why it stopped early, e.g. `budget reached: run budget …`."""
 
 
 @_kind("run_failed")
@@ -358,7 +408,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
     for cls in (
         RunStarted, StatusChanged, TaskStarted, AgentStep, LLMCall, EvaluationDone,
         TaskFinished, ImagePull, InductionDone, MemoryUpdated, CheckpointSaved, MetricsSnapshot,
-        LogLine, RunFinished, RunFailed, KeyHealth, CreditsLow,
+        LogLine, RunFinished, RunFailed, SpendUpdated, KeyHealth, CreditsLow,
         InductionStarted, RunControlled,
     )
 }
@@ -398,6 +448,10 @@ def event_from_dict(data: dict[str, Any]) -> Event | None:
         metrics = dict(kwargs["metrics"])
         metrics["per_host"] = tuple(HostConnections(**h) for h in metrics.get("per_host") or ())
         kwargs["metrics"] = MetricsData(**metrics)
+    if cls is SpendUpdated:
+        for name in ("run_spend", "fleet_spend", "key_spend"):
+            if isinstance(kwargs.get(name), dict):
+                kwargs[name] = Spend(**kwargs[name])
     try:
         return cls(**kwargs)
     except TypeError:

@@ -14,6 +14,7 @@ from awm_tui.config.plan import ResolvedRun
 from awm_tui.engine.evaluation import EvaluationError, Evaluator, LocalEvaluator, ServerEvaluator
 from awm_tui.engine.events import EventSink, StatusChanged
 from awm_tui.engine.http.metrics import RunMetrics
+from awm_tui.engine.llm.budget import FleetBudgets
 from awm_tui.engine.llm.keyhealth import KeyRegistry
 from awm_tui.engine.run import AWMRun, RunOutcome, RunRefused
 from awm_tui.engine.sandbox.base import SandboxError
@@ -62,6 +63,8 @@ class Fleet:
         self.eval_metrics = RunMetrics()
         """The shared evaluation pool: its open connections belong to no single run."""
         self._guard = asyncio.Lock()  # start() checks then acts; keep that atomic
+        self.budgets = FleetBudgets(config)
+        """The fleet's budget and each key's, charged by every run's calls."""
         self.keys = KeyRegistry(sink, config.http, interval=metrics_interval)
         """Every key's health, shared by the runs (and workers) using it."""
 
@@ -128,6 +131,8 @@ class Fleet:
                          sizes=self.config.dataset.sizes,
                          key_state=self.keys.state_for(resolved.api_key, resolved.profile, run.name))
             await awm.prepare()
+            awm.budget = self.budgets.for_run(run, resolved.profile, resolved.api_key, awm.spent_before(),
+                                              str(awm.out.path))
             await self._sweep_leftovers(sandboxes, awm)
             task = asyncio.create_task(awm.execute(), name=f"awm-run-{run.name}")
             handle = self.handles[run.name] = RunHandle(run.name, run, awm, task)

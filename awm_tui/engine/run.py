@@ -25,6 +25,7 @@ from awm_tui.engine.induction import (
     transcript, write_transcript,
 )
 from awm_tui.engine.llm import ChatResult, LLMClient, LLMError, LLMFatalError
+from awm_tui.engine.llm.budget import Budget, BudgetReached, standalone
 from awm_tui.engine.llm.keyhealth import KeyState
 from awm_tui.engine.outcomes import ErrorKind, InfraError, Outcome, error_kind
 from awm_tui.engine.sandbox.base import Sandbox, SandboxError
@@ -103,6 +104,8 @@ class AWMRun:
         self.phase = "starting"
         self.face_errors = 0
         self._events_failures_seen = 0
+        self.budget: Budget | None = None
+        """The ledgers its calls are charged to (the fleet sets them after `prepare`)."""
 
     # -- lifecycle ------------------------------------------------------------
 
@@ -124,6 +127,11 @@ class AWMRun:
             await asyncio.to_thread(self.out.unlock)
             raise RunRefused(str(exc)) from None
 
+    def spent_before(self) -> float:
+        """USD the checkpointed tasks cost (after `prepare`): what earlier sessions spent
+        that counts against the run's budget."""
+        return sum(result.cost for result in self.checkpoint.finished.values())
+
     async def execute(self) -> RunOutcome:
         """Run to the limit. Cancelling the task stops the run cleanly."""
         status: Literal["finished", "failed", "stopped"] = "finished"
@@ -131,12 +139,19 @@ class AWMRun:
         if self.profile.api_key is None:  # Fleet.start refuses such a run; a direct caller must not get further
             raise RunRefused(f"run {self.name!r} has no API key")
         ticker = asyncio.create_task(self._tick(), name=f"{self.name}-metrics")
+        if self.budget is None:
+            self.budget = standalone(self.run, self.spent_before())
         llm = LLMClient(self.profile, api_key=self.profile.api_key, http=self.http,
-                        metrics=self.metrics, run_name=self.name, key_state=self.key_state)
+                        metrics=self.metrics, run_name=self.name, key_state=self.key_state, budget=self.budget)
         try:
             await self._loop(llm)
         except asyncio.CancelledError:
             status, reason = "stopped", "stopped by the user"
+        except BudgetReached as exc:
+            # The task in flight is not checkpointed: a rerun with a higher budget redoes it.
+            status, reason = "stopped", f"budget reached: {exc}"
+            self._log("warning", f"{reason}; the run stops here (the task in flight is not "
+                                 "checkpointed: rerun with a higher budget to continue)")
         except LLMFatalError as exc:
             status, reason = "failed", str(exc)
         except _TooManyErrors as exc:
@@ -153,9 +168,10 @@ class AWMRun:
             self._emit(StatusChanged(run=self.name, phase="failed", detail=reason))
             self._emit(RunFailed(run=self.name, reason=reason))
         else:
-            self._emit(StatusChanged(run=self.name, phase="stopped" if status == "stopped" else "finished"))
+            self._emit(StatusChanged(run=self.name, phase="stopped" if status == "stopped" else "finished",
+                                     detail=reason if reason.startswith("budget") else ""))
             self._emit(RunFinished(run=self.name, done=self.checkpoint.done, resolved=self.checkpoint.resolved,
-                                   stopped=status == "stopped"))
+                                   stopped=status == "stopped", reason=reason))
         await self._close()
         return self.outcome(status, reason)
 
@@ -193,6 +209,7 @@ class AWMRun:
                               model=self.profile.model, sandbox=self.sandboxes.description,
                               tasks_total=len(chosen), resumed=len(chosen) - len(todo),
                               workers=self.control.workers))
+        self._emit(llm.budget.event(self.name))
         if len(chosen) < run.limit:
             self._log("warning", f"dataset {self.dataset.name} has only {len(chosen)} tasks of the "
                                  f"sizes this run takes (limit {run.limit})")
@@ -490,7 +507,8 @@ class AWMRun:
             reply = await llm.chat(messages, purpose="induction")
             self._emit(LLMCall(run=self.name, purpose="induction", latency_s=time.monotonic() - started,
                                prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-                               cost=reply.cost, retries=reply.retries))
+                               cost=reply.cost, retries=reply.retries, cached_tokens=reply.cached_tokens))
+            self._emit(llm.budget.event(self.name))
             parsed = parse_induction_reply(reply.content)
         except LLMError as exc:
             await self._keep_transcript(messages, reply, None, str(exc), examples)

@@ -103,6 +103,8 @@ class RunReport(BaseModel):
     prompt_tokens: int
     """Every model call's, induction included (per task: `TaskRow`)."""
     completion_tokens: int
+    cached_tokens: int = 0
+    """Prompt tokens read from the provider's prompt cache, every call's (part of prompt_tokens)."""
     task_time_s: float
     """Sum of the tasks' wall-clock times (evaluation included)."""
     wall_s: float | None
@@ -176,7 +178,7 @@ def read_run(path: str | os.PathLike) -> RunReport:
     current = None
     induction_cost = 0.0
     cost_from_events = 0.0
-    total_tokens = [0, 0]  # every call, induction included
+    total_tokens = [0, 0, 0]  # prompt, completion, cached: every call, induction included
     model, started = "", None
     for event in events:
         if isinstance(event, RunStarted):
@@ -189,6 +191,7 @@ def read_run(path: str | os.PathLike) -> RunReport:
             cost_from_events += event.cost
             total_tokens[0] += event.prompt_tokens
             total_tokens[1] += event.completion_tokens
+            total_tokens[2] += event.cached_tokens
             if event.purpose == "induction":
                 induction_cost += event.cost
             elif current is not None:
@@ -236,7 +239,7 @@ def read_run(path: str | os.PathLike) -> RunReport:
         without_workflows=Tally(tasks=len(alone), resolved=sum(r.outcome == "resolved" for r in alone)),
         # Events hold every call (induction and errored tasks too); without them, the checkpoint's.
         cost=cost_from_events if events else task_cost, induction_cost=induction_cost,
-        prompt_tokens=total_tokens[0], completion_tokens=total_tokens[1],
+        prompt_tokens=total_tokens[0], completion_tokens=total_tokens[1], cached_tokens=total_tokens[2],
         task_time_s=sum(r.elapsed_s for r in checkpoint.finished.values()),
         wall_s=(max(finished_at) - started) if started is not None and finished_at else None)
 

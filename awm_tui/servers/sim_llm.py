@@ -27,7 +27,8 @@ from awm_tui.arguments import ArgumentParser, port_number
 from awm_tui.servers.serving import serve_until_signal
 from awm_tui.engine.tasks import SAMPLE, Task, TaskError, load_dataset
 
-from .sim_agent import UNINSTRUCTED, SubmitChoice, agent_reply, read_conversation
+from .sim_agent import UNINSTRUCTED, SubmitChoice, agent_reply, read_conversation, text_of
+from .sim_cache import CacheUse, PromptCache
 from .sim_faults import FaultInjector
 from .sim_induction import BAD_INDUCTION, MESSY_SHAPES, InductionReply, Shape, induction_reply
 from .sim_keys import KeyAccounts
@@ -69,6 +70,16 @@ class SimOptions:
     price_prompt: float = 1e-7
     """Dollars per prompt token (tiny: the demo's costs should look plausible, not real)."""
     price_completion: float = 4e-7
+    prompt_cache: bool = False
+    """SIMULATION: Anthropic-style prompt caching per key (`sim_cache`): a prefix sent before
+    up to a `cache_control` breakpoint is read from the cache, reported as
+    `usage.prompt_tokens_details.cached_tokens` (and `cache_write_tokens`)."""
+    price_cache_read: float = 1e-8
+    """Dollars per cached prompt token read (a tenth of the prompt price, as Anthropic's)."""
+    price_cache_write: float = 1.25e-7
+    """Dollars per prompt token written to the cache."""
+    report_cost: bool = True
+    """Send `usage.cost` (OpenRouter does; a plain OpenAI-compatible server does not)."""
     key_rate_limit: float = 0.0
     """Chat requests per second one key may make; above it 429 + Retry-After (0: no limit)."""
     key_credit_limit: float | None = None
@@ -154,6 +165,7 @@ class _Handlers:
         # A separate stream, so induction faults do not shift the transport faults.
         self.induction_rng = random.Random(options.seed ^ 0x5EED)
         self.messy_sent = 0
+        self.cache = PromptCache()
 
     def _new_accounts(self) -> KeyAccounts:
         return KeyAccounts(rate_limit=self.options.key_rate_limit, credit_limit=self.options.key_credit_limit)
@@ -228,7 +240,8 @@ class _Handlers:
             entry.status["200"] += 1
             return web.json_response({"error": {"message": "provider returned error (simulated)",
                                                 "code": 502, "type": "upstream_error"}})
-        prompt = sum(_tokens(str(m.get("content") or "")) for m in seen)
+        counts = [_tokens(text_of(m.get("content"))) for m in seen]
+        prompt = sum(counts)
         if self.options.context_window and prompt + max_tokens > self.options.context_window:
             entry.status["400"] += 1
             return web.json_response({"object": "error", "type": "BadRequestError", "param": None, "code": 400,
@@ -250,8 +263,11 @@ class _Handlers:
         if max_tokens and _tokens(content) > max_tokens:
             content, finish = content[: max_tokens * 4], "length"   # cut where a real server stops
         entry.status["200"] += 1
-        reply = self._completion(prompt, content, finish)
-        self.accounts.charge(key, reply["usage"]["cost"])
+        cache = self.cache.use(key or "", seen, counts) if self.options.prompt_cache else CacheUse()
+        reply = self._completion(prompt, content, finish, cache)
+        self.accounts.charge(key, reply["usage"]["cost"])   # charged whether or not it is reported
+        if not self.options.report_cost:
+            del reply["usage"]["cost"]
         return web.json_response(reply)
 
     def _induction(self, user_text: str) -> InductionReply:
@@ -267,9 +283,16 @@ class _Handlers:
         self.stats.induction_shapes[shape] += 1
         return induction_reply(user_text, shape)
 
-    def _completion(self, prompt: int, content: str, finish: str = "stop") -> dict[str, Any]:
+    def _completion(self, prompt: int, content: str, finish: str = "stop",
+                    cache: CacheUse = CacheUse()) -> dict[str, Any]:
+        o = self.options
         completion = _tokens(content)
-        cost = prompt * self.options.price_prompt + completion * self.options.price_completion
+        cost = ((prompt - cache.read - cache.written) * o.price_prompt + cache.read * o.price_cache_read
+                + cache.written * o.price_cache_write + completion * o.price_completion)
+        usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
+                                 "total_tokens": prompt + completion, "cost": round(cost, 10)}
+        if o.prompt_cache:
+            usage["prompt_tokens_details"] = {"cached_tokens": cache.read, "cache_write_tokens": cache.written}
         return {
             "id": f"chatcmpl-sim-{uuid.uuid4().hex[:20]}",
             "object": "chat.completion",
@@ -277,8 +300,7 @@ class _Handlers:
             "model": MODEL_NAME,
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
                          "finish_reason": finish}],
-            "usage": {"prompt_tokens": prompt, "completion_tokens": completion,
-                      "total_tokens": prompt + completion, "cost": round(cost, 10)},
+            "usage": usage,
         }
 
     async def models(self, request: web.Request) -> web.Response:
@@ -401,6 +423,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="drop system messages, as some chat templates do")
     p.add_argument("--messy-induction-rate", type=float, default=0.0,
                    help="induction replies shaped as real models send them (prose, echo, think, cut off)")
+    p.add_argument("--prompt-cache", action="store_true",
+                   help="cache prefixes up to cache_control breakpoints, per key, and report cached tokens")
+    p.add_argument("--no-cost", action="store_true", help="send no usage.cost (tokens only)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--invalid-key", action="append", default=[], metavar="KEY")
     p.add_argument("--no-credit-key", action="append", default=[], metavar="KEY")
@@ -424,7 +449,8 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         rate_error_body=args.rate_error_body, wrong_patch_rate=args.wrong_patch_rate,
         bad_induction_rate=args.bad_induction_rate, messy_induction_rate=args.messy_induction_rate,
         python_first_rate=args.python_first_rate, context_window=args.context_window,
-        ignore_system=args.ignore_system, seed=args.seed,
+        ignore_system=args.ignore_system, seed=args.seed, prompt_cache=args.prompt_cache,
+        report_cost=not args.no_cost,
         invalid_keys=frozenset(args.invalid_key), no_credit_keys=frozenset(args.no_credit_key),
         datasets=datasets, submit=tuple(_submit_choice(arg) for arg in args.submit),
         key_rate_limit=args.key_rate_limit, key_credit_limit=args.key_credit_limit)

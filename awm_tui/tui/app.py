@@ -32,7 +32,7 @@ from awm_tui.engine.state.trajectory import last_finished
 from awm_tui.tui.messages import MetricsArrived, RunEventsArrived
 from awm_tui.tui.output_reading import OutputSummary, read_output_dir
 from awm_tui.tui.relay import EventRelay
-from awm_tui.tui.run_view import RunView
+from awm_tui.tui.run_view import RunView, latest_fleet_spend
 from awm_tui.tui.screens.dialogs import OpenOutputDir, QuitConfirm
 from awm_tui.tui.screens.main import MainScreen
 from awm_tui.tui.screens.keys import KeysScreen
@@ -449,6 +449,7 @@ class AWMApp(App[int]):
         views: Iterable[RunView] = [pane.view for pane in panes]
         running = [pane.view for pane in panes if pane.running]
         elapsed = None if self._first_start is None else self._clock() - self._first_start
+        spend = latest_fleet_spend(views)
         bars.first().totals = FleetTotals(
             panes=len(panes),
             active=sum(1 for pane in panes if pane.running),
@@ -458,6 +459,8 @@ class AWMApp(App[int]):
                               else sum(v.metrics.connections_open for v in views)),
             cost=sum(v.metrics.cost for v in views),
             elapsed_s=elapsed,
+            budget=spend.limit if spend is not None else None,
+            spent=spend.spent if spend is not None else 0.0,
         )
 
     # -- memory and old output directories ------------------------------------------------

@@ -7,6 +7,7 @@ reactive always triggers a refresh and tests can fold events without widgets.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 from awm_tui.engine.events import (
@@ -26,6 +27,8 @@ from awm_tui.engine.events import (
     RunFailed,
     RunFinished,
     RunStarted,
+    Spend,
+    SpendUpdated,
     StatusChanged,
     TaskFinished,
     TaskStarted,
@@ -77,6 +80,8 @@ class RunView:
     changed in place: each event that changes it gives the view a new dict."""
     paused: bool = False
     workers: int = 1
+    spend: SpendUpdated | None = None
+    """Spend against the run's, its key's and the fleet's budgets (latest)."""
     key: KeyHealth | None = None
     """The health of the run's key (shared with every run on it); None until the fleet says."""
 
@@ -145,16 +150,24 @@ def apply_event(view: RunView, event: Event) -> RunView:
         case MetricsSnapshot():
             history = (view.evals_history + (event.metrics.evaluations_per_minute,))[-SPARK_POINTS:]
             return replace(view, metrics=event.metrics, evals_history=history)
+        case SpendUpdated():
+            return replace(view, spend=event)
         case RunFinished():
             phase: Phase = "stopped" if event.stopped else "finished"
             return replace(view, phase=phase, done=event.done, resolved=event.resolved, step=None,
-                           in_flight={}, paused=False)
+                           in_flight={}, paused=False, reason=event.reason)
         case RunFailed():
             return replace(view, phase="failed", reason=event.reason, step=None, in_flight={}, paused=False)
         case KeyHealth():
             return replace(view, key=event)
         case _:
             return view
+
+
+def latest_fleet_spend(views: Iterable[RunView]) -> Spend | None:
+    """The fleet's spend as the latest of its runs' events says it (every run's says the same ledger)."""
+    latest = max((v.spend for v in views if v.spend is not None), key=lambda s: s.ts, default=None)
+    return latest.fleet_spend if latest is not None else None
 
 
 def spark_data(view: RunView) -> list[float]:
@@ -205,6 +218,9 @@ def status_text(view: RunView) -> str:
             return f"paused · {view.done} done; resume to go on"
         case "finished":
             return f"finished · {view.done} done, {view.resolved} resolved"
+        case "stopped" if view.reason.startswith("budget reached"):
+            return (f"budget reached · {view.done} done, {view.resolved} resolved "
+                    "(raise the budget, then Start resumes)")
         case "stopped":
             return f"stopped · {view.done} done, {view.resolved} resolved"
         case "failed":
@@ -240,6 +256,8 @@ def log_text(event: Event) -> str | None:
             return f"{_clock(event.ts)}   pulled {event.image}{event.figures()}"
         case LLMCall() if not event.ok:
             return f"{_clock(event.ts)} ! LLM call failed after {event.retries} retries: {event.error}"
+        case RunFinished() if event.reason.startswith("budget reached"):
+            return f"{_clock(event.ts)} ● {event.reason}: {event.done} done, {event.resolved} resolved"
         case RunFinished():
             return f"{_clock(event.ts)} ● run {'stopped' if event.stopped else 'finished'}: {event.done} done, {event.resolved} resolved"
         case RunFailed():

@@ -51,6 +51,7 @@ class RunMetrics:
         "requests", "errors", "retries", "rate_limited",
         "connections_open", "connections_created", "connections_reused",
         "evaluations", "prompt_tokens", "completion_tokens", "cost", "truncated_replies",
+        "cached_tokens", "cache_saving",
         "_hosts", "_latencies", "_eval_times", "_clock",
     )
 
@@ -67,6 +68,8 @@ class RunMetrics:
         self.completion_tokens = 0
         self.cost = 0.0
         self.truncated_replies = 0
+        self.cached_tokens = 0
+        self.cache_saving = 0.0
         self._hosts: dict[str, HostCounters] = {}
         self._latencies: deque[float] = deque(maxlen=LATENCY_WINDOW)
         self._eval_times: deque[float] = deque(maxlen=RATE_SAMPLES)
@@ -122,11 +125,14 @@ class RunMetrics:
             self.host(host).open -= 1
 
     def record_llm(self, latency_s: float, prompt_tokens: int = 0,
-                   completion_tokens: int = 0, cost: float = 0.0) -> None:
+                   completion_tokens: int = 0, cost: float = 0.0, cached_tokens: int = 0,
+                   cache_saving: float = 0.0) -> None:
         self._latencies.append(latency_s)
         self.prompt_tokens += prompt_tokens
         self.completion_tokens += completion_tokens
         self.cost += cost
+        self.cached_tokens += cached_tokens
+        self.cache_saving += cache_saving
 
     def record_truncated(self) -> None:
         """A reply the server cut at max_tokens (`finish_reason: "length"`)."""
@@ -175,6 +181,8 @@ class RunMetrics:
             completion_tokens=self.completion_tokens,
             cost=self.cost,
             truncated_replies=self.truncated_replies,
+            cached_tokens=self.cached_tokens,
+            cache_saving=self.cache_saving,
         )
 
     def __repr__(self) -> str:

@@ -35,6 +35,8 @@ from awm_tui.config.keys import key_identity, mask_key
 from awm_tui.config.models import HttpConfig, LLMProfile
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.http.session import make_session
+from awm_tui.engine.llm.budget import Budget
+from awm_tui.engine.llm.cost import CostEstimator, prompt_chars, usage_of
 from awm_tui.engine.llm.errors import LLMAuthError, LLMContextLimit, LLMCreditsError, LLMError, LLMFatalError
 from awm_tui.engine.llm.keyhealth import KeyState
 from awm_tui.engine.watchdog import waiting_on
@@ -70,7 +72,8 @@ class ChatResult:
     prompt_tokens: int
     completion_tokens: int
     cost: float
-    """USD: the provider's `usage.cost` when reported, else tokens × profile prices."""
+    """USD: the provider's `usage.cost` when reported, else tokens × profile prices
+    (cached tokens at the profile's cache prices)."""
     latency_s: float
     """Wall time of the whole call, retries and waits included."""
     retries: int
@@ -78,6 +81,10 @@ class ChatResult:
     """The model as the server names it in its reply (the profile's when it names none)."""
     finish_reason: str = ""
     """`stop`, `length` (cut at max_tokens), …; empty when the server sent none."""
+    cached_tokens: int = 0
+    """Prompt tokens the provider read from its prompt cache (counted in prompt_tokens too)."""
+    cache_saving: float = 0.0
+    """USD those cached tokens saved against the input price (0 without a cache price)."""
 
 
 class LLMClient:
@@ -89,7 +96,8 @@ class LLMClient:
     """
 
     def __init__(self, profile: LLMProfile, *, api_key: SecretStr, http: HttpConfig,
-                 metrics: RunMetrics, run_name: str = "", key_state: KeyState | None = None) -> None:
+                 metrics: RunMetrics, run_name: str = "", key_state: KeyState | None = None,
+                 budget: Budget | None = None) -> None:
         if not isinstance(api_key, SecretStr):
             # model_copy(update=...) skips validation and lets plain strings through.
             raise TypeError("api_key must be a pydantic SecretStr")
@@ -102,6 +110,10 @@ class LLMClient:
         self.profile = profile
         self.metrics = metrics
         self.run_name = run_name
+        self.budget = budget if budget is not None else Budget()
+        """The ledgers every call is charged to (run → key → fleet); a task adds its own."""
+        self.estimators = {"agent": CostEstimator(profile), "induction": CostEstimator(profile)}
+        """Per purpose: an induction prompt's cost says little about the next agent step's."""
         self._api_key = api_key
         self._http = http
         self._url = profile.chat_url
@@ -147,12 +159,30 @@ class LLMClient:
             self._session = make_session(self._http, self.metrics, headers={"X-Title": "awm-tui"})
         return self._session
 
-    async def chat(self, messages: list[dict[str, Any]], *, purpose: Purpose = "agent") -> ChatResult:
-        """One chat completion; raises LLMFatalError (stop the run) or LLMError."""
+    async def chat(self, messages: list[dict[str, Any]], *, purpose: Purpose = "agent",
+                   budget: Budget | None = None) -> ChatResult:
+        """One chat completion; raises LLMFatalError (stop the run) or LLMError, and
+        BudgetReached (nothing sent) when its worst cost could cross a ledger of `budget`
+        (default: the client's own chain)."""
         session = self._ensure_session()
+        sent = fold_system(messages) if self.profile.system_prompt_mode == "user" else messages
+        chars = prompt_chars(sent)
+        if self.profile.caching_prompt and takes_cache_breakpoints(self.profile):
+            sent = cache_breakpoints(sent)
+        reservation = (budget or self.budget).reserve(self.estimators[purpose].worst(chars))
+        try:
+            result = await self._chat(session, sent, purpose)
+        except BaseException:
+            reservation.settle(0.0)   # nothing came back, so nothing is known to be charged
+            raise
+        reservation.settle(result.cost)
+        return result
+
+    async def _chat(self, session: aiohttp.ClientSession, messages: list[dict[str, Any]],
+                    purpose: Purpose) -> ChatResult:
         body: dict[str, Any] = {
             "model": self.profile.api_model,
-            "messages": fold_system(messages) if self.profile.system_prompt_mode == "user" else messages,
+            "messages": messages,
             "temperature": self.profile.temperature,
             "top_p": self.profile.top_p,
         }
@@ -178,7 +208,10 @@ class LLMClient:
         result = self._result(data, latency, retries)
         self.rate_limited = False
         self.key.charge(result.cost)
-        self.metrics.record_llm(latency, result.prompt_tokens, result.completion_tokens, result.cost)
+        self.estimators[purpose].observe(prompt_chars(messages), result.prompt_tokens, result.completion_tokens,
+                                         result.cost)
+        self.metrics.record_llm(latency, result.prompt_tokens, result.completion_tokens, result.cost,
+                                result.cached_tokens, result.cache_saving)
         return result
 
     async def _retry(self, session: aiohttp.ClientSession, body: dict[str, Any], first: RetryableError,
@@ -325,28 +358,22 @@ class LLMClient:
         choice = data["choices"][0]
         message = choice.get("message")
         content = message.get("content") if isinstance(message, dict) else choice.get("text")
-        usage = data.get("usage")
-        if not isinstance(usage, dict):
-            usage = {}
-        prompt = _int(usage.get("prompt_tokens"))
-        completion = _int(usage.get("completion_tokens"))
-        cost = usage.get("cost")
-        if not isinstance(cost, (int, float)) or isinstance(cost, bool) or cost < 0:
-            cost = (prompt * self.profile.input_cost_per_token
-                    + completion * self.profile.output_cost_per_token)
+        usage = usage_of(data.get("usage"), self.profile)
         finish = choice.get("finish_reason")
         finish = finish if isinstance(finish, str) else ""
         if finish == "length":
             self.metrics.record_truncated()
         return ChatResult(
             content=content if isinstance(content, str) else "",
-            prompt_tokens=prompt,
-            completion_tokens=completion,
-            cost=float(cost),
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost=usage.cost,
             latency_s=latency,
             retries=retries,
             model=str(data.get("model") or self.profile.api_model),
             finish_reason=finish,
+            cached_tokens=usage.cached_tokens,
+            cache_saving=usage.saving,
         )
 
 
@@ -366,6 +393,33 @@ def fold_system(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             m["content"] = f"{text}\n\n{m['content']}"
             return folded
     return [{"role": "user", "content": text}, *folded]
+
+
+def takes_cache_breakpoints(profile: LLMProfile) -> bool:
+    """Whether the model takes `cache_control` breakpoints: Anthropic's, by name (OpenRouter
+    passes them on; OpenAI-style providers cache prefixes by themselves and need none)."""
+    model = profile.model.lower()
+    return "anthropic/" in model or "claude" in model
+
+
+CACHE_BREAKPOINTS = 4
+"""Anthropic's most per request: the system message and the latest user messages."""
+
+
+def cache_breakpoints(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A copy of `messages` with `cache_control: {"type": "ephemeral"}` on the system
+    message and the last user messages, as OpenRouter's prompt-caching docs show it: the
+    content as one text part carrying the marker. Marking the latest user messages (not
+    only the last) lets the next call, one exchange longer, hit the prefix this one wrote.
+    The caller's list is left as it is."""
+    marked = [dict(m) for m in messages]
+    chosen = [i for i, m in enumerate(marked) if m.get("role") == "system"][:1]
+    users = [i for i, m in enumerate(marked) if m.get("role") == "user"]
+    for i in chosen + users[max(len(users) - (CACHE_BREAKPOINTS - len(chosen)), 0):]:
+        content = marked[i].get("content")
+        if isinstance(content, str) and content:
+            marked[i]["content"] = [{"type": "text", "text": content, "cache_control": {"type": "ephemeral"}}]
+    return marked
 
 
 def _raise_if_context_limit(status: int, data: Any, message: str) -> None:
@@ -404,10 +458,6 @@ def _json(raw: bytes) -> Any:
         return json.loads(raw) if raw else None
     except (ValueError, UnicodeDecodeError):
         return None
-
-
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def _describe(exc: BaseException) -> str:

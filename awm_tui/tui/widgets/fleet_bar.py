@@ -16,6 +16,10 @@ class FleetTotals:
     evals_per_minute: float = 0.0
     connections_open: int = 0
     cost: float = 0.0
+    budget: float | None = None
+    """The fleet's budget, if one is set."""
+    spent: float = 0.0
+    """What counts against it: every run's spend, checkpointed tasks of earlier sessions included."""
     elapsed_s: float | None = None
     """Since the first run of this session started; None before that."""
 
@@ -38,4 +42,5 @@ class FleetBar(Widget):
                 f" │ evals/min [b]{t.evals_per_minute:.1f}[/b]"
                 f" │ conn [b]{t.connections_open}[/b]"
                 f" │ cost [b]${t.cost:.4f}[/b]"
-                f" │ ⏱ {_elapsed(t.elapsed_s)}")
+                + (f" (budget ${t.spent:.4f}/${t.budget:.4f}, {t.spent / t.budget:.0%})" if t.budget else "")
+                + f" │ ⏱ {_elapsed(t.elapsed_s)}")

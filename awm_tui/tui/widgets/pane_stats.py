@@ -45,7 +45,14 @@ def llm_line(view: RunView) -> str:
     cut = f" · cut at max tokens {m.truncated_replies}" if m.truncated_replies else ""
     return (f"LLM{served} p50 {_seconds(m.llm_latency_p50)} p95 {_seconds(m.llm_latency_p95)}"
             f" · retries {m.retries} · 429s {m.rate_limited}"
-            f" · tokens {_count(m.prompt_tokens)}/{_count(m.completion_tokens)}{cut} · ${m.cost:.4f}")
+            f" · tokens {_count(m.prompt_tokens)}/{_count(m.completion_tokens)}{cut} · ${m.cost:.4f}"
+            + (f" · {m.cache_text()}" if m.cached_tokens else ""))
+
+
+def budget_line(view: RunView) -> str:
+    """Spend against each budget set (run, key, fleet); empty when none is."""
+    text = view.spend.budgets_text() if view.spend is not None else ""
+    return f"budget {escape(text)}" if text else ""
 
 
 class FigureLine(Widget):
@@ -91,6 +98,7 @@ class PaneStats(Vertical):
             yield Sparkline([], id="evals-spark")
         yield FigureLine(id="connections")
         yield FigureLine(id="llm")
+        yield FigureLine(id="budget")
         yield FigureLine(id="key", markup=False)
 
     def on_mount(self) -> None:
@@ -121,6 +129,9 @@ class PaneStats(Vertical):
             spark.data = data
         self.query_one("#connections", FigureLine).update(connections_line(view, self.per_host))
         self.query_one("#llm", FigureLine).update(llm_line(view))
+        budget = self.query_one("#budget", FigureLine)
+        budget.update(budget_line(view))
+        budget.display = bool(budget.text)
         key = self.query_one("#key", FigureLine)
         key.display = view.key is not None   # no line at all before the fleet reports the key
         key.update(view.key.line() if view.key is not None else "")
