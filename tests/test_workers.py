@@ -109,6 +109,10 @@ async def test_four_workers_on_the_sample_set(docker_url: str, docker_client: ai
     assert [e["instance_id"] for e in events if e["kind"] == "task_started"] == SAMPLE  # dataset order
     assert 2 <= max_in_flight(events) <= 4
     assert_versions_and_uses(out, events)
+    report = json.loads((out / "report.json").read_text())  # written after each task, the last one last
+    finished = load_state(OutputLayout.of(out)).checkpoint.finished
+    assert sorted(report["resolved_ids"]) == sorted(i for i, r in finished.items() if r.resolved)
+    assert report["error_ids"] == []
     assert [e for e in seen if isinstance(e, TaskStarted)][0].memory_version == 0
     left = await docker_client.containers.list(all=True, filters={"label": [f"{RUN_LABEL}={run.name}"]})
     assert left == []

@@ -28,7 +28,7 @@ from awm_tui.engine.llm import ChatResult, LLMClient, LLMError, LLMFatalError
 from awm_tui.engine.outcomes import ErrorKind, InfraError, Outcome, error_kind
 from awm_tui.engine.sandbox.base import Sandbox, SandboxError
 from awm_tui.engine.sandbox.factory import SandboxFactory
-from awm_tui.engine.scheduler import InFlight, RunControl, RunStatus, Scheduler, TaskStatus
+from awm_tui.engine.scheduler import FollowUp, InFlight, RunControl, RunStatus, Scheduler, TaskStatus
 from awm_tui.engine.state import (
     EventLog, Experience, Memory, OutputDir, OutputDirLocked, StateError, StateStore, TaskResult,
     Workflow, select_workflows,
@@ -95,6 +95,7 @@ class AWMRun:
         self._versions: dict[str, int] = {}
         """Memory version each started, unrecorded task began with."""
         self._induction_lock = asyncio.Lock()
+        self._report_lock = asyncio.Lock()
         self.last_call_latency: float | None = None
         self.phase = "starting"
         self.face_errors = 0
@@ -210,9 +211,9 @@ class AWMRun:
         self.chosen = [t.instance_id for t in chosen]
         return chosen
 
-    async def _finished(self, task: Task, done: asyncio.Task) -> None:
-        """One task's end, in completion order: errors in a row, and an induction when due
-        (awaited here, so no task starts before it)."""
+    async def _finished(self, task: Task, done: asyncio.Task) -> FollowUp | None:
+        """One task's end, in completion order: errors in a row, and the induction it makes
+        due, which then holds the task's worker (so with one worker no task starts before it)."""
         exc = None if done.cancelled() else done.exception()
         if done.cancelled() or isinstance(exc, LLMFatalError) or (
                 exc is not None and not isinstance(exc, (LLMError, InfraError, OSError))):
@@ -225,13 +226,14 @@ class AWMRun:
             await self._task_error(task, exc)
             if self._errors_in_a_row >= MAX_TASK_ERRORS_IN_A_ROW:
                 raise _TooManyErrors(f"{self._errors_in_a_row} tasks in a row failed; last: {exc}") from None
-            return
+            return None
         self._errors_in_a_row = 0
         if done.result():
             self._since_induction += 1
             if self._since_induction >= self.run.induce_every:
                 self._since_induction = 0
-                await self._induce(self._llm)
+                return self._induce(self._llm)
+        return None
 
     def _successes_since_induction(self) -> int:
         return self.store.state.successes_since_induction()
@@ -377,12 +379,14 @@ class AWMRun:
 
     async def _write_report(self) -> None:
         """report.json, derived from the committed state (so not itself journalled): written
-        after each task and when the run starts, it is never behind after a rerun."""
-        text = dump_json(self._report())  # on the loop: the state does not change under it
-        try:
-            await asyncio.to_thread(replace_files, [(self.out.layout.report, text)], durable=False)
-        except OSError as failed:
-            self._log("warning", f"could not write report.json: {failed}")
+        after each task and when the run starts, it is never behind after a rerun. One at a
+        time: tasks finishing together must not let an older report land last."""
+        async with self._report_lock:
+            text = dump_json(self._report())  # on the loop: the state does not change under it
+            try:
+                await asyncio.to_thread(replace_files, [(self.out.layout.report, text)], durable=False)
+            except OSError as failed:
+                self._log("warning", f"could not write report.json: {failed}")
 
     # -- induction --------------------------------------------------------------
 
