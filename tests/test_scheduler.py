@@ -87,3 +87,17 @@ async def test_a_failure_cancels_everything_in_flight() -> None:
     with pytest.raises(RuntimeError, match="a failed"):
         await asyncio.wait_for(scheduler.run(lambda: ["a", "b", "c"]), 2)
     assert scheduler.running == {} and log.running == 0  # b and c were cancelled and awaited
+
+
+async def test_more_workers_start_more_tasks_at_once() -> None:
+    log = Log({k: 0.2 for k in "abcdef"})
+    control = RunControl(limit=6, workers=1)
+    runner = asyncio.create_task(log.scheduler(control).run(lambda: list("abcdef")))
+    await asyncio.sleep(0.05)
+    assert log.running == 1
+    control.set_workers(3)
+    await asyncio.sleep(0.05)
+    assert log.running == 3  # at once, not after the task in flight ends
+    await asyncio.wait_for(runner, 3)
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        control.set_workers(0)
