@@ -90,6 +90,8 @@ class AWMRun:
         self.chosen: list[str] = []
         self._pool: list[Task] = []
         """Every task the run's selection takes, in order; `limit` cuts it."""
+        self._started_upto = 0
+        """The highest position in `_pool` started in this session."""
         self.control = RunControl(limit=run.limit, workers=run.workers)
         self.in_flight: dict[str, InFlight] = {}
         self._versions: dict[str, int] = {}
@@ -206,9 +208,10 @@ class AWMRun:
         await scheduler.run(lambda: [t for t in self._chosen() if not self.checkpoint.is_done(t.instance_id)])
 
     def _chosen(self) -> list[Task]:
-        """The run's tasks under its current limit (a face may change it while the run goes)."""
+        """The run's tasks under its current limit (a face may change it while the run goes).
+        `self.chosen`, what report.json covers, keeps the tasks started before a shrink."""
         chosen = self._pool[:self.control.limit]
-        self.chosen = [t.instance_id for t in chosen]
+        self.chosen = [t.instance_id for t in self._pool[:max(self.control.limit, self._started_upto)]]
         return chosen
 
     async def _finished(self, task: Task, done: asyncio.Task) -> FollowUp | None:
@@ -243,6 +246,7 @@ class AWMRun:
         workflows = select_workflows(self.memory, task, run.memory_budget_chars)
         version = self.memory.version
         self._versions[task.instance_id] = version
+        self._started_upto = max(self._started_upto, index)
         self.in_flight[task.instance_id] = InFlight(task.instance_id, index, version)
         try:
             return await self._solve(agent, task, index, total, workflows, version)
