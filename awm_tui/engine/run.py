@@ -36,6 +36,7 @@ from awm_tui.engine.state import (
 from awm_tui.engine.state.atomic import dump_json, replace_files
 from awm_tui.engine.state.report import build_report
 from awm_tui.engine.tasks import Dataset, Size, Task
+from awm_tui.engine.watchdog import touch, unwatched, waiting_on, watched
 
 PREPARE_REPO = (
     "git init -q && printf '__pycache__/\\n*.pyc\\n.pytest_cache/\\n' >> .git/info/exclude && "
@@ -203,7 +204,10 @@ class AWMRun:
         index = {t.instance_id: i for i, t in enumerate(self._pool, 1)}
         scheduler: Scheduler[Task] = Scheduler(
             self.control, lambda t: t.instance_id,
-            lambda t: self._task(self._agent, t, index[t.instance_id], len(self.chosen)), self._finished,
+            # The watchdog cancels a task that stalls (Stalled, an InfraError, in _finished).
+            lambda t: watched(self._task(self._agent, t, index[t.instance_id], len(self.chosen)),
+                              self.run.stall_timeout, name=f"{self.name}-{t.instance_id}"),
+            self._finished,
             paused=lambda: self._emit(StatusChanged(run=self.name, phase="paused", detail="nothing in flight")))
         await scheduler.run(lambda: [t for t in self._chosen() if not self.checkpoint.is_done(t.instance_id)])
 
@@ -264,11 +268,13 @@ class AWMRun:
         started = time.monotonic()
         image = self.sandboxes.image_for(task)
         if image is not None:
-            await self._ensure_image(task, image)
+            with waiting_on(f"pulling image {image}"):
+                await self._ensure_image(task, image)
         try:
-            sandbox = await self.sandboxes.create(run_name=self.name, instance_id=task.instance_id,
-                                                  image=image, conda_env=self.sandboxes.env_for(task),
-                                                  output_dir=self.out.path)
+            with waiting_on("the sandbox to be created"):
+                sandbox = await self.sandboxes.create(run_name=self.name, instance_id=task.instance_id,
+                                                      image=image, conda_env=self.sandboxes.env_for(task),
+                                                      output_dir=self.out.path)
             try:
                 self._emit(StatusChanged(run=self.name, phase="running", instance_id=task.instance_id,
                                          detail="preparing sandbox"))
@@ -280,9 +286,10 @@ class AWMRun:
                 elif not run.skip_eval and self.evaluator is not None:
                     self._emit(StatusChanged(run=self.name, phase="evaluating", instance_id=task.instance_id))
                     eval_started = time.monotonic()
-                    outcome = await self.evaluator.evaluate(
-                        sandbox=sandbox, task=task, dataset_name=self.dataset.name, split=run.split,
-                        exit_status=result.exit_status, patch=result.patch, metrics=self.metrics)
+                    with unwatched("the evaluation"):  # bounded by [eval] timeout, which may be longer
+                        outcome = await self.evaluator.evaluate(
+                            sandbox=sandbox, task=task, dataset_name=self.dataset.name, split=run.split,
+                            exit_status=result.exit_status, patch=result.patch, metrics=self.metrics)
                     eval_s = time.monotonic() - eval_started
             finally:
                 await sandbox.close()
@@ -305,7 +312,11 @@ class AWMRun:
         self._emit(StatusChanged(run=self.name, phase="pulling", instance_id=task.instance_id,
                                  detail=f"pulling {image}"))
         self._log("info", f"{task.instance_id}: pulling image {image}")
-        await self.sandboxes.pull(image, run=self.name, instance_id=task.instance_id, progress=self._emit)
+        def progress(event: Event) -> None:
+            touch()  # a pull that reports progress is not stalled
+            self._emit(event)
+
+        await self.sandboxes.pull(image, run=self.name, instance_id=task.instance_id, progress=progress)
 
     async def _release_image(self, image: str) -> None:
         """`[docker] keep_images = "none"`: the instance image goes once its task is done."""
