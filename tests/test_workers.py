@@ -109,6 +109,10 @@ async def test_four_workers_on_the_sample_set(docker_url: str, docker_client: ai
     assert [e["instance_id"] for e in events if e["kind"] == "task_started"] == SAMPLE  # dataset order
     assert 2 <= max_in_flight(events) <= 4
     assert_versions_and_uses(out, events)
+    report = json.loads((out / "report.json").read_text())  # written after each task, the last one last
+    finished = load_state(OutputLayout.of(out)).checkpoint.finished
+    assert sorted(report["resolved_ids"]) == sorted(i for i, r in finished.items() if r.resolved)
+    assert report["error_ids"] == []
     assert [e for e in seen if isinstance(e, TaskStarted)][0].memory_version == 0
     left = await docker_client.containers.list(all=True, filters={"label": [f"{RUN_LABEL}={run.name}"]})
     assert left == []
@@ -138,3 +142,26 @@ async def test_stopping_cancels_every_task_in_flight(docker_url: str, docker_cli
     assert outcome is not None and outcome.status == "stopped"
     assert await docker_client.containers.list(all=True, filters=label) == []
     assert outcome.done < 8
+
+
+async def test_a_limit_below_what_is_done_stops_starting_and_keeps_the_done(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    async with SimLLMServer(SimOptions(seed=2, latency=0.2)) as sim:
+        run = RunConfig(name="shrink", llm="llm.sim", output_dir=out, limit=8, sandbox="local", workers=2,
+                        induction="rule", command_timeout=60)
+        config = config_for(sim, run, None)
+        async with Fleet(config, lambda event: None, metrics_interval=0.5) as fleet:
+            await fleet.start(resolve_run(config, run, api_key=KEY))
+            awm = fleet.handles[run.name].awm
+            for _ in range(1200):
+                if awm.checkpoint.done >= 2:
+                    break
+                await asyncio.sleep(0.05)
+            assert fleet.set_limit(run.name, 1)
+            started = awm._started_upto
+            outcome = (await fleet.wait())[run.name]
+        assert not fleet.set_limit(run.name, 3)  # the run is over: nothing to change
+    assert outcome.status == "finished" and outcome.done == started < 8
+    report = json.loads((out / "report.json").read_text())
+    finished = load_state(OutputLayout.of(out)).checkpoint.finished
+    assert report["submitted_instances"] == report["total_instances"] == len(finished) == started  # kept

@@ -30,7 +30,7 @@ from awm_tui.engine.llm.keyhealth import KeyState
 from awm_tui.engine.outcomes import ErrorKind, InfraError, Outcome, error_kind
 from awm_tui.engine.sandbox.base import Sandbox, SandboxError
 from awm_tui.engine.sandbox.factory import SandboxFactory
-from awm_tui.engine.scheduler import InFlight, RunControl, RunStatus, Scheduler, TaskStatus
+from awm_tui.engine.scheduler import FollowUp, InFlight, RunControl, RunStatus, Scheduler, TaskStatus
 from awm_tui.engine.state import (
     EventLog, Experience, Memory, OutputDir, OutputDirLocked, StateError, StateStore, TaskResult,
     Workflow, select_workflows,
@@ -95,11 +95,14 @@ class AWMRun:
         self.chosen: list[str] = []
         self._pool: list[Task] = []
         """Every task the run's selection takes, in order; `limit` cuts it."""
+        self._started_upto = 0
+        """The highest position in `_pool` started in this session."""
         self.control = RunControl(limit=run.limit, workers=run.workers)
         self.in_flight: dict[str, InFlight] = {}
         self._versions: dict[str, int] = {}
         """Memory version each started, unrecorded task began with."""
         self._induction_lock = asyncio.Lock()
+        self._report_lock = asyncio.Lock()
         self.last_call_latency: float | None = None
         self.phase = "starting"
         self.face_errors = 0
@@ -229,14 +232,15 @@ class AWMRun:
         await scheduler.run(lambda: [t for t in self._chosen() if not self.checkpoint.is_done(t.instance_id)])
 
     def _chosen(self) -> list[Task]:
-        """The run's tasks under its current limit (a face may change it while the run goes)."""
+        """The run's tasks under its current limit (a face may change it while the run goes).
+        `self.chosen`, what report.json covers, keeps the tasks started before a shrink."""
         chosen = self._pool[:self.control.limit]
-        self.chosen = [t.instance_id for t in chosen]
+        self.chosen = [t.instance_id for t in self._pool[:max(self.control.limit, self._started_upto)]]
         return chosen
 
-    async def _finished(self, task: Task, done: asyncio.Task) -> None:
-        """One task's end, in completion order: errors in a row, and an induction when due
-        (awaited here, so no task starts before it)."""
+    async def _finished(self, task: Task, done: asyncio.Task) -> FollowUp | None:
+        """One task's end, in completion order: errors in a row, and the induction it makes
+        due, which then holds the task's worker (so with one worker no task starts before it)."""
         exc = None if done.cancelled() else done.exception()
         if done.cancelled() or isinstance(exc, LLMFatalError) or (
                 exc is not None and not isinstance(exc, (LLMError, InfraError, OSError))):
@@ -249,13 +253,14 @@ class AWMRun:
             await self._task_error(task, exc)
             if self._errors_in_a_row >= MAX_TASK_ERRORS_IN_A_ROW:
                 raise _TooManyErrors(f"{self._errors_in_a_row} tasks in a row failed; last: {exc}") from None
-            return
+            return None
         self._errors_in_a_row = 0
         if done.result():
             self._since_induction += 1
             if self._since_induction >= self.run.induce_every:
                 self._since_induction = 0
-                await self._induce(self._llm)
+                return self._induce(self._llm)
+        return None
 
     def _successes_since_induction(self) -> int:
         return self.store.state.successes_since_induction()
@@ -265,6 +270,7 @@ class AWMRun:
         workflows = select_workflows(self.memory, task, run.memory_budget_chars)
         version = self.memory.version
         self._versions[task.instance_id] = version
+        self._started_upto = max(self._started_upto, index)
         self.in_flight[task.instance_id] = InFlight(task.instance_id, index, version)
         try:
             return await self._solve(agent, task, index, total, workflows, version)
@@ -408,12 +414,14 @@ class AWMRun:
 
     async def _write_report(self) -> None:
         """report.json, derived from the committed state (so not itself journalled): written
-        after each task and when the run starts, it is never behind after a rerun."""
-        text = dump_json(self._report())  # on the loop: the state does not change under it
-        try:
-            await asyncio.to_thread(replace_files, [(self.out.layout.report, text)], durable=False)
-        except OSError as failed:
-            self._log("warning", f"could not write report.json: {failed}")
+        after each task and when the run starts, it is never behind after a rerun. One at a
+        time: tasks finishing together must not let an older report land last."""
+        async with self._report_lock:
+            text = dump_json(self._report())  # on the loop: the state does not change under it
+            try:
+                await asyncio.to_thread(replace_files, [(self.out.layout.report, text)], durable=False)
+            except OSError as failed:
+                self._log("warning", f"could not write report.json: {failed}")
 
     # -- induction --------------------------------------------------------------
 

@@ -2,8 +2,9 @@
 
 The rule a researcher can state in one sentence: tasks start in dataset order, at most
 `workers` at once; each sees the memory version current when it starts; an induction
-that falls due (every `induce_every` successes, in completion order) runs, one at a
-time, before the next task starts. With `workers = 1` that is the sequential AWM loop.
+that falls due (every `induce_every` successes, in completion order) takes the worker of
+the task that made it due, one induction at a time, and tasks starting after it see the
+new version. With `workers = 1` that is the sequential AWM loop.
 
 `Scheduler.run` starts and collects; what a task is and what its end means belongs to
 the caller (`AWMRun`). `RunControl` is what a face changes while the run goes: pause
@@ -95,20 +96,26 @@ class RunStatus:
     """The latest model call's latency (any task of the run)."""
 
 
+FollowUp = Coroutine[Any, Any, Any]
+"""Work a finished task leaves for its worker (an induction): it holds the slot until done."""
+
+
 class Scheduler(Generic[T]):
     """Runs `start(item)` for the items in order, at most `control.workers` at once and none
     while paused; `finished(item, task)` is awaited for each as it ends, one at a time, in
-    completion order, and may raise to end the run. Leaving `run` by any exception (a
-    cancel included) cancels and awaits whatever is in flight."""
+    completion order, and may raise to end the run, or return a follow-up that keeps the
+    task's worker busy until it is done (its error ends the run too). Leaving `run` by any
+    exception (a cancel included) cancels and awaits whatever is in flight."""
 
     def __init__(self, control: RunControl, key: Callable[[T], str],
                  start: Callable[[T], Coroutine[Any, Any, Any]],
-                 finished: Callable[[T, asyncio.Task], Awaitable[None]],
+                 finished: Callable[[T, asyncio.Task], Awaitable[FollowUp | None]],
                  paused: Callable[[], None] = lambda: None) -> None:
         self.control, self.key, self.start, self.finished = control, key, start, finished
         self.paused = paused
         """Called when a pause has taken hold: nothing in flight any more."""
-        self.running: dict[asyncio.Task, T] = {}
+        self.running: dict[asyncio.Task, T | None] = {}
+        """What holds a worker: a task's item, or None for a follow-up."""
 
     async def run(self, items: Callable[[], Sequence[T]]) -> None:
         """`items()` is asked again after every change: a new limit changes it."""
@@ -117,10 +124,10 @@ class Scheduler(Generic[T]):
             while True:
                 pending = [item for item in items() if self.key(item) not in started]
                 while not self.control.paused and pending and len(self.running) < self.control.workers:
-                    item = pending.pop(0)
-                    started.add(self.key(item))
-                    task = asyncio.create_task(self.start(item), name=f"task-{self.key(item)}")
-                    self.running[task] = item
+                    next_item = pending.pop(0)
+                    started.add(self.key(next_item))
+                    task = asyncio.create_task(self.start(next_item), name=f"task-{self.key(next_item)}")
+                    self.running[task] = next_item
                 if not self.running and (not pending or not self.control.paused):
                     return
                 if not self.running:
@@ -132,7 +139,13 @@ class Scheduler(Generic[T]):
                     waiter.cancel()
                 order = {t: n for n, t in enumerate(self.running)}  # several at once: in start order
                 for task in sorted((t for t in done if t in self.running), key=order.__getitem__):
-                    await self.finished(self.running.pop(task), task)
+                    ended = self.running.pop(task)
+                    if ended is None:
+                        task.result()  # a follow-up's error ends the run
+                        continue
+                    follow_up = await self.finished(ended, task)
+                    if follow_up is not None:
+                        self.running[asyncio.create_task(follow_up, name="follow-up")] = None
         finally:
             await self.cancel_all()
 
