@@ -18,6 +18,7 @@ from pathlib import Path
 
 import aiodocker
 import aiohttp
+import psutil
 import pytest
 from aiohttp import web
 from pydantic import SecretStr
@@ -28,11 +29,12 @@ from awm_tui.engine.events import Event, LogLine, TaskFinished, TaskStarted
 from awm_tui.engine.fleet import Fleet
 from awm_tui.engine.outcomes import ErrorKind, Outcome
 from awm_tui.engine.sandbox.docker import INSTANCE_LABEL, RUN_LABEL, DockerSandbox
+from awm_tui.engine.sandbox.local import LocalSandbox
 from awm_tui.engine.watchdog import Stalled, watched
 from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
 from tests.test_engine_runs import profile_for, subset
 
-pytestmark = [pytest.mark.slow, pytest.mark.docker, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 STALL = 10.0
 """Above what the sample tasks' quiet commands take on a loaded machine (pytest piped to tail)."""
@@ -130,6 +132,7 @@ async def _run(tmp_path: Path, out: Path, name: str, docker_url: str, sim: SimLL
     return outcome, events, front, left_at_end, url
 
 
+@pytest.mark.docker
 @pytest.mark.parametrize("hang", ["model", "command"])
 async def test_a_stalled_task_is_cancelled_its_container_removed_and_retried_on_rerun(
     hang: str, docker_url: str, docker_client: aiodocker.Docker, docker_run_name: str, tmp_path: Path,
@@ -167,6 +170,7 @@ async def test_a_stalled_task_is_cancelled_its_container_removed_and_retried_on_
     assert await docker_client.containers.list(all=True, filters={"label": [f"{RUN_LABEL}={docker_run_name}"]}) == []
 
 
+@pytest.mark.docker
 async def test_a_command_that_keeps_printing_is_not_stalled(docker_client: aiodocker.Docker,
                                                              docker_run_name: str) -> None:
     """Each streamed chunk of output is progress: a command printing every second for 5 s
@@ -178,3 +182,13 @@ async def test_a_command_that_keeps_printing_is_not_stalled(docker_client: aiodo
             await watched(sandbox.exec("sleep 30", timeout_s=60), 2.5)
         left = await sandbox.exec("ps -eo args | grep -c '^sleep 30' || true", timeout_s=10)
         assert left.output.strip() == "0"  # the cancelled command was killed in the container
+
+
+async def test_the_local_sandbox_reports_each_chunk_and_kills_a_stalled_command() -> None:
+    async with LocalSandbox(run_name="watchdog", instance_id="chatty") as sandbox:
+        out = await watched(sandbox.exec("for i in 1 2 3 4; do echo $i; sleep 1; done", timeout_s=60), 2.5)
+        assert out.exit_code == 0 and out.output.split() == ["1", "2", "3", "4"]
+        with pytest.raises(Stalled, match=r"^stalled 2.5 s waiting on command `sleep 31.7`$"):
+            await watched(sandbox.exec("sleep 31.7", timeout_s=60), 2.5)
+        left = [p for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] == ["sleep", "31.7"]]
+        assert left == []
