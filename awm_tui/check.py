@@ -74,7 +74,8 @@ def run_check(args: argparse.Namespace) -> int:
             ("api key", key_status(item)),
             ("output", str(run.output_dir)),
             ("tasks", f"limit {run.limit} from {run.dataset} ({run.split})"
-                      + (", medium too" if run.include_medium else "")),
+                      + (", medium too" if run.include_medium else "")
+                      + (f", {run.workers} in flight at once" if run.workers > 1 else "")),
             ("eval", "skipped" if run.skip_eval else cfg.eval.mode),
             ("sandbox", run.sandbox),
             ("timeouts", f"command {run.command_timeout:g} s, stall {run.stall_timeout:g} s "

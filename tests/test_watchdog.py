@@ -34,13 +34,13 @@ from awm_tui.engine.watchdog import Stalled, watched
 from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
 from tests.test_engine_runs import profile_for, subset
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
-STALL = 10.0
-"""Above what the sample tasks' quiet commands take on a loaded machine (pytest piped to tail)."""
+STALL = 20.0
+"""Above what the sample tasks' quiet commands (pytest piped to tail) take on a loaded machine."""
 HUNG, NEXT = "minicsv__minicsv-3", "textkit__textkit-4"
 KEY = SecretStr("sim-watchdog-key-0000-1111")
-GRACE = 5.0
+GRACE = 10.0
 """Seconds beyond stall_timeout the watchdog may take to end the task and remove its container."""
 
 
@@ -147,9 +147,9 @@ async def test_a_stalled_task_is_cancelled_its_container_removed_and_retried_on_
         assert STALL <= took <= STALL + GRACE, took
         assert ended.outcome == Outcome.ERROR and ended.error_kind == ErrorKind.STALLED, ended
         waited_on = f"the model (POST {url}/chat/completions)" if hang == "model" else "command `sleep 1000`"
-        assert ended.error == f"stalled 10 s waiting on {waited_on}"
+        assert ended.error == f"stalled {STALL:g} s waiting on {waited_on}"
         said = [e.message for e in events if isinstance(e, LogLine) and "stalled" in e.message]
-        assert said == [f"{HUNG}: stalled error: stalled 10 s waiting on {waited_on} "
+        assert said == [f"{HUNG}: stalled error: stalled {STALL:g} s waiting on {waited_on} "
                         "(not checkpointed: a rerun retries it)"]
         assert left[HUNG] == []  # removed before the run said the task had ended
         if hang == "model":  # the client closed its connection: the server stops working on it

@@ -180,6 +180,9 @@ class RunConfig(BaseModel):
     """`llm` asks the model to induce workflows; `rule` derives them offline."""
     memory_budget_chars: int = Field(4000, gt=0)
     """Most characters of workflows injected into one prompt."""
+    workers: int = Field(1, ge=1)
+    """Tasks of this run in flight at once, started in dataset order (1: one after another).
+    Each task sees the memory version current when it starts; inductions run one at a time."""
 
     @field_validator("llm")
     @classmethod

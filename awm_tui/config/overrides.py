@@ -22,9 +22,9 @@ DEFAULT_PROFILE = "llm.kimi-k2"
 
 
 SELECTION_FLAGS = {"dataset": "--dataset", "filter": "--filter", "slice": "--slice", "shuffle": "--shuffle",
-                   "stall_timeout": "--stall-timeout"}
+                   "workers": "--workers", "stall_timeout": "--stall-timeout"}
 """RunConfig fields a flag sets on every run the command line starts (or on the config's
-[[runs]]): those that choose a run's tasks, and the stall watchdog's timeout."""
+[[runs]]): those that choose a run's tasks, how many run at once, and the stall watchdog's timeout."""
 
 
 def selection_of(args: object) -> dict[str, object]:
