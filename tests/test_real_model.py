@@ -194,7 +194,7 @@ async def test_a_timed_out_streamed_call_stops_the_server(llama) -> None:
     async with client(server, timeout=2.0, max_output_tokens=400, stream=True) as llm:
         with pytest.raises(LLMError, match="no reply within 2s"):
             await llm.chat(long)
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 90  # a token can take seconds on 2 loaded cores
     said = re.compile(r"Disconnected from client \(via refresh/close\) (?!before llm invoked)")
     while not said.search(server.log.read_text(errors="replace")):
         assert time.monotonic() < deadline, server.log.read_text(errors="replace")[-1500:]
