@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -181,3 +182,23 @@ async def test_a_client_timeout_closes_the_connection(llama) -> None:
         await asyncio.sleep(0.2)
         assert established_to(server.port) == 0
         assert await asyncio.to_thread(_server_established, server) == 0
+
+
+async def test_a_timed_out_streamed_call_stops_the_server(llama) -> None:
+    """With `stream = true` the server notices the closed connection at its next token and
+    stops (it says so in its log), instead of generating on to max_tokens for nobody. (Its
+    own server: the 2048 one may still be busy with the call the test above abandoned.)"""
+    server = llama(1024)
+    long = [{"role": "system", "content": "You write long answers."},
+            {"role": "user", "content": "Write the numbers from 1 to 2000, one per line."}]
+    async with client(server, timeout=2.0, max_output_tokens=400, stream=True) as llm:
+        with pytest.raises(LLMError, match="no reply within 2s"):
+            await llm.chat(long)
+    deadline = time.monotonic() + 90  # a token can take seconds on 2 loaded cores
+    said = re.compile(r"Disconnected from client \(via refresh/close\) (?!before llm invoked)")
+    while not said.search(server.log.read_text(errors="replace")):
+        assert time.monotonic() < deadline, server.log.read_text(errors="replace")[-1500:]
+        await asyncio.sleep(0.2)
+    async with client(server, max_output_tokens=8, stream=True) as llm:
+        reply = await llm.chat(ASK)
+    assert reply.content.strip() and reply.finish_reason in ("stop", "length")

@@ -77,6 +77,10 @@ class LLMProfile(BaseModel):
     system_prompt_mode: Literal["system", "user"] = "system"
     """`user` sends the system text at the top of the first user message, for servers
     whose chat template drops system messages (llama.cpp's gemma format does)."""
+    stream: bool = False
+    """Ask for the reply streamed (server-sent events). A call abandoned at its timeout (or
+    cancelled) then stops servers that notice a closed connection only between chunks, as
+    llama.cpp's does; without it they generate on to max_tokens for nobody."""
     timeout: float = Field(600.0, gt=0)
     """Seconds one chat call may take before it is abandoned and retried."""
     num_retries: int = Field(5, ge=0)

@@ -322,7 +322,8 @@ class AWMRun:
                                       reward=outcome.reward, speedup=outcome.speedup,
                                       duration_s=eval_s,
                                       detail=str(outcome.info.get("summary", ""))[:200]))
-        await self._record(task, result, outcome, injected, elapsed, version)
+        with unwatched("saving the result"):  # a commit is never cut in two by the watchdog
+            await self._record(task, result, outcome, injected, elapsed, version)
         return bool(outcome and outcome.resolved)
 
     async def _ensure_image(self, task: Task, image: str) -> None:

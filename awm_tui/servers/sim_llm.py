@@ -268,6 +268,9 @@ class _Handlers:
         self.accounts.charge(key, reply["usage"]["cost"])   # charged whether or not it is reported
         if not self.options.report_cost:
             del reply["usage"]["cost"]
+        if body.get("stream") is True:
+            return await _stream(request, reply, usage=bool((body.get("stream_options") or {})
+                                                            .get("include_usage")))
         return web.json_response(reply)
 
     def _induction(self, user_text: str) -> InductionReply:
@@ -321,6 +324,32 @@ class _Handlers:
     async def reset_stats(self, request: web.Request) -> web.Response:
         self.reset()
         return web.json_response(self.snapshot())
+
+
+STREAM_PIECE = 48
+"""Characters of content per streamed chunk."""
+
+
+async def _stream(request: web.Request, completion: dict[str, Any], *, usage: bool) -> web.StreamResponse:
+    """`completion` as OpenAI's server-sent events: content deltas, the finish reason, the
+    usage chunk when asked for (`stream_options.include_usage`), then `[DONE]`."""
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
+    await response.prepare(request)
+    base = {k: completion[k] for k in ("id", "created", "model")} | {"object": "chat.completion.chunk"}
+    choice = completion["choices"][0]
+    text = choice["message"]["content"]
+    pieces = [text[i:i + STREAM_PIECE] for i in range(0, len(text), STREAM_PIECE)] or [""]
+    events = [{**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": piece} if i == 0
+                                    else {"content": piece}, "finish_reason": None}]}
+              for i, piece in enumerate(pieces)]
+    events.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": choice["finish_reason"]}]})
+    if usage:
+        events.append({**base, "choices": [], "usage": completion["usage"]})
+    for event in events:
+        await response.write(b"data: " + json.dumps(event).encode() + b"\n\n")
+    await response.write(b"data: [DONE]\n\n")
+    await response.write_eof()
+    return response
 
 
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:

@@ -39,7 +39,7 @@ from awm_tui.engine.llm.budget import Budget
 from awm_tui.engine.llm.cost import CostEstimator, prompt_chars, usage_of
 from awm_tui.engine.llm.errors import LLMAuthError, LLMContextLimit, LLMCreditsError, LLMError, LLMFatalError
 from awm_tui.engine.llm.keyhealth import KeyState
-from awm_tui.engine.watchdog import waiting_on
+from awm_tui.engine.watchdog import touch, waiting_on
 from awm_tui.engine.llm.retry import (
     RetryableError,
     server_wait_hint,
@@ -188,6 +188,9 @@ class LLMClient:
         }
         if self.profile.max_output_tokens is not None:
             body["max_tokens"] = self.profile.max_output_tokens
+        if self.profile.stream:
+            body["stream"] = True
+            body["stream_options"] = {"include_usage": True}
         loop = asyncio.get_running_loop()
         started = loop.time()
         self.rate_limited = False
@@ -274,9 +277,13 @@ class LLMClient:
                 async with session.post(self._url, json=body, headers=headers,
                                         timeout=self._timeout, proxy=self._proxy) as resp:
                     try:
-                        raw = await resp.read()   # always drain: an unread body pins its pool slot
-                    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                        # always drain: an unread body pins its pool slot
+                        raw = await (_read_stream(resp) if _is_stream(resp) else resp.read())
+                    except (aiohttp.ClientError, asyncio.TimeoutError, OSError, ValueError) as exc:
                         self.metrics.record_error()   # the trace saw only the status line
+                        if isinstance(exc, asyncio.TimeoutError):  # e.g. a stream still coming
+                            raise RetryableError(f"no reply within {self.profile.timeout:g}s",
+                                                 status=resp.status) from None
                         raise RetryableError(f"reading the reply failed ({_describe(exc)})",
                                              status=resp.status) from None
                     return self._check(resp.status, raw, resp.headers)
@@ -375,6 +382,46 @@ class LLMClient:
             cached_tokens=usage.cached_tokens,
             cache_saving=usage.saving,
         )
+
+
+def _is_stream(resp: aiohttp.ClientResponse) -> bool:
+    return resp.status < 300 and resp.content_type == "text/event-stream"
+
+
+async def _read_stream(resp: aiohttp.ClientResponse) -> bytes:
+    """A streamed reply (`stream = true`) as the JSON of the one-piece reply it adds up to;
+    an error event sent mid-stream is returned as it came, for `_check` to report."""
+    parts: list[str] = []
+    reply: dict[str, Any] = {"choices": []}
+    finish: str | None = None
+    chose = False
+    async for line in resp.content:
+        touch()  # each chunk is progress for the stall watchdog
+        if not line.startswith(b"data:"):
+            continue  # comments (keep-alive pings), event names, blank separators
+        payload = line[5:].strip()
+        if payload == b"[DONE]":
+            break
+        chunk = _json(payload)
+        if not isinstance(chunk, dict):
+            continue
+        if chunk.get("error"):
+            return payload
+        reply["model"] = chunk.get("model") or reply.get("model")
+        if isinstance(chunk.get("usage"), dict):
+            reply["usage"] = chunk["usage"]
+        for choice in chunk.get("choices") or []:
+            if not isinstance(choice, dict):
+                continue
+            chose = True
+            delta = choice.get("delta")
+            if isinstance(delta, dict) and isinstance(delta.get("content"), str):
+                parts.append(delta["content"])
+            finish = choice.get("finish_reason") or finish
+    if chose:
+        reply["choices"] = [{"index": 0, "message": {"role": "assistant", "content": "".join(parts)},
+                             "finish_reason": finish}]
+    return json.dumps(reply).encode()
 
 
 def fold_system(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
