@@ -13,6 +13,7 @@ is LLMContextLimit: it ends the task, never the run.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import re
@@ -35,6 +36,7 @@ from awm_tui.config.keys import key_identity, mask_key
 from awm_tui.config.models import HttpConfig, LLMProfile
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.http.session import make_session
+from awm_tui.engine.watchdog import unwatched, waiting_on
 from awm_tui.engine.llm.errors import LLMAuthError, LLMContextLimit, LLMCreditsError, LLMError, LLMFatalError
 from awm_tui.engine.llm.keyhealth import KeyState
 from awm_tui.engine.llm.retry import (
@@ -47,6 +49,7 @@ from awm_tui.engine.llm.retry import (
 log = logging.getLogger(__name__)
 
 Purpose = Literal["agent", "induction"]
+_RATE_LIMITED: contextvars.ContextVar[bool] = contextvars.ContextVar("awm_rate_limited", default=False)
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 """Besides 5xx: timeouts, conflicts and rate limits a later attempt may pass."""
 _KEYLIKE = re.compile(r"sk-[A-Za-z0-9_\-]{8,}")
@@ -96,8 +99,6 @@ class LLMClient:
             raise ValueError("key_state belongs to another key")
         self.key = key_state or KeyState(api_key)
         """The key's shared state (backoff, in-flight limit); its own when no fleet shares one."""
-        self.rate_limited = False
-        """The call under way (or the last one) met a 429: a task that times out now was starved."""
         self.profile = profile
         self.metrics = metrics
         self.run_name = run_name
@@ -122,6 +123,13 @@ class LLMClient:
 
     def __repr__(self) -> str:
         return f"LLMClient(run={self.run_name!r}, model={self.profile.model!r}, key={mask_key(self._api_key)})"
+
+    @property
+    def rate_limited(self) -> bool:
+        """This task's call under way (or its last one) met a 429 or a hold on the key: a task
+        that times out now was starved. Per task (a context variable): a run's workers share
+        the client."""
+        return _RATE_LIMITED.get()
 
     @property
     def masked_key(self) -> str:
@@ -159,7 +167,7 @@ class LLMClient:
             body["max_tokens"] = self.profile.max_output_tokens
         loop = asyncio.get_running_loop()
         started = loop.time()
-        self.rate_limited = False
+        _RATE_LIMITED.set(False)
         # Fast path: most calls succeed at once, and setting up tenacity costs a
         # sixth of the client's CPU per call. Only a retryable failure enters the
         # retry loop, which replays that failure as its attempt 1 (no new request),
@@ -175,7 +183,7 @@ class LLMClient:
             retries = 0
         latency = loop.time() - started
         result = self._result(data, latency, retries)
-        self.rate_limited = False
+        _RATE_LIMITED.set(False)
         self.key.charge(result.cost)
         self.metrics.record_llm(latency, result.prompt_tokens, result.completion_tokens, result.cost)
         return result
@@ -218,14 +226,16 @@ class LLMClient:
         """One request, in turn with every other call on the key (`KeyState.acquire`)."""
         key = self.key
         if key.retry_after_s() > 0 or (key.limit < key.max_in_flight and key.in_flight >= key.limit):
-            self.rate_limited = True   # held back by the key's rate limiting, whichever run met it
-        await key.acquire()
+            _RATE_LIMITED.set(True)   # held back by the key's rate limiting, whichever run met it
+        with unwatched(f"the rate limit of key {key.masked}"):   # bounded by Retry-After and patience
+            await key.acquire()
         try:
             data = await self._request(session, body)
         except BaseException as exc:   # cancelled included: the slot must come back
             status = getattr(exc, "status", None)
             self.key.release(status)
-            self.rate_limited = self.rate_limited or status == 429
+            if status == 429:
+                _RATE_LIMITED.set(True)
             if isinstance(exc, LLMFatalError) and status in (401, 402, 403):
                 self.key.refuse(status, exc.message)
             raise
@@ -236,15 +246,16 @@ class LLMClient:
         # The key leaves its SecretStr here and only here, straight into the header.
         headers = {"Authorization": "Bearer " + self._api_key.get_secret_value()}
         try:
-            async with session.post(self._url, json=body, headers=headers,
-                                    timeout=self._timeout, proxy=self._proxy) as resp:
-                try:
-                    raw = await resp.read()   # always drain: an unread body pins its pool slot
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                    self.metrics.record_error()   # the trace saw only the status line
-                    raise RetryableError(f"reading the reply failed ({_describe(exc)})",
-                                         status=resp.status) from None
-                return self._check(resp.status, raw, resp.headers)
+            with waiting_on(f"the model (POST {self._url})"):  # for the stall watchdog
+                async with session.post(self._url, json=body, headers=headers,
+                                        timeout=self._timeout, proxy=self._proxy) as resp:
+                    try:
+                        raw = await resp.read()   # always drain: an unread body pins its pool slot
+                    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                        self.metrics.record_error()   # the trace saw only the status line
+                        raise RetryableError(f"reading the reply failed ({_describe(exc)})",
+                                             status=resp.status) from None
+                    return self._check(resp.status, raw, resp.headers)
         except (RetryableError, LLMError):
             raise
         except asyncio.TimeoutError:
