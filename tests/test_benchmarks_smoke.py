@@ -9,7 +9,7 @@ import pytest
 
 from awm_tui.engine import protocol
 from awm_tui.engine.agent import PATCH_COMMAND
-from benchmarks import concurrency, connection_reuse, cost_per_call, scale, state_files, workers
+from benchmarks import concurrency, connection_reuse, cost_per_call, scale, shared_backoff, state_files, workers
 from benchmarks.__main__ import main
 from benchmarks.common import NullSandbox
 
@@ -77,6 +77,13 @@ async def test_state_files_tiny(tmp_path) -> None:
         assert list(finished) == ["t-0", "t-1", "t-2"]
 
 
+async def test_shared_backoff_tiny() -> None:
+    res = await shared_backoff.trial(True, 6)
+    assert res["calls"] == 12 and res["failed"] == 0 and res["requests"] >= 12
+    assert res["rate_limited"] == res["retries"]       # every 429 the simulator sent was retried once
+    assert res["busiest_second"] >= 1 and res["wall_s"] > 0
+
+
 @pytest.mark.timeout(60)
 def test_workers_tiny_overlaps_the_tasks_of_one_run() -> None:
     res = workers.run(True, log=lambda _: None, tasks=6, workers=(1, 4), latency=0.05, jitter=0.0, eval_time=0.05)
@@ -85,12 +92,3 @@ def test_workers_tiny_overlaps_the_tasks_of_one_run() -> None:
     assert by["4"]["wall_s"] < by["1"]["wall_s"]  # the tasks overlapped
     assert 0 < by["4"]["efficiency"] and by["4"]["speedup"] > 1
     assert [t.name for t in res.targets] == ["speedup at workers=4"]
-
-
-async def test_shared_backoff_tiny() -> None:
-    from benchmarks import shared_backoff
-
-    res = await shared_backoff.trial(True, 6)
-    assert res["calls"] == 12 and res["failed"] == 0 and res["requests"] >= 12
-    assert res["rate_limited"] == res["retries"]       # every 429 the simulator sent was retried once
-    assert res["busiest_second"] >= 1 and res["wall_s"] > 0

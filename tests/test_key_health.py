@@ -137,9 +137,11 @@ async def test_two_runs_on_one_rate_limited_key_stay_within_the_limit(tmp_path: 
 
 
 async def test_a_429_storm_over_three_runs_costs_no_task(tmp_path: Path):
+    """Three runs of two workers each on one key, half the calls 429: six tasks in flight
+    share the key's hold and in-flight limit, and none is lost."""
     events: list[Event] = []
     async with SimLLMServer(SimOptions(seed=5, rate_429=0.5, retry_after=0.02)) as sim:
-        runs = runs_on(tmp_path, ["one", "two", "three"], limit=2)
+        runs = runs_on(tmp_path, ["one", "two", "three"], limit=2, workers=2)
         config = AppConfig(llm={"llm.sim": profile_for(sim, num_retries=1, retry_min_wait=0.01,
                                                         retry_max_wait=0.02)}, runs=runs)
         outcomes = await run_fleet(config, events)
@@ -153,16 +155,16 @@ async def test_a_429_storm_over_three_runs_costs_no_task(tmp_path: Path):
 async def test_a_task_starved_by_rate_limits_is_an_llm_error_not_a_result(tmp_path: Path):
     """Every call is 429 for longer than the task may take: before, the task ended
     `TimeLimit` with an empty patch and was checkpointed as a 0; now it is a task error
-    (not checkpointed), so a rerun retries it."""
+    (not checkpointed), so a rerun retries it. Two workers: each task's own calls decide."""
     events: list[Event] = []
     async with SimLLMServer(SimOptions(seed=2, rate_429=1.0, retry_after=0.3)) as sim:
-        runs = runs_on(tmp_path, ["starved"], limit=1, task_timeout=1.0)
+        runs = runs_on(tmp_path, ["starved"], limit=2, workers=2, task_timeout=1.0)
         config = AppConfig(llm={"llm.sim": profile_for(sim)}, runs=runs)
         outcome = (await run_fleet(config, events))["starved"]
-    assert (outcome.done, outcome.errors) == (0, 1), outcome
+    assert (outcome.done, outcome.errors) == (0, 2), outcome
     finished = [e for e in events if isinstance(e, TaskFinished)]
-    assert [(e.outcome, e.error_kind) for e in finished] == [(Outcome.ERROR, ErrorKind.LLM)]
-    assert "rate limited" in finished[0].error and KEY.get_secret_value() not in finished[0].error
+    assert [(e.outcome, e.error_kind) for e in finished] == [(Outcome.ERROR, ErrorKind.LLM)] * 2
+    assert all("rate limited" in e.error and KEY.get_secret_value() not in e.error for e in finished)
 
 
 # -- credits -------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ is LLMContextLimit: it ends the task, never the run.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import re
@@ -39,7 +40,7 @@ from awm_tui.engine.llm.budget import Budget
 from awm_tui.engine.llm.cost import CostEstimator, prompt_chars, usage_of
 from awm_tui.engine.llm.errors import LLMAuthError, LLMContextLimit, LLMCreditsError, LLMError, LLMFatalError
 from awm_tui.engine.llm.keyhealth import KeyState
-from awm_tui.engine.watchdog import touch, waiting_on
+from awm_tui.engine.watchdog import touch, unwatched, waiting_on
 from awm_tui.engine.llm.retry import (
     RetryableError,
     server_wait_hint,
@@ -50,6 +51,7 @@ from awm_tui.engine.llm.retry import (
 log = logging.getLogger(__name__)
 
 Purpose = Literal["agent", "induction"]
+_RATE_LIMITED: contextvars.ContextVar[bool] = contextvars.ContextVar("awm_rate_limited", default=False)
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429})
 """Besides 5xx: timeouts, conflicts and rate limits a later attempt may pass."""
 _KEYLIKE = re.compile(r"sk-[A-Za-z0-9_\-]{8,}")
@@ -105,8 +107,6 @@ class LLMClient:
             raise ValueError("key_state belongs to another key")
         self.key = key_state or KeyState(api_key)
         """The key's shared state (backoff, in-flight limit); its own when no fleet shares one."""
-        self.rate_limited = False
-        """The call under way (or the last one) met a 429: a task that times out now was starved."""
         self.profile = profile
         self.metrics = metrics
         self.run_name = run_name
@@ -135,6 +135,13 @@ class LLMClient:
 
     def __repr__(self) -> str:
         return f"LLMClient(run={self.run_name!r}, model={self.profile.model!r}, key={mask_key(self._api_key)})"
+
+    @property
+    def rate_limited(self) -> bool:
+        """This task's call under way (or its last one) met a 429 or a hold on the key: a task
+        that times out now was starved. Per task (a context variable): a run's workers share
+        the client."""
+        return _RATE_LIMITED.get()
 
     @property
     def masked_key(self) -> str:
@@ -193,7 +200,7 @@ class LLMClient:
             body["stream_options"] = {"include_usage": True}
         loop = asyncio.get_running_loop()
         started = loop.time()
-        self.rate_limited = False
+        _RATE_LIMITED.set(False)
         # Fast path: most calls succeed at once, and setting up tenacity costs a
         # sixth of the client's CPU per call. Only a retryable failure enters the
         # retry loop, which replays that failure as its attempt 1 (no new request),
@@ -209,7 +216,7 @@ class LLMClient:
             retries = 0
         latency = loop.time() - started
         result = self._result(data, latency, retries)
-        self.rate_limited = False
+        _RATE_LIMITED.set(False)
         self.key.charge(result.cost)
         self.estimators[purpose].observe(prompt_chars(messages), result.prompt_tokens, result.completion_tokens,
                                          result.cost)
@@ -255,14 +262,16 @@ class LLMClient:
         """One request, in turn with every other call on the key (`KeyState.acquire`)."""
         key = self.key
         if key.retry_after_s() > 0 or (key.limit < key.max_in_flight and key.in_flight >= key.limit):
-            self.rate_limited = True   # held back by the key's rate limiting, whichever run met it
-        await key.acquire()
+            _RATE_LIMITED.set(True)   # held back by the key's rate limiting, whichever run met it
+        with unwatched(f"the rate limit of key {key.masked}"):   # bounded by Retry-After and patience
+            await key.acquire()
         try:
             data = await self._request(session, body)
         except BaseException as exc:   # cancelled included: the slot must come back
             status = getattr(exc, "status", None)
             self.key.release(status)
-            self.rate_limited = self.rate_limited or status == 429
+            if status == 429:
+                _RATE_LIMITED.set(True)
             if isinstance(exc, LLMFatalError) and status in (401, 402, 403):
                 self.key.refuse(status, exc.message)
             raise
