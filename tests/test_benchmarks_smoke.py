@@ -9,7 +9,7 @@ import pytest
 
 from awm_tui.engine import protocol
 from awm_tui.engine.agent import PATCH_COMMAND
-from benchmarks import concurrency, connection_reuse, cost_per_call, scale, state_files
+from benchmarks import concurrency, connection_reuse, cost_per_call, scale, state_files, workers
 from benchmarks.__main__ import main
 from benchmarks.common import NullSandbox
 
@@ -84,3 +84,13 @@ async def test_shared_backoff_tiny() -> None:
     assert res["calls"] == 12 and res["failed"] == 0 and res["requests"] >= 12
     assert res["rate_limited"] == res["retries"]       # every 429 the simulator sent was retried once
     assert res["busiest_second"] >= 1 and res["wall_s"] > 0
+
+
+@pytest.mark.timeout(60)
+def test_workers_tiny_overlaps_the_tasks_of_one_run() -> None:
+    res = workers.run(True, log=lambda _: None, tasks=6, workers=(1, 4), latency=0.05, jitter=0.0, eval_time=0.05)
+    by = res.data["by_workers"]
+    assert by["1"]["done"] == by["4"]["done"] == 6
+    assert by["4"]["wall_s"] < by["1"]["wall_s"]  # the tasks overlapped
+    assert 0 < by["4"]["efficiency"] and by["4"]["speedup"] > 1
+    assert [t.name for t in res.targets] == ["speedup at workers=4"]

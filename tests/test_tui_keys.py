@@ -1,4 +1,4 @@
-"""Key health in the TUI: the pane's key line, the keys view (f6, palette), and the
+"""Key health in the TUI: the pane's key line, the keys view (f7, palette), and the
 low-credits warning — from injected events, and from the real engine and simulator."""
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ async def test_a_keys_health_shows_in_each_of_its_panes_and_in_the_keys_view():
         toasts = [(n.title, n.message) for n in app._notifications]
         assert (f"credits low on key {MASKED}", "$0.42 of $5.00 left (runs alpha, beta)") in toasts
         assert SECRET_KEY not in text
-        await pilot.press("f6")
+        await pilot.press("f7")
         await pilot.pause()
         assert isinstance(app.screen, KeysScreen)
         table = app.screen.query_one(DataTable)

@@ -39,6 +39,7 @@ from awm_tui.engine.llm.budget import Budget
 from awm_tui.engine.llm.cost import CostEstimator, prompt_chars, usage_of
 from awm_tui.engine.llm.errors import LLMAuthError, LLMContextLimit, LLMCreditsError, LLMError, LLMFatalError
 from awm_tui.engine.llm.keyhealth import KeyState
+from awm_tui.engine.watchdog import waiting_on
 from awm_tui.engine.llm.retry import (
     RetryableError,
     server_wait_hint,
@@ -269,15 +270,16 @@ class LLMClient:
         # The key leaves its SecretStr here and only here, straight into the header.
         headers = {"Authorization": "Bearer " + self._api_key.get_secret_value()}
         try:
-            async with session.post(self._url, json=body, headers=headers,
-                                    timeout=self._timeout, proxy=self._proxy) as resp:
-                try:
-                    raw = await resp.read()   # always drain: an unread body pins its pool slot
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                    self.metrics.record_error()   # the trace saw only the status line
-                    raise RetryableError(f"reading the reply failed ({_describe(exc)})",
-                                         status=resp.status) from None
-                return self._check(resp.status, raw, resp.headers)
+            with waiting_on(f"the model (POST {self._url})"):  # for the stall watchdog
+                async with session.post(self._url, json=body, headers=headers,
+                                        timeout=self._timeout, proxy=self._proxy) as resp:
+                    try:
+                        raw = await resp.read()   # always drain: an unread body pins its pool slot
+                    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                        self.metrics.record_error()   # the trace saw only the status line
+                        raise RetryableError(f"reading the reply failed ({_describe(exc)})",
+                                             status=resp.status) from None
+                    return self._check(resp.status, raw, resp.headers)
         except (RetryableError, LLMError):
             raise
         except asyncio.TimeoutError:
