@@ -61,23 +61,26 @@ def checkpointed(out: Path) -> dict[str, Any]:
     return json.loads((out / "checkpoint.json").read_text())["finished"]
 
 
-async def test_run_budget_stops_the_run_and_a_higher_budget_resumes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_run_budget_stops_the_run_and_a_higher_budget_resumes(tmp_path: Path, workers: int) -> None:
+    """With two tasks in flight (workers = 2) their calls reserve on one run ledger too."""
     async with SimLLMServer(SimOptions(seed=3, **PRICES)) as sim:
-        run = a_run(tmp_path, "capped", budget=0.03)
+        limit = {1: 0.03, 2: 0.04}[workers]   # room for a task to finish while the other spends too
+        run = a_run(tmp_path, "capped", budget=limit, workers=workers)
         config = AppConfig(llm={"llm.sim": profile(sim)}, runs=[run], eval=EvalConfig(mode="local"))
         events: list[Event] = []
         outcome = (await run_fleet(config, {"capped": KEY_A}, events))["capped"]
         first = charged(sim, KEY_A)
 
-        assert outcome.status == "stopped" and outcome.reason.startswith("budget reached: run budget $0.0300 (capped): $")
-        assert 0 < first <= 0.03                  # never above it, as the provider counted
+        assert outcome.status == "stopped" and outcome.reason.startswith(f"budget reached: run budget ${limit:.4f} (capped): $")
+        assert 0 < first <= limit                 # never above it, as the provider counted
         assert 0 < outcome.done < len(IDS)        # stopped part-way, what was done is kept
         done = checkpointed(run.output_dir)
         assert len(done) == outcome.done
         finished = [e for e in events if isinstance(e, RunFinished)]
         assert finished[-1].stopped and finished[-1].reason == outcome.reason
         spend = [e for e in events if isinstance(e, SpendUpdated)][-1]
-        assert spend.run_spend.limit == 0.03 and spend.run_spend.spent == pytest.approx(first)
+        assert spend.run_spend.limit == limit and spend.run_spend.spent == pytest.approx(first)
 
         # The same budget again: the checkpointed spend counts, so it stops at once or soon.
         # A higher one continues from the task in flight and finishes.

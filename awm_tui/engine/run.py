@@ -242,6 +242,7 @@ class AWMRun:
         """One task's end, in completion order: errors in a row, and the induction it makes
         due, which then holds the task's worker (so with one worker no task starts before it)."""
         exc = None if done.cancelled() else done.exception()
+        # BudgetReached (a run, key or fleet budget) is no task error: raised, it stops the run.
         if done.cancelled() or isinstance(exc, LLMFatalError) or (
                 exc is not None and not isinstance(exc, (LLMError, InfraError, OSError))):
             raise exc if exc is not None else asyncio.CancelledError()
