@@ -21,7 +21,9 @@ from pydantic import SecretStr, ValidationError
 from awm_tui.config.errors import ConfigError
 from awm_tui.config.loader import find_config_path, load_config
 from awm_tui.config.models import AppConfig, RunConfig
-from awm_tui.config.overrides import SELECTION_FLAGS, parallel_runs, read_keys_file, selection_of, single_run
+from awm_tui.config.overrides import (
+    SELECTION_FLAGS, parallel_runs, read_keys_file, selection_of, single_run, with_docker_hosts,
+)
 from awm_tui.batch.preflight import RunInputs, check_output_dir, preflight
 from awm_tui.config.plan import ResolvedRun, require_keys, resolve_run
 
@@ -66,7 +68,7 @@ def build_plan(args: argparse.Namespace, *, keys_required: bool = True) -> Batch
                           "--output-root", "drop --api-key/--output-dir")
     path = find_config_path(args.config)
     loaded = load_config(path)
-    config = loaded.config
+    config = loaded.config = with_docker_hosts(loaded.config, getattr(args, "docker_host", None))
     source = str(path) if path else "(built-in defaults: no config file found)"
     common = {"limit": args.limit, "skip_eval": args.skip_eval, "include_medium": args.include_medium,
               "selection": selection_of(args)}
@@ -100,7 +102,7 @@ def build_plan(args: argparse.Namespace, *, keys_required: bool = True) -> Batch
         require_keys(resolved, source)
     inputs = [RunInputs(run, where, where.replace("output_dir", "dataset") if where.startswith("runs[") else "dataset")
               for run, where in zip(runs, fields)]
-    preflight(inputs, "command line" if args.parallel or single else source, datasets=False)
+    preflight(inputs, "command line" if args.parallel or single else source, datasets=False, docker=config.docker)
     return BatchPlan(config=config, notices=list(loaded.notices), runs=resolved, inputs=inputs)
 
 

@@ -11,7 +11,7 @@ from awm_tui.config.keys import NO_KEY
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.config.plan import ResolvedRun
 from awm_tui.engine.evaluation import EvaluationError, Evaluator, LocalEvaluator, ServerEvaluator
-from awm_tui.engine.events import EventSink, StatusChanged
+from awm_tui.engine.events import EventSink, HostStatus, StatusChanged
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.run import AWMRun, RunOutcome, RunRefused
 from awm_tui.engine.sandbox.base import SandboxError
@@ -172,13 +172,24 @@ class Fleet:
             raise RunRefused(str(exc)) from None
 
     async def _sandboxes(self, kind: SandboxKind) -> SandboxFactory:
+        if kind in ("auto", "docker"):  # one pool per fleet: capacities hold across runs' kinds
+            other = self._factories.get("docker" if kind == "auto" else "auto")
+            if other is not None and other.kind == "docker":
+                return other
         if kind not in self._factories:
             try:
                 factory = await open_factory(kind, self.config.docker)
             except SandboxError as exc:
                 raise RunRefused(str(exc)) from None
+            if factory.pool is not None:
+                factory.pool.sink = self.sink  # HostStatus events, with [[docker.hosts]]
             self._factories[kind] = factory
         return self._factories[kind]
+
+    def host_statuses(self) -> list[HostStatus]:
+        """Every Docker host of `[[docker.hosts]]` the fleet uses, as it stands now."""
+        pools = {id(f.pool): f.pool for f in self._factories.values() if f.pool is not None and f.pool.explicit}
+        return [status for pool in pools.values() for status in pool.statuses()]
 
     async def _sweep_leftovers(self, sandboxes: SandboxFactory, awm: AWMRun) -> None:
         """Containers a killed process left (this run's directory, whose lock we hold now,
@@ -192,11 +203,8 @@ class Fleet:
                 if removed := await asyncio.to_thread(sweep_local):
                     awm.warn(f"removed {removed} local sandbox copies left by a killed awm-tui")
             return
-        if sandboxes.docker is None:
-            return
-        from awm_tui.engine.sandbox.docker import sweep_leftovers
         try:
-            removed = await sweep_leftovers(sandboxes.docker, awm.name, awm.out.path)
+            removed = await sandboxes.sweep_leftovers(awm.name, awm.out.path)
         except Exception as exc:  # the daemon hiccuped; the containers stay for the next start
             awm.warn(f"could not sweep containers left by an earlier crash: {exc}")
             return
