@@ -164,7 +164,7 @@ async def test_killed_daemon_errors_its_tasks_and_a_rerun_retries_them_elsewhere
             errors = [e for e in events if isinstance(e, TaskFinished) and e.outcome is Outcome.ERROR]
             assert errors and all(e.error_kind is ErrorKind.SANDBOX for e in errors), errors
             assert all(victim.url in e.error for e in errors), [e.error for e in errors]
-            assert all(o.status == "finished" for o in outcomes.values()), outcomes
+            assert all(o.status == "finished" for o in outcomes.values()), [o.reason for o in outcomes.values()]
             assert sum(o.errors for o in outcomes.values()) == len(errors)
             for run in runs:  # what errored is not checkpointed
                 assert_consistent(run.output_dir, outcomes[run.name].done)

@@ -201,7 +201,7 @@ class HostPool:
             raise
         except BaseException as exc:
             if lost(exc) or (isinstance(exc, SandboxError) and exc.__cause__ is not None and lost(exc.__cause__)):
-                self._suspect(host)
+                self._suspect(host, _one_line(exc))
                 raise HostDown(f"Docker host {host.url} stopped answering: {_one_line(exc)}") from exc
             raise
 
@@ -210,9 +210,18 @@ class HostPool:
         task.add_done_callback(self._abandoned.discard)
         task.add_done_callback(lambda t: t.cancelled() or t.exception())  # retrieved: no warning
 
-    def _suspect(self, host: DockerHost) -> None:
-        """A broken connection: ping now rather than at the next tick."""
-        host.failures = max(host.failures, FAILURES_TO_DOWN - 1)
+    def _suspect(self, host: DockerHost, reason: str) -> None:
+        """A refused or broken connection is as good as failed pings: down at once, so the
+        next tasks go elsewhere; the next ping that answers brings it back."""
+        host.failures = max(host.failures, FAILURES_TO_DOWN)
+        self._mark_down(host, reason)
+
+    def _mark_down(self, host: DockerHost, reason: str) -> None:
+        if host.up:
+            host.up, host.error = False, reason
+            host.down.set()
+            self._emit(host)
+            self._notify()
 
     # -- health ----------------------------------------------------------------------------
 
@@ -234,10 +243,8 @@ class HostPool:
             problem = await self.ping(host)
             if problem:
                 host.failures += 1
-                if host.up and host.failures >= FAILURES_TO_DOWN:
-                    host.up, host.error = False, problem
-                    host.down.set()
-                    self._notify()
+                if host.failures >= FAILURES_TO_DOWN:
+                    self._mark_down(host, problem)
             else:
                 host.failures = 0
                 if not host.up:
