@@ -95,6 +95,8 @@ async def _status_lines(fleet: Fleet, reporter: Reporter, every: float) -> None:
         await asyncio.sleep(every)
         for name in fleet.active:
             reporter.status(name, fleet.handles[name].metrics.snapshot())
+        if fleet.active:
+            reporter.host_lines()
 
 
 async def _summaries(runs: list[ResolvedRun], outcomes: dict[str, RunOutcome], metrics: dict[str, MetricsData],

@@ -26,6 +26,7 @@ from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import KeyProblem, aresolve_key, is_file_reference, key_file_path
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.config.plan import OVERRIDE, ResolvedRun, resolve_run
+from awm_tui.engine.events import HostStatus
 from awm_tui.engine.state import StateError
 from awm_tui.engine.state.trajectory import last_finished
 from awm_tui.tui.messages import MetricsArrived, RunEventsArrived
@@ -33,6 +34,7 @@ from awm_tui.tui.output_reading import OutputSummary, read_output_dir
 from awm_tui.tui.relay import EventRelay
 from awm_tui.tui.run_view import RunView
 from awm_tui.tui.screens.dialogs import OpenOutputDir, QuitConfirm
+from awm_tui.tui.screens.hosts import HostsScreen
 from awm_tui.tui.screens.main import MainScreen
 from awm_tui.tui.screens.memory import MemoryScreen
 from awm_tui.tui.screens.trajectory import TrajectoryScreen
@@ -78,10 +80,12 @@ class AWMApp(App[int]):
         Binding("f2", "maximize_pane", "Maximise"),
         Binding("f3", "toggle_hosts", "Hosts"),
         Binding("f8", "next_pane", "Next pane"),
+        Binding("f6", "docker_hosts", "Docker hosts", show=False),
     ]
 
     PANE_ACTIONS = frozenset({"add_pane", "remove_pane", "start_pane", "stop_pane", "start_all", "memory",
-                              "open_output_dir", "maximize_pane", "toggle_hosts", "next_pane", "trajectory"})
+                              "open_output_dir", "maximize_pane", "toggle_hosts", "next_pane", "trajectory",
+                              "docker_hosts"})
     """Actions on the main screen's panes: off (and out of the footer) on any other screen."""
 
     def __init__(self, config: AppConfig, *, theme: str | None = None, demo: Any = None,
@@ -105,6 +109,8 @@ class AWMApp(App[int]):
         self._fleet_error: str | None = None
         self._quitting = asyncio.Event()
         self._fleet_worker: Worker | None = None
+        self.host_statuses: dict[str, HostStatus] = {}
+        """The latest HostStatus of each Docker host, for the hosts view (f6)."""
         self.panes_ready = asyncio.Event()
         """Set once the configured runs have their panes (tests and scripts wait on it)."""
         self.main_screen: MainScreen
@@ -351,6 +357,9 @@ class AWMApp(App[int]):
         screen = self.main_screen
         by_run: dict[str, list] = {}
         for event in message.events:
+            if isinstance(event, HostStatus):
+                self._host_status(event)
+                continue
             by_run.setdefault(event.run, []).append(event)
         with self.batch_update():
             for run, events in by_run.items():
@@ -361,6 +370,26 @@ class AWMApp(App[int]):
                     if dropped := message.dropped.get(run):
                         pane.add_log_lines([f"… {dropped} older line(s) skipped (see events.jsonl)"])
                     pane.add_log_lines(lines)
+
+    def _host_status(self, status: HostStatus) -> None:
+        """A Docker host's status: to the hosts view, and to the panes whose task is on it
+        (a host going down is said in their log too)."""
+        before = self.host_statuses.get(status.url)
+        self.host_statuses[status.url] = status
+        for screen in self.screen_stack:
+            if isinstance(screen, HostsScreen):
+                screen.update(status)
+        for pane in self.main_screen.panes:
+            if pane.view.host != status.url:
+                continue
+            pane.apply_events([status])
+            if before is not None and before.up != status.up:
+                mark = "●" if status.up else "✗"
+                pane.add_log_lines([f"{time.strftime('%H:%M:%S', time.localtime(status.ts))} {mark} "
+                                    f"Docker host {status.line()}"])
+
+    def action_docker_hosts(self) -> None:
+        self.push_screen(HostsScreen(self.host_statuses.values()))
 
     def on_metrics_arrived(self, message: MetricsArrived) -> None:
         with self.batch_update():
@@ -486,6 +515,8 @@ class AWMApp(App[int]):
                             self.action_maximize_pane)
         yield SystemCommand("Per-host connections", "Toggle per-host connection counts (f3)",
                             self.action_toggle_hosts)
+        yield SystemCommand("Docker hosts", "Up/down, containers, exec/s, images, disk of each host (f6)",
+                            self.action_docker_hosts)
 
 
 def run_tui(config: AppConfig | None, *, theme: str | None, demo: bool, output_root: Path | None,

@@ -88,6 +88,8 @@ class DockerHost:
         self.failures = 0
         self.down = asyncio.Event()
         """Set while the host is down: what in-flight operations race against."""
+        self.reported: tuple[object, ...] = ()
+        self.ticks_unreported = 0
         self.leftovers: set[str] = set()
         """Containers that could not be removed while it was down; removed when it is back."""
 
@@ -256,7 +258,7 @@ class HostPool:
                 if ticks % REFRESH_EVERY == 0:
                     await self._refresh(host)
                 ticks += 1
-            self._emit(host)
+            self._emit(host, tick=True)
             await asyncio.sleep(self.interval if not problem or not host.up else self.interval / 4)
 
     async def _refresh(self, host: DockerHost) -> None:
@@ -275,9 +277,18 @@ class HostPool:
                 async with asyncio.timeout(CLOSE_TIMEOUT_S):
                     await host.docker.containers.container(name).delete(force=True, v=True)
 
-    def _emit(self, host: DockerHost) -> None:
-        if self.explicit and self.sink is not None:
-            self.sink(host.status())
+    def _emit(self, host: DockerHost, tick: bool = False) -> None:
+        """A HostStatus when something placement cares about changed; on a health tick
+        only every REFRESH_EVERY ticks (exec/s alone changes all the time)."""
+        if not self.explicit or self.sink is None:
+            return
+        status = host.status()
+        shape = (status.up, status.in_use, status.images, status.error)
+        if tick and shape == host.reported and host.ticks_unreported < REFRESH_EVERY:
+            host.ticks_unreported += 1
+            return
+        host.reported, host.ticks_unreported = shape, 0
+        self.sink(status)
 
     def statuses(self) -> list[HostStatus]:
         return [h.status() for h in self.hosts]
