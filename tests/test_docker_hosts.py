@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,6 +25,7 @@ from awm_tui.engine.outcomes import ErrorKind, Outcome
 from awm_tui.engine.sandbox.base import SandboxError
 from awm_tui.engine.sandbox.docker import LABEL
 from awm_tui.engine.sandbox.factory import open_factory
+from awm_tui.engine.sandbox.hosts import HostDown
 from awm_tui.engine.sandbox.owner import OWNER_DIR
 from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
 from tests.plugins.docker_hosts import DockerHosts, ExtraHost
@@ -234,3 +237,44 @@ def test_host_config_is_checked() -> None:
         DockerHostConfig(url="tcp://127.0.0.1:2376", tls_verify=True)
     with pytest.raises(ValueError, match="cert and key go together"):
         DockerHostConfig(url="tcp://127.0.0.1:2376", cert=Path("c.pem"))
+
+
+async def test_stopped_daemon_is_marked_down_its_exec_ends_and_it_comes_back(
+        docker_hosts: DockerHosts, tmp_path: Path) -> None:
+    """SIGSTOP a daemon under a running exec: within seconds the host is down and the exec
+    ends with HostDown (no hang on a daemon that never answers), new containers go to the
+    other host; after SIGCONT it is up again and the container left on it is removed."""
+    victim, other = docker_hosts.hosts[0], docker_hosts.hosts[2]
+    factory = await open_factory("docker", DockerConfig(hosts=[victim.config(), other.config()],
+                                                        health_interval=0.5, health_timeout=1.0))
+    assert factory.pool is not None
+    events: list[Event] = []
+    factory.pool.sink = events.append
+    try:
+        sandbox = await factory.create(run_name="sigstop", instance_id="t-1", output_dir=tmp_path)
+        assert sandbox.host == victim.url
+        await sandbox.start()
+        running = asyncio.create_task(sandbox.exec("sleep 60", timeout_s=90))
+        await asyncio.sleep(0.5)
+        os.kill(victim.pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        try:
+            with pytest.raises(HostDown, match="stopped answering"):
+                await asyncio.wait_for(running, 20)
+            assert time.monotonic() - stopped_at < 8
+            assert any(isinstance(e, HostStatus) and e.url == victim.url and not e.up for e in events)
+            elsewhere = await factory.create(run_name="sigstop", instance_id="t-2", output_dir=tmp_path)
+            assert elsewhere.host == other.url
+            await elsewhere.close()
+            await asyncio.wait_for(sandbox.close(), 5)  # its host is down: removed once it is back
+        finally:
+            os.kill(victim.pid, signal.SIGCONT)
+        for _ in range(200):
+            if factory.pool.hosts[0].up and not await ours(victim, [tmp_path]):
+                break
+            await asyncio.sleep(0.1)
+        assert factory.pool.hosts[0].up
+        assert await ours(victim, [tmp_path]) == []
+    finally:
+        await factory.aclose()
+    await assert_nothing_left(docker_hosts, [tmp_path])
