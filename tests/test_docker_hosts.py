@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiodocker
+import aiohttp
 import pytest
 from pydantic import SecretStr
 
@@ -27,6 +28,7 @@ from awm_tui.engine.sandbox.docker import LABEL
 from awm_tui.engine.sandbox.factory import open_factory
 from awm_tui.engine.sandbox.hosts import HostDown
 from awm_tui.engine.sandbox.owner import OWNER_DIR
+from awm_tui.servers.eval_server import EvalServer
 from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
 from tests.plugins.docker_hosts import DockerHosts, ExtraHost
 from tests.test_engine_runs import profile_for
@@ -278,3 +280,28 @@ async def test_stopped_daemon_is_marked_down_its_exec_ends_and_it_comes_back(
     finally:
         await factory.aclose()
     await assert_nothing_left(docker_hosts, [tmp_path])
+
+
+async def test_evaluation_server_reaches_the_host_the_request_names(docker_hosts: DockerHosts,
+                                                                    sim: SimLLMServer, tmp_path: Path) -> None:
+    """Server evaluation with containers on two daemons (one TLS): the body's `docker_host`
+    takes the server to the right one; a host it was not given is a 400, one line."""
+    hosts = [docker_hosts.hosts[0].config(), docker_hosts.tls_host.config()]
+    runs = runs_in(tmp_path, 2, 2, "evalhosts")
+    async with EvalServer(docker_hosts=hosts) as server:
+        config = AppConfig(llm={"llm.sim": profile_for(sim)}, runs=runs,
+                           eval=EvalConfig(mode="server", server_url=server.url), docker=DockerConfig(hosts=hosts))
+        events: list[Event] = []
+        async with Fleet(config, events.append, metrics_interval=0.2) as fleet:
+            await start_all(fleet, config)
+            outcomes = await fleet.wait()
+        assert all(o.status == "finished" and o.done == 2 and o.errors == 0 for o in outcomes.values()), outcomes
+        assert all(grader.startswith("server") for o in outcomes.values() for _, grader in o.graders)
+        assert {e.host for e in events if isinstance(e, SandboxPlaced)} == {h.url for h in hosts}
+        async with aiohttp.ClientSession() as session:
+            async with session.post(f"{server.url}/evaluate", json={
+                    "instance_id": "minicsv__minicsv-3", "container_id": "x", "result": "diff",
+                    "docker_host": "tcp://127.0.0.1:1"}) as response:
+                assert response.status == 400
+                assert "is not a daemon this server knows" in (await response.json())["error"]
+    await assert_nothing_left(docker_hosts, [r.output_dir for r in runs])
