@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks import concurrency, connection_reuse, cost_per_call, docker_exec, scale, state_files
+from benchmarks import concurrency, connection_reuse, cost_per_call, docker_exec, hosts, scale, state_files
 from benchmarks.common import fmt, repo_root
 
 BENCHMARKS = {
@@ -26,6 +26,7 @@ BENCHMARKS = {
     "cost_per_call": cost_per_call.run,
     "connection_reuse": connection_reuse.run,
     "docker": docker_exec.run,
+    "hosts": hosts.run,
     "scale": scale.run,
     "state_files": state_files.run,
 }
