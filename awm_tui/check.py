@@ -18,6 +18,7 @@ from awm_tui.batch.preflight import RunInputs, preflight
 from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import NO_KEY
 from awm_tui.config.loader import find_config_path, load_config
+from awm_tui.config.overrides import with_docker_hosts
 from awm_tui.config.plan import ResolvedRun, require_keys, resolve_plan
 from awm_tui.engine.sandbox.tls import display_url
 
@@ -47,6 +48,7 @@ def run_check(args: argparse.Namespace) -> int:
         if batch.config is not None:
             loaded.config = batch.config  # with --docker-host
     else:
+        loaded.config = with_docker_hosts(loaded.config, getattr(args, "docker_host", None))
         plan = resolve_plan(loaded)
         inputs = [RunInputs(item.run, f"runs[{i}].output_dir", f"runs[{i}].dataset") for i, item in enumerate(plan)]
     console = Console(soft_wrap=True, highlight=False)

@@ -163,7 +163,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if loaded is not None:
         from awm_tui.batch.preflight import check_docker_hosts
         from awm_tui.config.overrides import with_docker_hosts
-        loaded.config = with_docker_hosts(loaded.config, args.docker_host)
+        loaded.config = with_docker_hosts(loaded.config, getattr(args, "docker_host", None))
         check_docker_hosts(loaded.config.docker, str(loaded.config.source or "config"))
     for notice in loaded.notices if loaded else ():
         print(f"awm-tui: {notice}", file=sys.stderr)

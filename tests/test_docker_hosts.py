@@ -213,10 +213,10 @@ async def test_tls_host_with_a_wrong_ca_is_refused_with_one_line(docker_hosts: D
         '[llm]\nmodel = "m"\napi_key = "sk-test-0000000000000000"\n'
         f'[[docker.hosts]]\nurl = "{tls.url}"\ntls_verify = true\nca = "{docker_hosts.wrong_ca}"\n'
         f'cert = "{certs / "client.pem"}"\nkey = "{certs / "client-key.pem"}"\n')
-    for mode in ("--check", "--batch"):
-        done = subprocess.run([sys.executable, "-m", "awm_tui", mode, "--config", str(config),
-                               "--output-dir", str(tmp_path / "out")],
-                              capture_output=True, text=True, timeout=60)
+    out = ["--output-dir", str(tmp_path / "out")]
+    for mode in (["--check", *out], ["--batch", *out], []):  # [] is the TUI: refused before it draws
+        done = subprocess.run([sys.executable, "-m", "awm_tui", *mode, "--config", str(config)],
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         assert done.returncode == 2, (mode, done.stdout, done.stderr)
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and "docker.hosts[0].ca" in lines[0] and "does not verify" in lines[0], lines
@@ -305,3 +305,33 @@ async def test_evaluation_server_reaches_the_host_the_request_names(docker_hosts
                 assert response.status == 400
                 assert "is not a daemon this server knows" in (await response.json())["error"]
     await assert_nothing_left(docker_hosts, [r.output_dir for r in runs])
+
+
+async def test_placement_prefers_the_host_with_the_image_then_the_least_loaded(
+        docker_hosts: DockerHosts, tmp_path: Path) -> None:
+    """A task whose image only one host has goes there even when it is the busier one; a task
+    of the default image (on both) goes to the less loaded host."""
+    holder, other = docker_hosts.hosts[0], docker_hosts.hosts[2]
+    only_here = "awm-hosts-test-only-here:1"
+    async with aiodocker.Docker(url=holder.socket) as docker:
+        await docker.images.tag("awm-sandbox:bookworm", "awm-hosts-test-only-here", tag="1")
+    factory = await open_factory("docker", DockerConfig(hosts=[holder.config(), other.config()]))
+    assert factory.pool is not None
+    try:
+        for _ in range(100):  # the pool reads each host's images at its first ping
+            if only_here in factory.pool.hosts[0].images:
+                break
+            await asyncio.sleep(0.05)
+        first = await factory.create(run_name="place", instance_id="t-1", output_dir=tmp_path)
+        assert first.host == holder.url  # both idle: the first listed
+        second = await factory.create(run_name="place", instance_id="t-2", image=only_here, output_dir=tmp_path)
+        assert second.host == holder.url  # busier, but the only one with the image
+        third = await factory.create(run_name="place", instance_id="t-3", output_dir=tmp_path)
+        assert third.host == other.url  # the least loaded
+        for sandbox in (first, second, third):
+            await sandbox.close()
+        assert [h.in_use for h in factory.pool.hosts] == [0, 0]
+    finally:
+        await factory.aclose()
+        async with aiodocker.Docker(url=holder.socket) as docker:
+            await docker.images.delete(only_here)

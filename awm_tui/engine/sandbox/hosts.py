@@ -26,7 +26,9 @@ from aiodocker.exceptions import DockerError
 from awm_tui.config.models import DockerConfig, DockerHostConfig
 from awm_tui.engine.events import EventSink, HostStatus
 from awm_tui.engine.sandbox.base import DEFAULT_MAX_OUTPUT, WORKDIR, ExecResult, Sandbox, SandboxError
-from awm_tui.engine.sandbox.docker import DockerSandbox, free_space, normalize_docker_url, sweep_leftovers
+from awm_tui.engine.sandbox.docker import (
+    PING_TIMEOUT_S, DockerSandbox, free_space, normalize_docker_url, sweep_leftovers,
+)
 from awm_tui.engine.sandbox.tls import display_url, one_line as _one_line, tls_context
 
 HOST_LABEL = "awm-tui.docker-host"
@@ -67,7 +69,8 @@ def lost(exc: BaseException) -> bool:
     """An error that says the daemon is unreachable, not that it refused the request."""
     if isinstance(exc, DockerError):
         return exc.status == 900  # aiodocker's "cannot connect"
-    return isinstance(exc, (aiohttp.ClientError, OSError, TimeoutError))
+    # Not any OSError: reading a task's local snapshot can fail too, and says nothing of the host.
+    return isinstance(exc, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, ConnectionError))
 
 
 class DockerHost:
@@ -383,7 +386,10 @@ async def open_pool(config: DockerConfig, connect: Callable[[], Awaitable[aiodoc
             return None
         url = getattr(docker, "_connection_info", None) or config.url or "default"
         host = DockerHost(DockerHostConfig(url=url if "://" in url else "unix:///default"), docker)
-        return HostPool([host], interval=config.health_interval, timeout=config.health_timeout, explicit=False)
+        # The lone default daemon (often this machine's own, busy with the containers' work)
+        # is given the patience connect_docker has: a slow ping must not end its tasks.
+        return HostPool([host], interval=config.health_interval,
+                        timeout=max(config.health_timeout, PING_TIMEOUT_S), explicit=False)
     hosts: list[DockerHost] = []
     try:
         for i, entry in enumerate(config.hosts):
