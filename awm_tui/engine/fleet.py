@@ -11,7 +11,7 @@ from awm_tui.config.keys import NO_KEY
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.config.plan import ResolvedRun
 from awm_tui.engine.evaluation import EvaluationError, Evaluator, LocalEvaluator, ServerEvaluator
-from awm_tui.engine.events import EventSink, HostStatus, StatusChanged
+from awm_tui.engine.events import EventSink, StatusChanged
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.run import AWMRun, RunOutcome, RunRefused
 from awm_tui.engine.sandbox.base import SandboxError
@@ -185,11 +185,6 @@ class Fleet:
                 factory.pool.sink = self.sink  # HostStatus events, with [[docker.hosts]]
             self._factories[kind] = factory
         return self._factories[kind]
-
-    def host_statuses(self) -> list[HostStatus]:
-        """Every Docker host of `[[docker.hosts]]` the fleet uses, as it stands now."""
-        pools = {id(f.pool): f.pool for f in self._factories.values() if f.pool is not None and f.pool.explicit}
-        return [status for pool in pools.values() for status in pool.statuses()]
 
     async def _sweep_leftovers(self, sandboxes: SandboxFactory, awm: AWMRun) -> None:
         """Containers a killed process left (this run's directory, whose lock we hold now,

@@ -293,9 +293,6 @@ class HostPool:
         host.reported, host.ticks_unreported = shape, 0
         self.sink(status)
 
-    def statuses(self) -> list[HostStatus]:
-        return [h.status() for h in self.hosts]
-
     # -- the pool as a whole -----------------------------------------------------------
 
     async def sweep_leftovers(self, run_name: str, output_dir: str | os.PathLike) -> int:
