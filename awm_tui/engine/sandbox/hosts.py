@@ -191,7 +191,8 @@ class HostPool:
             await asyncio.wait([task, down], return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             down.cancel()
-            task.cancel()
+            task.cancel()  # the operation's own cleanup (e.g. killing the exec) runs in it
+            self._keep(task)
             await asyncio.wait([task], timeout=CLOSE_TIMEOUT_S)
             raise
         down.cancel()
