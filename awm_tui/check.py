@@ -18,8 +18,9 @@ from awm_tui.batch.preflight import RunInputs, preflight
 from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import NO_KEY
 from awm_tui.config.loader import find_config_path, load_config
-from awm_tui.config.overrides import SELECTION_FLAGS
+from awm_tui.config.overrides import SELECTION_FLAGS, with_docker_hosts
 from awm_tui.config.plan import ResolvedRun, require_keys, resolve_plan
+from awm_tui.engine.sandbox.tls import display_url
 
 
 def key_status(item: ResolvedRun) -> str:
@@ -46,7 +47,10 @@ def run_check(args: argparse.Namespace) -> int:
         from awm_tui.batch.plan import build_plan
         batch = build_plan(args, keys_required=require)
         plan, inputs = batch.runs, batch.inputs
+        if batch.config is not None:
+            loaded.config = batch.config  # with --docker-host
     else:
+        loaded.config = with_docker_hosts(loaded.config, getattr(args, "docker_host", None))
         plan = resolve_plan(loaded)
         inputs = [RunInputs(item.run, f"runs[{i}].output_dir", f"runs[{i}].dataset") for i, item in enumerate(plan)]
     console = Console(soft_wrap=True, highlight=False)
@@ -61,6 +65,10 @@ def run_check(args: argparse.Namespace) -> int:
                   markup=False)
     console.print(f"docker: {cfg.docker.url or 'auto ($DOCKER_HOST or the default socket)'}, "
                   f"image {cfg.docker.image}", markup=False)
+    for host in cfg.docker.hosts:
+        tls = " (TLS)" if host.tls else ""
+        room = f", max {host.max_containers} containers" if host.max_containers else ""
+        console.print(f"  host {display_url(host.url)}{tls}{room}", markup=False)
     console.print(f"http: pool {cfg.http.limit}/{cfg.http.limit_per_host} per host, timeouts "
                   f"total={cfg.http.total} connect={cfg.http.connect} sock_read={cfg.http.sock_read}",
                   markup=False)
@@ -88,7 +96,7 @@ def run_check(args: argparse.Namespace) -> int:
             console.print(f"  {name:<8} {value}", markup=False)
     if require:
         require_keys(plan, source)
-    preflight(inputs, source, datasets=True)
+    preflight(inputs, source, datasets=True, docker=cfg.docker)
     _check_theme(args.theme or cfg.ui.theme, source, "--theme" if args.theme else "ui.theme")
     missing = sum(1 for item in plan if item.api_key is None)
     if missing:

@@ -102,6 +102,8 @@ def build_parser() -> argparse.ArgumentParser:
     single.add_argument("--stall-timeout", metavar="SECONDS",  # checked as RunConfig.stall_timeout
                         help="cancel a task after this long without a model reply or command output "
                              "(default 600; a rerun retries it)")
+    single.add_argument("--docker-host", action="append", metavar="URL",
+                        help="a Docker daemon to place task containers on (unix:// or tcp://); repeatable")
 
     par = p.add_argument_group("parallel runs (with --batch, or --check to check them)")
     par.add_argument("--parallel", type=_positive, metavar="N", help="start N runs run_1..run_N")
@@ -176,6 +178,11 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_batch(args)
     from awm_tui.tui.app import run_tui
     loaded = None if args.demo else load_config(find_config_path(args.config))
+    if loaded is not None:
+        from awm_tui.batch.preflight import check_docker_hosts
+        from awm_tui.config.overrides import with_docker_hosts
+        loaded.config = with_docker_hosts(loaded.config, getattr(args, "docker_host", None))
+        check_docker_hosts(loaded.config.docker, str(loaded.config.source or "config"))
     for notice in loaded.notices if loaded else ():
         print(f"awm-tui: {notice}", file=sys.stderr)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as before: raising inside Textual's loop would not restore the terminal

@@ -19,7 +19,8 @@ from pathlib import Path
 import psutil
 
 from benchmarks import (
-    concurrency, connection_reuse, cost_per_call, docker_exec, scale, shared_backoff, state_files, workers,
+    concurrency, connection_reuse, cost_per_call, docker_exec, hosts, scale, shared_backoff, state_files,
+    workers,
 )
 from benchmarks.common import fmt, repo_root
 
@@ -28,6 +29,7 @@ BENCHMARKS = {
     "cost_per_call": cost_per_call.run,
     "connection_reuse": connection_reuse.run,
     "docker": docker_exec.run,
+    "hosts": hosts.run,
     "scale": scale.run,
     "shared_backoff": shared_backoff.run,
     "state_files": state_files.run,

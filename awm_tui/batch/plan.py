@@ -22,7 +22,7 @@ from awm_tui.config.errors import ConfigError
 from awm_tui.config.loader import find_config_path, load_config
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.config.overrides import (
-    SELECTION_FLAGS, parallel_runs, read_keys_file, selection_of, single_run, with_budget,
+    SELECTION_FLAGS, parallel_runs, read_keys_file, selection_of, single_run, with_budget, with_docker_hosts,
 )
 from awm_tui.batch.preflight import RunInputs, check_output_dir, preflight
 from awm_tui.config.plan import ResolvedRun, require_keys, resolve_run
@@ -68,7 +68,8 @@ def build_plan(args: argparse.Namespace, *, keys_required: bool = True) -> Batch
                           "--output-root", "drop --api-key/--output-dir")
     path = find_config_path(args.config)
     loaded = load_config(path)
-    config = with_budget(loaded.config, getattr(args, "budget", None))
+    config = loaded.config = with_docker_hosts(with_budget(loaded.config, getattr(args, "budget", None)),
+                                               getattr(args, "docker_host", None))
     source = str(path) if path else "(built-in defaults: no config file found)"
     common = {"limit": args.limit, "skip_eval": args.skip_eval, "include_medium": args.include_medium,
               "selection": selection_of(args)}
@@ -102,7 +103,7 @@ def build_plan(args: argparse.Namespace, *, keys_required: bool = True) -> Batch
         require_keys(resolved, source)
     inputs = [RunInputs(run, where, where.replace("output_dir", "dataset") if where.startswith("runs[") else "dataset")
               for run, where in zip(runs, fields)]
-    preflight(inputs, "command line" if args.parallel or single else source, datasets=False)
+    preflight(inputs, "command line" if args.parallel or single else source, datasets=False, docker=config.docker)
     return BatchPlan(config=config, notices=list(loaded.notices), runs=resolved, inputs=inputs)
 
 

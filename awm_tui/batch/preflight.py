@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from awm_tui.config.errors import ConfigError
-from awm_tui.config.models import RunConfig
+from awm_tui.config.models import DockerConfig, RunConfig
+from awm_tui.engine.sandbox.tls import tls_preflight
 from awm_tui.engine.state.outputs import output_dir_problem
 from awm_tui.engine.tasks import TaskError, load_dataset
 
@@ -28,8 +29,18 @@ def check_output_dir(path: Path, source: str, field: str) -> None:
         raise ConfigError(source, field, problem)
 
 
-def preflight(items: list[RunInputs], source: str, *, datasets: bool) -> None:
-    """Every run's output directory (and, with `datasets`, its dataset) as a run would take it."""
+def check_docker_hosts(docker: DockerConfig, source: str) -> None:
+    """A `[[docker.hosts]]` TLS host whose certificate does not verify is refused at start."""
+    if problem := tls_preflight(docker):
+        raise ConfigError(source, *problem)
+
+
+def preflight(items: list[RunInputs], source: str, *, datasets: bool,
+              docker: DockerConfig | None = None) -> None:
+    """Every run's output directory (and, with `datasets`, its dataset) as a run would take it,
+    and the TLS Docker hosts' certificates."""
+    if docker is not None:
+        check_docker_hosts(docker, source)
     for item in items:
         check_output_dir(item.run.output_dir, source, item.dir_field)
     if not datasets:

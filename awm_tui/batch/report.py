@@ -25,6 +25,7 @@ from awm_tui.engine.events import (
     CheckpointSaved,
     CreditsLow,
     Event,
+    HostStatus,
     ImagePull,
     InductionDone,
     KeyHealth,
@@ -36,6 +37,7 @@ from awm_tui.engine.events import (
     RunFinished,
     RunStarted,
     SpendUpdated,
+    SandboxPlaced,
     StatusChanged,
     TaskFinished,
     TaskStarted,
@@ -87,6 +89,8 @@ class RunTally:
     last_call: LLMCall | None = None
     spend: SpendUpdated | None = None
     """The run's latest spend against its budgets."""
+    host: str = ""
+    """The Docker host of the task in hand (`[[docker.hosts]]`)."""
     said: str = ""
     """The error a typed event just printed: the log line restating it is skipped."""
 
@@ -100,6 +104,8 @@ class Reporter:
         self.err_console = make_console(err or sys.stderr)
         self._secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         self.tallies: dict[str, RunTally] = {}
+        self.hosts: dict[str, HostStatus] = {}
+        """The latest status of each Docker host (`[[docker.hosts]]`)."""
         self.keys: dict[str, str] = {}
         """Masked key per run, shown when the run starts and when it fails."""
         self.key_health: dict[str, KeyHealth] = {}
@@ -112,6 +118,9 @@ class Reporter:
         if isinstance(event, (KeyHealth, CreditsLow)):
             self._key_event(event)
             return
+        if isinstance(event, HostStatus):
+            self._host(event)
+            return
         tally = self.tallies.setdefault(event.run, RunTally())
         if isinstance(event, RunStarted):
             tally.total, tally.done = event.tasks_total, event.resumed
@@ -123,7 +132,9 @@ class Reporter:
         elif isinstance(event, ImagePull):
             tally.pull = None if event.done else event
         elif isinstance(event, TaskStarted):
-            tally.instance_id, tally.step = event.instance_id, None
+            tally.instance_id, tally.step, tally.host = event.instance_id, None, ""
+        elif isinstance(event, SandboxPlaced):
+            tally.host = event.host
         elif isinstance(event, StatusChanged):
             tally.step = event.step
             tally.instance_id = event.instance_id or tally.instance_id
@@ -233,11 +244,33 @@ class Reporter:
         pulling = f" · pulling {tally.pull.image}{tally.pull.figures()}" if tally.pull else ""
         health = self.key_health.get(run)
         key = f" · {health.line()}" if health is not None else ""
+        if tally.host:
+            down = self.hosts.get(tally.host)
+            where += f" on {tally.host}" + (" (DOWN)" if down is not None and not down.up else "")
         self._line(run, Text(
             f"status {tally.done}/{total} done, {tally.resolved} resolved{where}{pulling}{last} · "
             f"{metrics.evaluations_per_minute:.1f} evals/min · {metrics.connections_open} connections open · "
             f"{metrics.retries} retries ({metrics.rate_limited} rate-limited{cut}) · {spend_text(tally.spend, metrics)}{key}",
             style="dim"))
+
+    def _host(self, event: HostStatus) -> None:
+        """Every host status goes to --json; a human sees a line when a host goes down or
+        comes back, and the hosts in each round of status lines."""
+        before = self.hosts.get(event.url)
+        self.hosts[event.url] = event
+        if self.json_lines:
+            self._write_json(event.to_dict())
+        elif before is not None and before.up != event.up:
+            style = "green" if event.up else "bold red"
+            tail = "" if event.up else ": its tasks end as errors, new tasks go to the other hosts"
+            self._line("host", Text(event.line() + tail, style=style), ts=event.ts)
+
+    def host_lines(self) -> None:
+        """One status line per Docker host (human output only: --json has host_status events)."""
+        if self.json_lines:
+            return
+        for status in self.hosts.values():
+            self._line("host", Text(status.line(), style="dim" if status.up else "bold red"))
 
     def full_status(self, runs: list[RunStatus]) -> None:
         """Every run's status on request (SIGUSR1): a JSON line, or a line per run and per task in flight."""

@@ -99,6 +99,8 @@ async def _status_lines(fleet: Fleet, reporter: Reporter, every: float) -> None:
         for name in fleet.active:
             handle = fleet.handles[name]
             reporter.status(name, handle.metrics.snapshot(), handle.awm.status().in_flight)
+        if fleet.active:
+            reporter.host_lines()
 
 
 async def _summaries(runs: list[ResolvedRun], outcomes: dict[str, RunOutcome], metrics: dict[str, MetricsData],

@@ -99,6 +99,7 @@ def parse_config(data: dict[str, Any], *, source: str, base_dir: Path) -> Loaded
         # An OpenHands config.toml has a dozen of these: one line, not a screenful.
         notices.append(f"{source}: ignoring what awm-tui does not use (OpenHands settings): {', '.join(ignored)}")
     runs = _parse_runs(data.get("runs", []), source, base_dir, profiles, problems)
+    _resolve_host_paths(data.get("docker"), base_dir)
     sections = {
         name: _validate(model, data.get(name, {}), source, name)
         for name, model in SECTIONS.items()
@@ -161,6 +162,15 @@ def _parse_runs(raw: Any, source: str, base_dir: Path, profiles: dict[str, LLMPr
         profile_for(profiles, run.llm, source=source, where=f"{where}.llm")
         runs.append(run)
     return runs
+
+
+def _resolve_host_paths(docker: Any, base_dir: Path) -> None:
+    """`[[docker.hosts]]` TLS files are relative to the config file, like output dirs."""
+    hosts = docker.get("hosts") if isinstance(docker, dict) else None
+    for host in hosts if isinstance(hosts, list) else ():
+        for name in ("ca", "cert", "key"):
+            if isinstance(host, dict) and isinstance(host.get(name), str):
+                host[name] = resolve_dir(host[name], base_dir)
 
 
 def resolve_dir(value: str | Path, base_dir: Path) -> Path:

@@ -267,8 +267,57 @@ def parse_memory(value: str | int | None) -> int | None:
     return int(float(number) * 1024 ** "bkmgt".index(unit.lower() or "b"))
 
 
+DOCKER_SCHEMES = ("unix://", "tcp://", "http://", "https://")
+
+
+def check_docker_url(value: str) -> str:
+    if not value.startswith(DOCKER_SCHEMES):
+        raise ValueError(f"expected unix:///path or tcp://host:port, got {value!r}")
+    return value
+
+
+class DockerHostConfig(BaseModel):
+    """One `[[docker.hosts]]` entry: a Docker daemon task containers may be placed on."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str
+    """`unix:///path/docker.sock` or `tcp://host:port` (TLS with `tls_verify`)."""
+    tls_verify: bool = False
+    """Speak TLS and verify the daemon's certificate against `ca`."""
+    ca: Path | None = None
+    """CA certificate (PEM) that signed the daemon's certificate."""
+    cert: Path | None = None
+    """Client certificate (PEM) the daemon checks (`--tlsverify` daemons require one)."""
+    key: Path | None = None
+    """The client certificate's private key (PEM)."""
+    max_containers: int | None = Field(None, gt=0)
+    """The most task containers placed on this host at once; unlimited when unset."""
+    labels: dict[str, str] = Field(default_factory=dict)
+    """Free-form tags shown with the host (e.g. region = "eu")."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return check_docker_url(value)
+
+    @model_validator(mode="after")
+    def _tls(self) -> DockerHostConfig:
+        if self.tls_verify and self.ca is None:
+            raise ValueError("tls_verify needs ca (the CA certificate that signed the daemon's)")
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("cert and key go together: give both or neither")
+        if (self.tls_verify or self.cert is not None) and not self.url.startswith(("tcp://", "https://")):
+            raise ValueError(f"TLS material is for tcp:// hosts, not {self.url!r}")
+        return self
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_verify or self.cert is not None
+
+
 class DockerConfig(BaseModel):
-    """`[docker]`: the daemon and the containers it makes."""
+    """`[docker]`: the daemon(s) and the containers they make."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -294,6 +343,12 @@ class DockerConfig(BaseModel):
     """`none` removes a task's own image (SWE-bench rows) once the task is done: they are GBs each."""
     min_free_space: str = "10g"
     """Refuse to pull an image when the daemon's disk has less free space than this."""
+    hosts: list[DockerHostConfig] = Field(default_factory=list)
+    """`[[docker.hosts]]`: several daemons to spread containers over; `url` alone when empty."""
+    health_interval: float = Field(2.0, gt=0)
+    """Seconds between pings of each host (`/_ping`)."""
+    health_timeout: float = Field(1.5, gt=0)
+    """A ping unanswered this long fails; two failures in a row mark the host down."""
 
     @field_validator("min_free_space")
     @classmethod
@@ -307,9 +362,7 @@ class DockerConfig(BaseModel):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("unix://", "tcp://", "http://", "https://")):
-            raise ValueError(f"expected unix:///path or tcp://host:port, got {value!r}")
-        return value
+        return value if value is None else check_docker_url(value)
 
     @field_validator("memory")
     @classmethod

@@ -15,7 +15,7 @@ from pydantic import SecretStr, ValidationError
 from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import KeyProblem, resolve_key
 from awm_tui.config.loader import resolve_dir
-from awm_tui.config.models import AppConfig, FleetConfig, RunConfig, profile_for, profile_name
+from awm_tui.config.models import AppConfig, DockerHostConfig, FleetConfig, RunConfig, profile_for, profile_name
 
 DEFAULT_PROFILE = "llm.kimi-k2"
 """The users' runner default; falls back to `[llm]` when the config has no such profile."""
@@ -128,3 +128,17 @@ def _run(fields: dict, flag: str) -> RunConfig:
         loc = str(err["loc"][0]) if err["loc"] else flag
         opt = {"limit": "--limit", "output_dir": flag, "name": flag, **SELECTION_FLAGS}.get(loc, flag)
         raise ConfigError("command line", opt, err["msg"], "fix the value") from None
+
+
+def with_docker_hosts(config: AppConfig, urls: list[str] | None) -> AppConfig:
+    """`--docker-host URL` (repeatable): these daemons instead of `[docker] url` and
+    `[[docker.hosts]]` (plain ones: TLS material is given in the config)."""
+    if not urls:
+        return config
+    try:
+        hosts = [DockerHostConfig(url=url) for url in urls]
+    except ValidationError as exc:
+        raise ConfigError("command line", "--docker-host", exc.errors(include_url=False)[0]["msg"],
+                          "give unix:///path/docker.sock or tcp://host:port") from None
+    docker = config.docker.model_copy(update={"hosts": hosts})
+    return config.model_copy(update={"docker": docker})

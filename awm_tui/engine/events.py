@@ -236,6 +236,46 @@ class CheckpointSaved(Event):
     resolved: int
 
 
+@_kind("sandbox_placed")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SandboxPlaced(Event):
+    """Which Docker host a task's container went to (with `[[docker.hosts]]`)."""
+
+    instance_id: str
+    host: str
+    """The host's URL, without user or password."""
+
+
+@_kind("host_status")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HostStatus(Event):
+    """One Docker host of the pool, when it changes and every few seconds. `run` is ""."""
+
+    url: str
+    """Without user or password; TLS material is never part of it."""
+    up: bool
+    in_use: int
+    """Task containers of this process on it now."""
+    capacity: int | None
+    """`max_containers`; None when unlimited."""
+    exec_per_s: float = 0.0
+    images: int = 0
+    """Images present on the daemon."""
+    free_bytes: int | None = None
+    """Free space where the daemon keeps images, when this machine can see it."""
+    error: str = ""
+    """Why it is down."""
+    labels: tuple[tuple[str, str], ...] = ()
+
+    def line(self) -> str:
+        """`tcp://127.0.0.1:2375 up 2/4 · 3.1 exec/s · 5 images · 12.3 GB free`."""
+        if not self.up:
+            return f"{self.url} DOWN" + (f" ({self.error})" if self.error else "")
+        used = f"{self.in_use}/{self.capacity}" if self.capacity else f"{self.in_use}"
+        free = f" · {self.free_bytes / 1e9:.1f} GB free" if self.free_bytes is not None else ""
+        return f"{self.url} up {used} · {self.exec_per_s:.1f} exec/s · {self.images} images{free}"
+
+
 @dataclass(frozen=True, slots=True)
 class HostConnections:
     host: str
@@ -409,7 +449,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunStarted, StatusChanged, TaskStarted, AgentStep, LLMCall, EvaluationDone,
         TaskFinished, ImagePull, InductionDone, MemoryUpdated, CheckpointSaved, MetricsSnapshot,
         LogLine, RunFinished, RunFailed, SpendUpdated, KeyHealth, CreditsLow,
-        InductionStarted, RunControlled,
+        InductionStarted, RunControlled, SandboxPlaced, HostStatus,
     )
 }
 

@@ -213,11 +213,17 @@ class Fleet:
             raise RunRefused(str(exc)) from None
 
     async def _sandboxes(self, kind: SandboxKind) -> SandboxFactory:
+        if kind in ("auto", "docker"):  # one pool per fleet: capacities hold across runs' kinds
+            other = self._factories.get("docker" if kind == "auto" else "auto")
+            if other is not None and other.kind == "docker":
+                return other
         if kind not in self._factories:
             try:
                 factory = await open_factory(kind, self.config.docker)
             except SandboxError as exc:
                 raise RunRefused(str(exc)) from None
+            if factory.pool is not None:
+                factory.pool.sink = self.sink  # HostStatus events, with [[docker.hosts]]
             self._factories[kind] = factory
         return self._factories[kind]
 
@@ -233,11 +239,8 @@ class Fleet:
                 if removed := await asyncio.to_thread(sweep_local):
                     awm.warn(f"removed {removed} local sandbox copies left by a killed awm-tui")
             return
-        if sandboxes.docker is None:
-            return
-        from awm_tui.engine.sandbox.docker import sweep_leftovers
         try:
-            removed = await sweep_leftovers(sandboxes.docker, awm.name, awm.out.path)
+            removed = await sandboxes.sweep_leftovers(awm.name, awm.out.path)
         except Exception as exc:  # the daemon hiccuped; the containers stay for the next start
             awm.warn(f"could not sweep containers left by an earlier crash: {exc}")
             return

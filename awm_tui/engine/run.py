@@ -16,7 +16,8 @@ from awm_tui.engine.agent import Agent, AgentResult
 from awm_tui.engine.evaluation import EvalOutcome, Evaluator
 from awm_tui.engine.events import (
     AgentStep, CheckpointSaved, EvaluationDone, Event, EventSink, InductionDone, InductionStarted, LLMCall,
-    LogLine, MemoryUpdated, MetricsSnapshot, RunControlled, RunFailed, RunFinished, RunStarted, StatusChanged,
+    LogLine, MemoryUpdated, MetricsSnapshot, RunControlled, RunFailed, RunFinished, RunStarted, SandboxPlaced,
+    StatusChanged,
     TaskFinished, TaskStarted,
 )
 from awm_tui.engine.http.metrics import RunMetrics
@@ -288,15 +289,20 @@ class AWMRun:
                           + (f" with workflows {', '.join(injected)}" if injected else ""))
         started = time.monotonic()
         image = self.sandboxes.image_for(task)
-        if image is not None:
-            with waiting_on(f"pulling image {image}"):
-                await self._ensure_image(task, image)
+        # The backend places the sandbox (a Docker host with room, preferring one that has the
+        # image; with every host full it waits for a slot, which is no stall); the image is then
+        # made present where it was placed.
+        with unwatched("a Docker host with room for the sandbox"):
+            sandbox = await self.sandboxes.create(run_name=self.name, instance_id=task.instance_id,
+                                                  image=image, conda_env=self.sandboxes.env_for(task),
+                                                  output_dir=self.out.path)
         try:
-            with waiting_on("the sandbox to be created"):
-                sandbox = await self.sandboxes.create(run_name=self.name, instance_id=task.instance_id,
-                                                      image=image, conda_env=self.sandboxes.env_for(task),
-                                                      output_dir=self.out.path)
             try:
+                if sandbox.host:
+                    self._emit(SandboxPlaced(run=self.name, instance_id=task.instance_id, host=sandbox.host))
+                if image is not None:
+                    with waiting_on(f"pulling image {image}"):
+                        await self._ensure_image(task, image, sandbox)
                 self._emit(StatusChanged(run=self.name, phase="running", instance_id=task.instance_id,
                                          detail="preparing sandbox"))
                 await self._prepare(sandbox, task)
@@ -316,7 +322,7 @@ class AWMRun:
                 await sandbox.close()
         finally:
             if image is not None:
-                await self._release_image(image)
+                await self._release_image(image, sandbox)
         elapsed = time.monotonic() - started
         if outcome is not None and outcome.grader:
             self._emit(EvaluationDone(run=self.name, instance_id=task.instance_id, resolved=outcome.resolved,
@@ -327,9 +333,9 @@ class AWMRun:
             await self._record(task, result, outcome, injected, elapsed, version)
         return bool(outcome and outcome.resolved)
 
-    async def _ensure_image(self, task: Task, image: str) -> None:
-        """Pull the task's image when the daemon lacks it, its progress as events."""
-        if await self.sandboxes.has_image(image):
+    async def _ensure_image(self, task: Task, image: str, sandbox: Sandbox) -> None:
+        """Pull the task's image when the sandbox's daemon lacks it, its progress as events."""
+        if await self.sandboxes.has_image(image, sandbox):
             return
         self._emit(StatusChanged(run=self.name, phase="pulling", instance_id=task.instance_id,
                                  detail=f"pulling {image}"))
@@ -338,12 +344,13 @@ class AWMRun:
             touch()  # a pull that reports progress is not stalled
             self._emit(event)
 
-        await self.sandboxes.pull(image, run=self.name, instance_id=task.instance_id, progress=progress)
+        await self.sandboxes.pull(image, run=self.name, instance_id=task.instance_id, progress=progress,
+                                  sandbox=sandbox)
 
-    async def _release_image(self, image: str) -> None:
+    async def _release_image(self, image: str, sandbox: Sandbox) -> None:
         """`[docker] keep_images = "none"`: the instance image goes once its task is done."""
         try:
-            removed = await self.sandboxes.release_image(image)
+            removed = await self.sandboxes.release_image(image, sandbox)
         except InfraError as exc:
             self._log("warning", f"could not remove image {image}: {exc}")
             return

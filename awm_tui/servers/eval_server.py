@@ -25,10 +25,12 @@ from aiohttp import web
 
 from awm_tui.arguments import ArgumentParser, port_number
 
+from awm_tui.config.models import DockerHostConfig
 from awm_tui.engine.evaluation.harness import EvalOutcome, evaluate_in_sandbox
 from awm_tui.engine.outcomes import InfraError, Outcome, error_kind
 from awm_tui.engine.sandbox.base import Sandbox, SandboxError
 from awm_tui.engine.sandbox.factory import SandboxFactory
+from awm_tui.engine.sandbox.tls import display_url
 from awm_tui.engine.tasks import SAMPLE, Dataset, Task, load_dataset
 from awm_tui.servers.serving import serve_until_signal
 
@@ -59,10 +61,14 @@ class EvalServer:
         docker_url: str | None = None,
         simulate: float | None = None,
         timeout_s: float = 900.0,
+        docker_hosts: Sequence[DockerHostConfig] = (),
     ) -> None:
         self._specs = list(datasets)
         self.datasets: list[Dataset] = []
         self.docker_url = docker_url
+        self.docker_hosts = {display_url(h.url): h for h in docker_hosts}
+        """The daemons a request's `docker_host` may name (with their TLS material)."""
+        self._host_clients: dict[str, Any] = {}
         self.simulate = simulate
         self.timeout_s = timeout_s
         self._docker: Any = None
@@ -127,6 +133,27 @@ class EvalServer:
         docker, self._docker = self._docker, None
         if docker is not None:
             await docker.close()
+        clients, self._host_clients = list(self._host_clients.values()), {}
+        for client in clients:
+            await client.close()
+
+    async def _host_client(self, url: str) -> Any:
+        """The client for a request's `docker_host`: one of `--docker-host`/`--config`'s."""
+        from awm_tui.engine.sandbox.hosts import connect_host
+
+        async with self._docker_lock:
+            if url not in self._host_clients:
+                entry = self.docker_hosts.get(url)
+                if entry is None:
+                    raise _UnknownHost(f"docker_host {url!r} is not a daemon this server knows "
+                                       f"({', '.join(self.docker_hosts) or 'none given'}); start it with "
+                                       "--docker-host URL or --config FILE")
+                host = await connect_host(entry, url)
+                if not host.up:
+                    await host.docker.close()
+                    raise SandboxError(host.error)
+                self._host_clients[url] = host.docker
+            return self._host_clients[url]
 
     async def __aenter__(self) -> "EvalServer":
         await self.start()
@@ -150,7 +177,7 @@ class EvalServer:
     def task_count(self) -> int:
         return sum(len(d.tasks) for d in self.datasets)
 
-    async def _attach(self, container_id: str, task: Task) -> Sandbox:
+    async def _attach(self, container_id: str, task: Task, docker_host: str | None = None) -> Sandbox:
         if container_id.startswith("local:"):
             from awm_tui.engine.sandbox.local import LocalSandbox
 
@@ -159,8 +186,8 @@ class EvalServer:
             from awm_tui.engine.sandbox.docker import DockerSandbox
 
             # SWE-bench images: the tests run in the `testbed` env, as the agent's commands did.
-            sandbox = DockerSandbox.attach(await self._connect_docker(), container_id,
-                                           conda_env=SandboxFactory.env_for(task))
+            docker = await (self._host_client(docker_host) if docker_host else self._connect_docker())
+            sandbox = DockerSandbox.attach(docker, container_id, conda_env=SandboxFactory.env_for(task))
         try:
             await sandbox.start()  # attached: only checks it is there and running
         except BaseException:
@@ -191,7 +218,10 @@ class EvalServer:
         started = time.monotonic()
         self.in_flight += 1
         try:
-            answer = await self._run(task, body["container_id"], result)
+            answer = await self._run(task, body["container_id"], result, body.get("docker_host"))
+        except _UnknownHost as exc:
+            self.failed += 1
+            return _error(400, str(exc))
         except SandboxError as exc:
             self.failed += 1
             log.warning("evaluation of %s failed: %s", task.instance_id, exc)
@@ -214,13 +244,13 @@ class EvalServer:
         log.info("evaluated %s in %.1fs: reward %s", task.instance_id, duration, answer["reward"])
         return web.json_response(answer)
 
-    async def _run(self, task: Task, container_id: str, result: str) -> dict:
+    async def _run(self, task: Task, container_id: str, result: str, docker_host: str | None = None) -> dict:
         if self.simulate is not None:
             await asyncio.sleep(self.simulate)
             return {"reward": 1.0 if result.strip() else 0.0, "speedup": None,
                     "info": {"simulated": True, "resolved": bool(result.strip()),
                              "note": "simulated evaluation: no tests were run"}}
-        sandbox = await self._attach(container_id, task)
+        sandbox = await self._attach(container_id, task, docker_host)
         try:
             outcome = await evaluate_in_sandbox(sandbox, task, timeout_s=self.timeout_s, patch=result)
         finally:
@@ -237,13 +267,17 @@ class EvalServer:
                                   "in_flight": self.in_flight, "mean_duration_s": mean})
 
 
+class _UnknownHost(Exception):
+    """A request named a `docker_host` this server was not given: a 400, not a retry."""
+
+
 def _check_body(body: object) -> str | None:
     if not isinstance(body, dict):
         return "body must be a JSON object"
     for key in ("instance_id", "container_id"):
         if not isinstance(body.get(key), str) or not body[key]:
             return f"field {key!r} must be a non-empty string"
-    for key in ("exit_status", "result", "dataset_name", "split"):
+    for key in ("exit_status", "result", "dataset_name", "split", "docker_host"):
         if body.get(key) is not None and not isinstance(body[key], str):
             return f"field {key!r} must be a string"
     return None
@@ -256,6 +290,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", action="append", metavar="PATH",
                         help="dataset to serve (`sample` or a .json/.jsonl path); repeatable; default sample")
     parser.add_argument("--docker-url", metavar="URL", help="Docker daemon (default: $DOCKER_HOST or the local socket)")
+    parser.add_argument("--docker-host", action="append", metavar="URL", default=[],
+                        help="a daemon requests may name in `docker_host` (unix:// or tcp://); repeatable")
+    parser.add_argument("--config", type=Path, metavar="PATH",
+                        help="take the daemons requests may name from this config's [[docker.hosts]] (TLS too)")
     parser.add_argument("--simulate", type=float, metavar="SECONDS",
                         help="SIMULATION: run no tests, answer after SECONDS with reward 1 for any non-empty patch")
     parser.add_argument("--timeout", type=float, default=900.0, help="seconds one evaluation may take (default 900)")
@@ -264,10 +302,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 async def _serve(args: argparse.Namespace) -> int:
     server = EvalServer(args.dataset or [SAMPLE], docker_url=args.docker_url,
-                        simulate=args.simulate, timeout_s=args.timeout)
+                        simulate=args.simulate, timeout_s=args.timeout, docker_hosts=_hosts_of(args))
     mode = f" (SIMULATED evaluations, {args.simulate:g}s each)" if args.simulate is not None else ""
     return await serve_until_signal(server, args.host, args.port, name="eval-server",
                                     banner=lambda url: f"evaluation server listening on {url}{mode}")
+
+
+def _hosts_of(args: argparse.Namespace) -> list[DockerHostConfig]:
+    """`--config`'s `[[docker.hosts]]` and the `--docker-host` URLs (ConfigError for a bad one)."""
+    from awm_tui.config.loader import load_config
+    from awm_tui.config.models import AppConfig
+    from awm_tui.config.overrides import with_docker_hosts
+
+    hosts = list(load_config(args.config).config.docker.hosts) if args.config else []
+    return hosts + list(with_docker_hosts(AppConfig(), args.docker_host).docker.hosts)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -26,7 +26,7 @@ from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import KeyProblem, aresolve_key, is_file_reference, key_file_path
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.config.plan import OVERRIDE, ResolvedRun, resolve_run
-from awm_tui.engine.events import CreditsLow, KeyHealth
+from awm_tui.engine.events import CreditsLow, HostStatus, KeyHealth
 from awm_tui.engine.state import StateError
 from awm_tui.engine.state.trajectory import last_finished
 from awm_tui.tui.messages import MetricsArrived, RunEventsArrived
@@ -34,6 +34,7 @@ from awm_tui.tui.output_reading import OutputSummary, read_output_dir
 from awm_tui.tui.relay import EventRelay
 from awm_tui.tui.run_view import RunView, latest_fleet_spend
 from awm_tui.tui.screens.dialogs import OpenOutputDir, QuitConfirm
+from awm_tui.tui.screens.hosts import HostsScreen
 from awm_tui.tui.screens.main import MainScreen
 from awm_tui.tui.screens.keys import KeysScreen
 from awm_tui.tui.screens.memory import MemoryScreen
@@ -87,11 +88,12 @@ class AWMApp(App[int]):
         Binding("f3", "toggle_hosts", "Hosts"),
         Binding("f8", "next_pane", "Next pane"),
         Binding("f7", "keys", "Keys", show=False),
+        Binding("f9", "docker_hosts", "Docker hosts", show=False),
     ]
 
     PANE_ACTIONS = frozenset({"add_pane", "remove_pane", "start_pane", "stop_pane", "start_all", "memory",
                               "open_output_dir", "maximize_pane", "toggle_hosts", "next_pane", "trajectory",
-                              "pause_pane", "apply_live"})
+                              "pause_pane", "apply_live", "docker_hosts"})
     """Actions on the main screen's panes: off (and out of the footer) on any other screen."""
 
     def __init__(self, config: AppConfig, *, theme: str | None = None, demo: Any = None,
@@ -115,6 +117,8 @@ class AWMApp(App[int]):
         self._fleet_error: str | None = None
         self._quitting = asyncio.Event()
         self._fleet_worker: Worker | None = None
+        self.host_statuses: dict[str, HostStatus] = {}
+        """The latest HostStatus of each Docker host, for the hosts view (f9)."""
         self.panes_ready = asyncio.Event()
         """Set once the configured runs have their panes (tests and scripts wait on it)."""
         self.main_screen: MainScreen
@@ -410,6 +414,9 @@ class AWMApp(App[int]):
             if isinstance(event, (KeyHealth, CreditsLow)):
                 self._key_event(event, by_run)
                 continue
+            if isinstance(event, HostStatus):
+                self._host_status(event)
+                continue
             by_run.setdefault(event.run, []).append(event)
         with self.batch_update():
             for run, events in by_run.items():
@@ -433,6 +440,26 @@ class AWMApp(App[int]):
             by_run.setdefault(run, []).append(event)
         if isinstance(self.screen, KeysScreen):
             self.screen.show(self.key_health.values())
+
+    def _host_status(self, status: HostStatus) -> None:
+        """A Docker host's status: to the hosts view, and to the panes whose task is on it
+        (a host going down is said in their log too)."""
+        before = self.host_statuses.get(status.url)
+        self.host_statuses[status.url] = status
+        for screen in self.screen_stack:
+            if isinstance(screen, HostsScreen):
+                screen.update(status)
+        for pane in self.main_screen.panes:
+            if pane.view.host != status.url:
+                continue
+            pane.apply_events([status])
+            if before is not None and before.up != status.up:
+                mark = "●" if status.up else "✗"
+                pane.add_log_lines([f"{time.strftime('%H:%M:%S', time.localtime(status.ts))} {mark} "
+                                    f"Docker host {status.line()}"])
+
+    def action_docker_hosts(self) -> None:
+        self.push_screen(HostsScreen(self.host_statuses.values()))
 
     def on_metrics_arrived(self, message: MetricsArrived) -> None:
         with self.batch_update():
@@ -571,6 +598,8 @@ class AWMApp(App[int]):
                             self.action_maximize_pane)
         yield SystemCommand("Per-host connections", "Toggle per-host connection counts (f3)",
                             self.action_toggle_hosts)
+        yield SystemCommand("Docker hosts", "Up/down, containers, exec/s, images, disk of each host (f9)",
+                            self.action_docker_hosts)
 
 
 def run_tui(config: AppConfig | None, *, theme: str | None, demo: bool, output_root: Path | None,

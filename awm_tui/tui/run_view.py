@@ -15,6 +15,7 @@ from awm_tui.engine.events import (
     CheckpointSaved,
     EvaluationDone,
     Event,
+    HostStatus,
     ImagePull,
     KeyHealth,
     LLMCall,
@@ -29,6 +30,7 @@ from awm_tui.engine.events import (
     RunStarted,
     Spend,
     SpendUpdated,
+    SandboxPlaced,
     StatusChanged,
     TaskFinished,
     TaskStarted,
@@ -84,6 +86,9 @@ class RunView:
     """Spend against the run's, its key's and the fleet's budgets (latest)."""
     key: KeyHealth | None = None
     """The health of the run's key (shared with every run on it); None until the fleet says."""
+    host: str = ""
+    """The Docker host of the task in hand (`[[docker.hosts]]`)."""
+    host_up: bool = True
 
     @property
     def active(self) -> bool:
@@ -123,7 +128,11 @@ def apply_event(view: RunView, event: Event) -> RunView:
             task = TaskView(event.index, memory_version=event.memory_version)
             return replace(view, phase="running", instance_id=event.instance_id, step=0,
                            task_index=event.index, tasks_total=event.total,
-                           in_flight={**view.in_flight, event.instance_id: task})
+                           in_flight={**view.in_flight, event.instance_id: task}, host="", host_up=True)
+        case SandboxPlaced():
+            return replace(view, host=event.host, host_up=True)
+        case HostStatus() if event.url == view.host and event.up != view.host_up:
+            return replace(view, host_up=event.up)
         case AgentStep():
             return replace(view, instance_id=event.instance_id, step=event.step,
                            in_flight=_task_changed(view, event.instance_id, step=event.step))
@@ -204,9 +213,9 @@ def status_text(view: RunView) -> str:
         case "running":
             where = f" ({view.task_index}/{view.tasks_total})" if view.tasks_total else ""
             step = f" step {view.step}" if view.step else ""
-            return f"running task {task}{where}{step}"
+            return f"running task {task}{where}{step}{host_text(view)}"
         case "evaluating":
-            return f"evaluating {task}"
+            return f"evaluating {task}{host_text(view)}"
         case "pulling":
             pull = view.pull
             if pull is None:
@@ -227,6 +236,13 @@ def status_text(view: RunView) -> str:
             return f"failed: {view.reason or view.detail or 'unknown reason'}"
         case other:
             return other
+
+
+def host_text(view: RunView) -> str:
+    """` on tcp://host:2376`, with `(host DOWN)` once the pool has marked it down."""
+    if not view.host:
+        return ""
+    return f" on {view.host}" + ("" if view.host_up else " (host DOWN)")
 
 
 def _clock(ts: float) -> str:
@@ -252,6 +268,8 @@ def log_text(event: Event) -> str | None:
         case EvaluationDone():
             verdict = "resolved" if event.resolved else "not resolved"
             return f"{_clock(event.ts)}   evaluated {event.instance_id}: {verdict} in {event.duration_s:.1f}s"
+        case SandboxPlaced():
+            return f"{_clock(event.ts)}   sandbox of {event.instance_id} on {event.host}"
         case ImagePull() if event.done and not event.error:
             return f"{_clock(event.ts)}   pulled {event.image}{event.figures()}"
         case LLMCall() if not event.ok:

@@ -110,10 +110,15 @@ class EvalClient:
         split: str,
         *,
         metrics: RunMetrics | None = None,
+        docker_host: str | None = None,
     ) -> tuple[float, float | None, dict]:
-        """(reward, speedup, info) for an agent's result; EvaluationError when none can be had."""
+        """(reward, speedup, info) for an agent's result; EvaluationError when none can be had.
+        `docker_host` names the daemon holding the container (`[[docker.hosts]]`): an extra
+        field, sent only then, so the users' own servers see the body they know."""
         payload = {"exit_status": exit_status, "result": result, "container_id": container_id,
                    "instance_id": instance_id, "dataset_name": dataset_name, "split": split}
+        if docker_host:
+            payload["docker_host"] = docker_host
         charged = metrics or self.metrics
         started = time.monotonic()
         try:

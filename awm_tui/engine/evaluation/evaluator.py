@@ -36,7 +36,8 @@ class ServerEvaluator:
     async def evaluate(self, *, sandbox: Sandbox, task: Task, dataset_name: str, split: str,
                        exit_status: str, patch: str, metrics: RunMetrics) -> EvalOutcome:
         reward, speedup, info = await self.client.evaluate_info(
-            exit_status, patch, sandbox.id, task.instance_id, dataset_name, split, metrics=metrics)
+            exit_status, patch, sandbox.id, task.instance_id, dataset_name, split, metrics=metrics,
+            docker_host=sandbox.host)
         info = info if isinstance(info, dict) else {"detail": info}
         resolved = bool(info.get("resolved", reward >= 1.0))
         # Our server names the outcome; the users' own servers say only reward/resolved.

@@ -50,6 +50,9 @@ class Sandbox(ABC):
 
     kind: str = "abstract"
     isolated: bool = True
+    host: str | None = None
+    """The Docker host (URL, no secrets) holding it when placed from `[[docker.hosts]]`; the
+    evaluation request names it so the grader reaches the right daemon."""
 
     @property
     def workdir(self) -> str:

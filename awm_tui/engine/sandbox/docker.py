@@ -11,7 +11,7 @@ import shlex
 import shutil
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +91,11 @@ class DockerSandbox(Sandbox):
         instance_id: str = "task",
         owner: Owner | None = None,
         conda_env: str | None = None,
+        labels: Mapping[str, str] | None = None,
     ) -> None:
         self.docker = docker  # shared; never closed here
+        self.labels = dict(labels or {})
+        """More labels for the container (e.g. the pool host it was placed on)."""
         self.owner = owner or Owner.this_process(None)
         """Recorded in the labels: the sweep of another process leaves live owners' containers alone."""
         self.image = image or limits.image
@@ -153,6 +156,7 @@ class DockerSandbox(Sandbox):
                 RUN_LABEL: self.run_name,
                 INSTANCE_LABEL: self.instance_id,
                 **self.owner.labels(),
+                **self.labels,
             },
             "NetworkDisabled": self.network == "none",
             "HostConfig": host,
