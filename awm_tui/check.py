@@ -18,7 +18,9 @@ from awm_tui.batch.preflight import RunInputs, preflight
 from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import NO_KEY
 from awm_tui.config.loader import find_config_path, load_config
+from awm_tui.config.models import RunConfig
 from awm_tui.config.plan import ResolvedRun, require_keys, resolve_plan
+from awm_tui.config.twins import twin_dir, twin_name, twin_of
 
 
 def key_status(item: ResolvedRun) -> str:
@@ -31,7 +33,8 @@ def key_status(item: ResolvedRun) -> str:
 
 
 def uses_batch_flags(args: argparse.Namespace) -> bool:
-    return bool(args.parallel) or any(getattr(args, f) is not None for f in ("llm_config", "api_key", "output_dir"))
+    return (bool(args.parallel) or bool(getattr(args, "twin", False))
+            or any(getattr(args, f) is not None for f in ("llm_config", "api_key", "output_dir")))
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -45,7 +48,13 @@ def run_check(args: argparse.Namespace) -> int:
         plan, inputs = batch.runs, batch.inputs
     else:
         plan = resolve_plan(loaded)
-        inputs = [RunInputs(item.run, f"runs[{i}].output_dir", f"runs[{i}].dataset") for i, item in enumerate(plan)]
+        index = {run.name: i for i, run in enumerate(loaded.config.runs)}
+        inputs = []
+        for item in plan:  # a twin follows its run; its directory comes from the run's `twin`
+            own = index.get(item.name)
+            i = own if own is not None else index[twin_of(item.name) or ""]
+            inputs.append(RunInputs(item.run, f"runs[{i}]." + ("output_dir" if own is not None else "twin"),
+                                    f"runs[{i}].dataset"))
     console = Console(soft_wrap=True, highlight=False)
     err = Console(stderr=True, soft_wrap=True, highlight=False)
     for notice in loaded.notices:
@@ -74,6 +83,7 @@ def run_check(args: argparse.Namespace) -> int:
                       + (", medium too" if run.include_medium else "")),
             ("eval", "skipped" if run.skip_eval else cfg.eval.mode),
             ("sandbox", run.sandbox),
+            ("memory", _memory_line(run)),
         ):
             console.print(f"  {name:<8} {value}", markup=False)
     if require:
@@ -86,6 +96,14 @@ def run_check(args: argparse.Namespace) -> int:
                   "or set it before --batch (--require-keys makes this an error)", markup=False)
     return 0
 
+
+
+def _memory_line(run: RunConfig) -> str:
+    if not run.memory:
+        base = twin_of(run.name)
+        return "off: no workflows in prompts, no induction" + (f" (the no-memory twin of {base})" if base else "")
+    line = f"on, {run.induction} induction every {run.induce_every} successes"
+    return line + (f"; twin {twin_name(run.name)} in {twin_dir(run.output_dir)}" if run.twin else "")
 
 
 def _check_theme(name: str, source: str, field: str) -> None:

@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     single.add_argument("--filter", metavar="REGEX", help="only instance ids matching REGEX (re.match)")
     single.add_argument("--slice", metavar="START:STOP", help="only these rows (after --shuffle/--filter), e.g. 0:50")
     single.add_argument("--shuffle", type=int, metavar="SEED", help="shuffle the rows with this seed first")
+    single.add_argument("--twin", action="store_true",
+                        help="also run a no-memory twin of each run (NAME-nomem in DIR-nomem): same tasks, "
+                             "no workflows in prompts, no induction")
+    single.add_argument("--twin-api-key", type=_secret, metavar="KEY",
+                        help="the twin's own key (the key, env:VAR_NAME or file:PATH); default: the run's")
 
     par = p.add_argument_group("parallel runs (with --batch, or --check to check them)")
     par.add_argument("--parallel", type=_positive, metavar="N", help="start N runs run_1..run_N")
@@ -147,6 +152,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     if (single_flags or args.parallel) and not (args.batch or args.check):
         raise ConfigError("command line", "--batch", "single-run and --parallel flags need --batch (or --check)",
                           "add --batch (the TUI takes these in its run panes)")
+    if (args.twin or args.twin_api_key is not None) and not (args.batch or args.check):
+        raise ConfigError("command line", "--twin", "needs --batch (or --check)",
+                          "add --batch; in the TUI, tick a pane's twin box or set twin = true in [[runs]]")
     if args.demo and args.config:
         raise ConfigError("command line", "--demo", "cannot be combined with --config",
                           "use one or the other")

@@ -204,18 +204,20 @@ class AWMRun:
                     raise _TooManyErrors(f"{errors_in_a_row} tasks in a row failed; last: {exc}") from None
                 continue
             errors_in_a_row = 0
-            if resolved:
+            if resolved and run.memory:
                 since_induction += 1
                 if since_induction >= run.induce_every:
                     since_induction = 0
                     await self._induce(llm)
 
     def _successes_since_induction(self) -> int:
-        return self.store.state.successes_since_induction()
+        """Successes toward the next induction; a no-memory run (a twin) never induces."""
+        return self.store.state.successes_since_induction() if self.run.memory else 0
 
     async def _task(self, agent: Agent, task: Task, index: int, total: int) -> bool:
         run = self.run
-        workflows = select_workflows(self.memory, task, run.memory_budget_chars)
+        # A no-memory run (a twin) gets no workflows: the same prompt otherwise.
+        workflows = select_workflows(self.memory, task, run.memory_budget_chars) if run.memory else []
         injected = tuple(w.id for w in workflows)
         self._emit(TaskStarted(run=self.name, instance_id=task.instance_id, index=index, total=total,
                                injected_workflows=injected))

@@ -17,7 +17,9 @@ from pydantic import BaseModel, Field
 
 from awm_tui.engine.events import LLMCall, RunStarted, TaskFinished, TaskStarted, read_event_log
 from awm_tui.engine.outcomes import Outcome as TaskOutcome
-from awm_tui.engine.state import Memory, OutputLayout, RunState, StateError, Workflow, load_state
+from awm_tui.engine.state import (
+    Memory, OutputLayout, ResolveCurve, RunState, StateError, Workflow, load_state, resolve_curve,
+)
 
 Outcome = Literal["resolved", "unresolved", "not evaluated", "error", "not run"]
 OUTCOMES: tuple[Outcome, ...] = ("resolved", "unresolved", "not evaluated", "error", "not run")
@@ -132,16 +134,16 @@ def _change(wf_id: str, before: dict[str, Workflow], after: dict[str, Workflow])
                           steps_after=list(new.steps) if new else [])
 
 
-def _memory_versions(memory: Memory, finished_at: list[float]) -> list[MemoryVersion]:
+def _memory_versions(memory: Memory, curve: ResolveCurve) -> list[MemoryVersion]:
     versions = []
-    for record in memory.history:
+    for record, mark in zip(memory.history, curve.inductions):
         before = {w.id: w for w in record.previous}
         # None when the version after this one left the (bounded) history.
         after_list = memory.at_version(record.version) or []
         after = {w.id: w for w in after_list}
         versions.append(MemoryVersion(
             version=record.version, at=record.at, mode=record.mode,
-            after_tasks=sum(1 for t in finished_at if t <= record.at),
+            after_tasks=mark.after_tasks,
             added=[_change(i, before, after) for i in record.added],
             changed=[_change(i, before, after) for i in record.changed],
             removed=[_change(i, before, after) for i in record.removed],
@@ -202,9 +204,9 @@ def read_run(path: str | os.PathLike) -> RunReport:
                 errors.pop(event.instance_id, None)
             current = None
 
+    curve = resolve_curve(state)  # the engine's one derivation of the curve, as the TUI draws it
     rows, resolved_so_far = [], 0
-    for result in checkpoint.finished.values():
-        resolved_so_far += int(result.resolved)
+    for result, resolved_so_far in zip(checkpoint.finished.values(), curve.resolved):
         experience = buffer.get(result.instance_id)
         prompt, completion = tokens.get(result.instance_id, (0, 0))
         rows.append(TaskRow(
@@ -229,7 +231,7 @@ def read_run(path: str | os.PathLike) -> RunReport:
         name=checkpoint.run_name or layout.path.name, path=str(layout.path), model=model,
         done=checkpoint.done, resolved=checkpoint.resolved, unresolved=count["unresolved"],
         not_evaluated=count["not evaluated"], errors=count["error"], tasks=rows,
-        memory_version=memory.version, memory=_memory_versions(memory, finished_at),
+        memory_version=memory.version, memory=_memory_versions(memory, curve),
         workflows=[WorkflowUse(id=w.id, title=w.title, version=w.version, uses=w.uses, successes=w.successes,
                                success_rate=round(w.success_rate, 4)) for w in memory.workflows],
         with_workflows=Tally(tasks=len(helped), resolved=sum(r.outcome == "resolved" for r in helped)),
