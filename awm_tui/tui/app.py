@@ -26,6 +26,7 @@ from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import KeyProblem, aresolve_key, is_file_reference, key_file_path
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.config.plan import OVERRIDE, ResolvedRun, resolve_run
+from awm_tui.config.twins import twin_config, twin_dir, twin_name
 from awm_tui.engine.state import StateError
 from awm_tui.engine.state.trajectory import last_finished
 from awm_tui.tui.messages import MetricsArrived, RunEventsArrived
@@ -130,6 +131,8 @@ class AWMApp(App[int]):
     async def on_main_screen_ready(self) -> None:
         for run in self.config.runs:
             await self.add_pane(run, focus=False)
+            if run.twin:  # a twin has a pane of its own: its figures, its log, its Stop
+                await self.add_pane(twin_config(run), focus=False)
         if not self.config.runs:
             await self.add_pane(focus=False)
         if self.main_screen.panes:
@@ -218,11 +221,18 @@ class AWMApp(App[int]):
 
     def _config_key(self, base: RunConfig | None) -> SecretStr | None:
         """The key a config run brings to its pane: its own, or its broken reference as written
-        (the pane shows what is wrong there, rather than quietly using the profile's key)."""
-        if base is None or base.api_key is not None:
-            return base.api_key if base else None
-        index = next((i for i, run in enumerate(self.config.runs) if run is base), None)
-        problem = self.key_problems.get(f"runs[{index}].api_key")
+        (the pane shows what is wrong there, rather than quietly using the profile's key).
+        A config run's twin brings its run's `twin_api_key` only: without one, it takes the
+        key of its run's pane when the pair starts."""
+        if base is None:
+            return None
+        parent = next((r for r in self.config.runs if r.twin and not base.memory
+                       and twin_name(r.name) == base.name), None)
+        owner, field = (parent, "twin_api_key") if parent is not None else (base, "api_key")
+        if (own := getattr(owner, field)) is not None:
+            return own
+        index = next((i for i, run in enumerate(self.config.runs) if run is owner), None)
+        problem = self.key_problems.get(f"runs[{index}].{field}")
         if problem is None or not problem.reference:
             return None
         ref = problem.reference
@@ -298,7 +308,9 @@ class AWMApp(App[int]):
             if not pane.running:
                 self.start_pane(pane)
 
-    def start_pane(self, pane: RunPane) -> None:
+    def start_pane(self, pane: RunPane, *, shared_key: SecretStr | None = None) -> None:
+        """Start the pane's run (with its twin, when ticked); `shared_key`: a twin's, when its
+        own pane has none (its run's pane's key)."""
         if pane.running:
             return
         self.main_screen.check_panes()
@@ -314,8 +326,28 @@ class AWMApp(App[int]):
         pane.set_running(True)  # read-only at once: no edits while the engine takes it
         if self._first_start is None:
             self._first_start = self._clock()
-        self.run_worker(self._start_run(pane, run, key), group="runs",
+        self.run_worker(self._start_run(pane, run, key or shared_key), group="runs",
                         description=f"start run {run.name}", exit_on_error=False)
+        if run.twin:
+            self.run_worker(self._start_twin(run, key), group="runs",
+                            description=f"start {twin_name(run.name)}", exit_on_error=False)
+
+    async def _start_twin(self, run: RunConfig, key: SecretStr | None) -> None:
+        """The twin starts with its run, in its own pane: the one named NAME-nomem, made
+        when there is none, its settings taken from the run's (`config.twins`)."""
+        twin = twin_config(run)
+        pane = next((p for p in self.main_screen.panes if p.values().name == twin.name), None)
+        if pane is None:
+            pane = await self.add_pane(twin, focus=False)
+        elif pane.form.memory:
+            self.notify(f"pane {twin.name} is not a no-memory twin: rename it so {run.name}'s twin can start",
+                        severity="warning")
+            return
+        if pane.running:
+            return
+        pane.base = twin
+        pane.form.follow(twin.name, str(twin_dir(run.output_dir)), str(run.limit), run.llm)
+        self.start_pane(pane, shared_key=key)
 
     async def _start_run(self, pane: RunPane, run: RunConfig, key: SecretStr | None) -> None:
         """The pane's key (a `file:` one read in a thread) through the one resolver and the

@@ -1,4 +1,4 @@
-"""A pane's settings: name, API key, output directory, limit, LLM profile, Start/Stop."""
+"""A pane's settings: name, API key, output directory, limit, LLM profile, twin, Start/Stop."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.message import Message
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from awm_tui.config.keys import is_file_reference, mask_key, resolve_key
 from awm_tui.config.models import LLMProfile
@@ -28,6 +28,8 @@ class FormValues:
     output: str
     limit: str
     profile: str | None
+    twin: bool = False
+    """Start a no-memory twin (`NAME-nomem`, its own pane) with this run."""
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,8 @@ class PaneForm(Vertical):
     PaneForm #profile { width: 26; margin: 0 1; }
     PaneForm #key, PaneForm #output { width: 1fr; }
     PaneForm #key-shown { width: auto; padding: 0 1; }
+    PaneForm #twin { width: auto; margin-left: 1; }
+    PaneForm #no-memory { width: auto; margin-left: 1; color: $text-muted; }
     PaneForm Button { margin-left: 1; min-width: 7; }
     PaneForm #notes { height: auto; }
     """
@@ -65,9 +69,12 @@ class PaneForm(Vertical):
             """`start` or `stop`."""
 
     def __init__(self, *, name: str, output: str, limit: int, profile: str | None,
-                 profiles: dict[str, LLMProfile], key: SecretStr | None = None, **kwargs) -> None:
+                 profiles: dict[str, LLMProfile], key: SecretStr | None = None, twin: bool = False,
+                 memory: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         self._initial = (name, output, str(limit), profile)
+        self._twin, self.memory = twin, memory
+        """`memory` False: a no-memory twin's pane, which says so and cannot have a twin itself."""
         self._profiles = profiles
         self._key = key
         self.running = False
@@ -89,6 +96,11 @@ class PaneForm(Vertical):
             yield Input(password=True, placeholder=self._key_placeholder(), id="key", compact=True)
             yield Label("out", classes="gap")
             yield Input(output, placeholder="output directory", id="output", compact=True)
+            if self.memory:
+                yield Checkbox("twin", self._twin, id="twin", compact=True,
+                               tooltip="also start a no-memory twin: NAME-nomem in DIR-nomem, same tasks")
+            else:
+                yield Label("no memory", id="no-memory")
         yield Static(id="notes").set_styles("display: none;")
 
     def _key_placeholder(self) -> str:
@@ -125,7 +137,16 @@ class PaneForm(Vertical):
             output=self.query_one("#output", Input).value.strip(),
             limit=self.query_one("#limit", Input).value.strip(),
             profile=None if profile is Select.NULL else str(profile),
+            twin=self.memory and self.query_one("#twin", Checkbox).value,
         )
+
+    def follow(self, name: str, output: str, limit: str, profile: str | None) -> None:
+        """A twin pane takes its run's settings (its name and directory derived from them)."""
+        self.query_one("#name", Input).value = name
+        self.query_one("#output", Input).value = output
+        self.query_one("#limit", Input).value = limit
+        if profile is not None:
+            self.query_one("#profile", Select).value = profile
 
     def set_output(self, output: str) -> None:
         self.query_one("#output", Input).value = output
@@ -147,6 +168,7 @@ class PaneForm(Vertical):
 
     @on(Input.Changed)
     @on(Select.Changed)
+    @on(Checkbox.Changed)
     def _edited(self, event: Message) -> None:
         event.stop()
         if isinstance(event, Select.Changed) and self._key is None:
@@ -181,7 +203,7 @@ class PaneForm(Vertical):
 
     def set_running(self, running: bool) -> None:
         self.running = running
-        for widget in self.query("Input, Select"):
+        for widget in self.query("Input, Select, Checkbox"):
             widget.disabled = running  # a running pane's settings are read-only
         self._refresh_buttons()
 

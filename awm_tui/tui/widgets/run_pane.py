@@ -19,7 +19,8 @@ from awm_tui.tui.widgets.pane_stats import PaneStats
 from awm_tui.tui.widgets.log_view import PaneLog
 
 # RunConfig field → the form field that shows its errors.
-_FIELD_OF = {"name": "name", "output_dir": "output", "limit": "limit", "llm": "profile", "api_key": "key"}
+_FIELD_OF = {"name": "name", "output_dir": "output", "limit": "limit", "llm": "profile", "api_key": "key",
+             "twin": "name"}
 
 
 class RunProblem(ValueError):
@@ -51,7 +52,8 @@ class RunPane(Vertical):
         """The config entry or opened directory this pane came from: other fields carry over."""
         self._config = config
         self._form = PaneForm(name=name, output=output, limit=limit, profile=profile,
-                              profiles=config.llm, key=key)
+                              profiles=config.llm, key=key, twin=bool(base and base.twin),
+                              memory=base.memory if base else True)
         self.run_name: str | None = None
         """The name this pane's run was started under (events are routed by it)."""
         self.removing = False
@@ -123,7 +125,7 @@ class RunPane(Vertical):
             raise RunProblem("profile", "choose an LLM profile")
         data = {} if self.base is None else {k: getattr(self.base, k) for k in RunConfig.model_fields}
         data.update(name=values.name, output_dir=Path(values.output), limit=values.limit or "0",
-                    llm=values.profile, api_key=None)
+                    llm=values.profile, api_key=None, twin=values.twin)
         try:
             run = RunConfig.model_validate(data)
         except ValidationError as error:
