@@ -72,6 +72,7 @@ async def test_twin_runs_the_same_tasks_without_memory(tmp_path: Path, sim: SimL
     assert not list((twin / "inductions").glob("*.json")) if (twin / "inductions").exists() else True
     assert json.loads((a / "memory.json").read_text())["workflows"]
     assert "a-nomem" in res.out  # the batch's lines and summary show the twin
+    assert any("a-nomem" in line and "run started" in line and "no memory" in line for line in res.lines())
     assert_no_raw_keys(res.out, res.err)
 
     # The curve data (the engine's, which the TUI and the report draw) shows the gap.
@@ -87,6 +88,7 @@ async def test_twin_runs_the_same_tasks_without_memory(tmp_path: Path, sim: SimL
     assert [(r["name"], r["resolved"], r["done"]) for r in data["runs"]] == [("a", 3, 3), ("a-nomem", 1, 3)]
     assert [t["resolved_so_far"] for t in data["runs"][1]["tasks"]] == [1, 1, 1]
     assert data["runs"][0]["memory"][0]["after_tasks"] == 1
+    assert [(r["with_memory"], r["twin_of"]) for r in data["runs"]] == [(True, None), (False, "a")]
 
 
 async def test_twin_flag_gives_a_single_run_its_twin(tmp_path: Path, sim: SimLLMServer) -> None:

@@ -70,6 +70,8 @@ class RunStarted(Event):
     tasks_total: int
     resumed: int = 0
     """Tasks already finished in the checkpoint, skipped now."""
+    memory: bool = True
+    """False for a no-memory run (a twin): no workflows in its prompts, no induction."""
 
 
 @_kind("status")
@@ -119,6 +121,9 @@ class LLMCall(Event):
     """The model as the server reported it in its reply."""
     finish_reason: str = ""
     """`stop`, `length` (the reply was cut at max_output_tokens), …"""
+    instance_id: str = ""
+    """The task an agent call was for (empty for induction), so figures per task need no
+    assumption that a run works on one task at a time."""
 
 
 @_kind("evaluation_done")

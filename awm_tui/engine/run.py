@@ -178,7 +178,7 @@ class AWMRun:
         todo = [t for t in chosen if not self.checkpoint.is_done(t.instance_id)]
         self._emit(RunStarted(run=self.name, output_dir=str(self.out.path), limit=run.limit,
                               model=self.profile.model, sandbox=self.sandboxes.description,
-                              tasks_total=len(chosen), resumed=len(chosen) - len(todo)))
+                              tasks_total=len(chosen), resumed=len(chosen) - len(todo), memory=run.memory))
         if len(chosen) < run.limit:
             self._log("warning", f"dataset {self.dataset.name} has only {len(chosen)} tasks of the "
                                  f"sizes this run takes (limit {run.limit})")
@@ -313,6 +313,7 @@ class AWMRun:
         task_result = TaskResult(
             instance_id=task.instance_id, exit_status=result.exit_status, outcome=verdict, grader=grader,
             resolved=resolved, reward=reward, speedup=speedup, steps=len(result.steps), cost=result.cost,
+            prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
             elapsed_s=elapsed, evaluated=evaluated)
         # One journal record is the commit point; the files users read follow it.
         await self.store.commit_task(task_result, model=self.profile.model, patch=result.patch,

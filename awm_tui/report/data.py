@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from awm_tui.config.twins import twin_of
 from awm_tui.engine.events import LLMCall, RunStarted, TaskFinished, TaskStarted, read_event_log
 from awm_tui.engine.outcomes import Outcome as TaskOutcome
 from awm_tui.engine.state import (
@@ -86,6 +87,10 @@ class RunReport(BaseModel):
     name: str
     path: str
     model: str = ""
+    with_memory: bool = True
+    """False for a run that injected no workflows and induced none (a twin; from events.jsonl)."""
+    twin_of: str | None = None
+    """The run whose no-memory twin this is (`NAME-nomem`, config.twins), when it is one."""
     done: int
     resolved: int
     unresolved: int
@@ -179,13 +184,13 @@ def read_run(path: str | os.PathLike) -> RunReport:
     induction_cost = 0.0
     cost_from_events = 0.0
     total_tokens = [0, 0]  # every call, induction included
-    model, started = "", None
+    model, started, with_memory = "", None, True
     for event in events:
         if isinstance(event, RunStarted):
-            model = event.model or model
+            model, with_memory = event.model or model, event.memory
             started = event.ts if started is None else started
         elif isinstance(event, TaskStarted):
-            current = event.instance_id  # a run works on one task at a time
+            current = event.instance_id  # only for calls logged before they named their task
             injected[current] = list(event.injected_workflows)
         elif isinstance(event, LLMCall):
             cost_from_events += event.cost
@@ -193,8 +198,8 @@ def read_run(path: str | os.PathLike) -> RunReport:
             total_tokens[1] += event.completion_tokens
             if event.purpose == "induction":
                 induction_cost += event.cost
-            elif current is not None:
-                counts = tokens.setdefault(current, [0, 0])
+            elif task := event.instance_id or current:
+                counts = tokens.setdefault(task, [0, 0])
                 counts[0] += event.prompt_tokens
                 counts[1] += event.completion_tokens
         elif isinstance(event, TaskFinished):
@@ -208,7 +213,10 @@ def read_run(path: str | os.PathLike) -> RunReport:
     rows, resolved_so_far = [], 0
     for result, resolved_so_far in zip(checkpoint.finished.values(), curve.resolved):
         experience = buffer.get(result.instance_id)
-        prompt, completion = tokens.get(result.instance_id, (0, 0))
+        # The task's own record (several tasks of a run may be in flight); older checkpoints
+        # lack it, and their events are attributed by task.
+        recorded = (result.prompt_tokens, result.completion_tokens)
+        prompt, completion = recorded if any(recorded) else tokens.get(result.instance_id, (0, 0))
         rows.append(TaskRow(
             instance_id=result.instance_id, outcome=_outcome(result), reward=result.reward, steps=result.steps,
             cost=result.cost, elapsed_s=result.elapsed_s, prompt_tokens=prompt, completion_tokens=completion,
@@ -221,6 +229,7 @@ def read_run(path: str | os.PathLike) -> RunReport:
                                 completion_tokens=completion, workflows=injected.get(instance_id, []),
                                 resolved_so_far=resolved_so_far))
 
+    name = checkpoint.run_name or layout.path.name
     finished_at = [r.finished_at for r in checkpoint.finished.values()]
     task_cost = sum(r.cost for r in checkpoint.finished.values())
     count = {o: sum(1 for r in rows if r.outcome == o) for o in OUTCOMES}
@@ -228,7 +237,8 @@ def read_run(path: str | os.PathLike) -> RunReport:
     helped = [r for r in evaluated if r.workflows]
     alone = [r for r in evaluated if not r.workflows]
     return RunReport(
-        name=checkpoint.run_name or layout.path.name, path=str(layout.path), model=model,
+        name=name, path=str(layout.path), model=model, with_memory=with_memory,
+        twin_of=None if with_memory else twin_of(name),
         done=checkpoint.done, resolved=checkpoint.resolved, unresolved=count["unresolved"],
         not_evaluated=count["not evaluated"], errors=count["error"], tasks=rows,
         memory_version=memory.version, memory=_memory_versions(memory, curve),
