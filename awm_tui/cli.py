@@ -152,7 +152,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     if (single_flags or args.parallel) and not (args.batch or args.check):
         raise ConfigError("command line", "--batch", "single-run and --parallel flags need --batch (or --check)",
                           "add --batch (the TUI takes these in its run panes)")
-    if (args.twin or args.twin_api_key is not None) and not (args.batch or args.check):
+    twin_flags = args.twin_api_key is not None or (args.twin and not args.demo)  # the TUI demo takes --twin
+    if twin_flags and not (args.batch or args.check):
         raise ConfigError("command line", "--twin", "needs --batch (or --check)",
                           "add --batch; in the TUI, tick a pane's twin box or set twin = true in [[runs]]")
     if args.demo and args.config:
@@ -169,5 +170,5 @@ def _dispatch(args: argparse.Namespace) -> int:
     for notice in loaded.notices if loaded else ():
         print(f"awm-tui: {notice}", file=sys.stderr)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as before: raising inside Textual's loop would not restore the terminal
-    return run_tui(loaded.config if loaded else None, theme=args.theme, demo=args.demo,
+    return run_tui(loaded.config if loaded else None, theme=args.theme, demo=args.demo, twin=args.twin,
                    output_root=args.output_root, key_problems=loaded.key_problems if loaded else None)

@@ -102,6 +102,15 @@ async def test_twin_flag_gives_a_single_run_its_twin(tmp_path: Path, sim: SimLLM
     assert sim.stats()["by_key"][mask_key(KEYS[2])]["agent"] > 0
 
 
+async def test_demo_with_twins(tmp_path: Path) -> None:
+    res = await batch("--demo", "--twin", "--output-root", tmp_path / "out", "--limit", "1", cwd=tmp_path,
+                      timeout=180)
+    assert res.code == 0, res.err
+    for name in ("demo-a", "demo-a-nomem", "demo-b", "demo-b-nomem"):
+        assert summary(tmp_path / "out" / name)["status"] == "finished", name
+    assert not json.loads((tmp_path / "out" / "demo-a-nomem" / "memory.json").read_text())["workflows"]
+
+
 async def test_check_shows_the_twin(tmp_path: Path, sim: SimLLMServer) -> None:
     cfg = write_config(tmp_path / "c.toml", sim, key=KEYS[0], runs=[twin_run()])
     res = await cli("--check", "--config", cfg, cwd=tmp_path)
@@ -113,6 +122,9 @@ async def test_check_shows_the_twin(tmp_path: Path, sim: SimLLMServer) -> None:
     assert str(tmp_path / "a-nomem") in block and mask_key(KEYS[0]) in block
     assert "off: no workflows in prompts, no induction (the no-memory twin of a)" in block
     assert f"twin a-nomem in {tmp_path / 'a-nomem'}" in res.out
+    # Outside --batch/--check (and the TUI's --demo) the flag has nothing to act on: one line, exit 2.
+    tui = await cli("--twin", "--config", cfg, cwd=tmp_path)
+    assert tui.code == 2 and "--twin: needs --batch (or --check)" in tui.err and len(tui.err.splitlines()) == 1
 
 
 @pytest.mark.parametrize(("runs", "args", "expected"), [

@@ -53,7 +53,7 @@ def build_plan(args: argparse.Namespace, *, keys_required: bool = True) -> Batch
     `keys_required=False` (for `--check`) leaves a missing key to be reported."""
     single = any(getattr(args, f) is not None for f in ("llm_config", "api_key", "output_dir"))
     if args.demo:
-        if single or args.parallel or args.keys_file:
+        if single or args.parallel or args.keys_file or getattr(args, "twin_api_key", None) is not None:
             raise ConfigError("command line", "--demo", "cannot be combined with single-run or --parallel flags",
                               "drop --demo to use your own model, or drop the other flags")
         if args.output_root is not None:

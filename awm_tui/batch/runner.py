@@ -19,7 +19,7 @@ from awm_tui.batch.summary import (
     write_summary,
 )
 from awm_tui.config.models import AppConfig
-from awm_tui.config.plan import ResolvedRun, resolve_run
+from awm_tui.config.plan import ResolvedRun, resolve_pair
 from awm_tui.demo import DemoEnvironment, default_output_root
 from awm_tui.engine.events import MetricsData
 from awm_tui.engine.fleet import Fleet, RunOutcome, RunRefused
@@ -35,12 +35,12 @@ async def run_plan(args: argparse.Namespace, plan: BatchPlan) -> int:
             return await _run_fleet(plan.config, plan.runs, reporter, signals, args)
         root = plan.demo_root or default_output_root()
         kwargs = {"limit": args.limit} if args.limit else {}
-        async with DemoEnvironment(root, **kwargs) as demo:
+        async with DemoEnvironment(root, twin=bool(getattr(args, "twin", False)), **kwargs) as demo:
             assert demo.config is not None
             if plan.demo_root_chosen:
                 reporter.note(f"demo output: {demo.output_root} (pass --output-root DIR to choose)")
             reporter.note("demo: every figure below comes from a simulated model", style="dim")
-            runs = [resolve_run(demo.config, run, i) for i, run in enumerate(demo.config.runs)]
+            runs = [item for i, run in enumerate(demo.config.runs) for item in resolve_pair(demo.config, run, i)]
             return await _run_fleet(demo.config, runs, reporter, signals, args)
 
 

@@ -521,7 +521,7 @@ class AWMApp(App[int]):
 
 
 def run_tui(config: AppConfig | None, *, theme: str | None, demo: bool, output_root: Path | None,
-            key_problems: Mapping[str, KeyProblem] | None = None) -> int:
+            key_problems: Mapping[str, KeyProblem] | None = None, twin: bool = False) -> int:
     """Run the control center until the user quits; the exit code."""
     if not demo:
         app = AWMApp(config or AppConfig(), theme=theme, output_root=output_root, key_problems=key_problems)
@@ -531,7 +531,7 @@ def run_tui(config: AppConfig | None, *, theme: str | None, demo: bool, output_r
     async def _demo() -> int:
         from awm_tui.demo import DemoEnvironment
 
-        async with DemoEnvironment(output_root) as environment:
+        async with DemoEnvironment(output_root, twin=twin) as environment:
             app = AWMApp(environment.config, theme=theme, demo=environment,
                          output_root=environment.output_root)
             await app.run_async()
