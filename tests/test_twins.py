@@ -73,6 +73,7 @@ async def test_twin_runs_the_same_tasks_without_memory(tmp_path: Path, sim: SimL
     assert json.loads((a / "memory.json").read_text())["workflows"]
     assert "a-nomem" in res.out  # the batch's lines and summary show the twin
     assert any("a-nomem" in line and "run started" in line and "no memory" in line for line in res.lines())
+    assert "memory: a resolved 3/3 (100%), its no-memory twin a-nomem 1/3 (33%): +2" in res.out
     assert_no_raw_keys(res.out, res.err)
 
     # The curve data (the engine's, which the TUI and the report draw) shows the gap.

@@ -16,6 +16,7 @@ from awm_tui.batch.summary import (
     count_workflows,
     summarise,
     summary_table,
+    twin_lines,
     write_summary,
 )
 from awm_tui.config.models import AppConfig
@@ -63,6 +64,8 @@ async def _run_fleet(config: AppConfig, runs: list[ResolvedRun], reporter: Repor
     rows = await _summaries(runs, outcomes, metrics, reporter, time.monotonic() - started, interrupted)
     code = _exit_code(rows, interrupted)
     reporter.renderable(summary_table(rows))
+    for line in twin_lines(rows):
+        reporter.note(line, style="bold")
     reporter.json_line({"kind": "batch_summary", "exit_code": code, "interrupted": interrupted,
                         "runs": [asdict(r) for r in rows]})
     if interrupted:
