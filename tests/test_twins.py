@@ -90,6 +90,12 @@ async def test_twin_runs_the_same_tasks_without_memory(tmp_path: Path, sim: SimL
     assert [t["resolved_so_far"] for t in data["runs"][1]["tasks"]] == [1, 1, 1]
     assert data["runs"][0]["memory"][0]["after_tasks"] == 1
     assert [(r["with_memory"], r["twin_of"]) for r in data["runs"]] == [(True, None), (False, "a")]
+    page = await cli("report", a, twin, "-o", tmp_path / "pair.html", cwd=tmp_path)
+    assert page.code == 0, page.err
+    html = (tmp_path / "pair.html").read_text()
+    row = html[html.index('<tr data-run="a-nomem">'):]
+    assert "off (twin of a)" in row[:row.index("</tr>")]
+    assert "stroke-dasharray" in html  # the twin's curve is drawn dashed, in its run's colour
 
 
 async def test_twin_flag_gives_a_single_run_its_twin(tmp_path: Path, sim: SimLLMServer) -> None:
