@@ -140,6 +140,7 @@ async def test_check_shows_the_twin(tmp_path: Path, sim: SimLLMServer) -> None:
     ([twin_run(memory=False)], (), "runs[0].twin: a twin compares a run with memory"),
     ([twin_run(name="n" * 60)], (), "runs[0].twin: the run's name is too long to have a twin"),
     ([twin_run(twin=False)], ("--twin-api-key", KEYS[1]), "--twin-api-key: only used with --twin"),
+    ([twin_run(twin_api_key="env:AWM_TEST_UNSET_TWIN_KEY")], (), "runs[0].twin_api_key: environment variable"),
 ])
 async def test_twin_mistakes_are_one_line_exit_2(tmp_path: Path, sim: SimLLMServer, runs, args, expected) -> None:
     cfg = write_config(tmp_path / "c.toml", sim, key=KEYS[0], runs=runs)
