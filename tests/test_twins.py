@@ -10,7 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from pydantic import SecretStr
+
 from awm_tui.config.keys import mask_key
+from awm_tui.config.models import RunConfig
+from awm_tui.config.twins import twin_config, twin_dir, twin_of
 from awm_tui.engine import protocol
 from awm_tui.engine.state import OutputLayout, load_state, resolve_curve
 from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
@@ -47,6 +51,20 @@ async def cli(*args: str | Path, cwd: Path) -> Result:
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     return Result(proc.returncode or 0, out.decode(), err.decode())
+
+
+def test_twin_config_is_its_run_without_memory() -> None:
+    run = RunConfig(name="a", output_dir=Path("/tmp/out/a"), limit=7, dataset="d.jsonl", filter="x.*",
+                    shuffle=3, sandbox="docker", max_steps=9, twin=True, api_key=SecretStr("k-run"))
+    twin = twin_config(run)
+    assert (twin.name, twin.output_dir, twin.memory, twin.twin) == ("a-nomem", Path("/tmp/out/a-nomem"), False, False)
+    same = set(RunConfig.model_fields) - {"name", "output_dir", "memory", "twin", "twin_api_key", "api_key"}
+    assert {f: getattr(twin, f) for f in same} == {f: getattr(run, f) for f in same}
+    assert twin.api_key == run.api_key and twin_of("a-nomem") == "a" and twin_of("a") is None
+    assert twin_dir(Path("out/a/")) == Path("out/a-nomem") and twin_dir(Path(".")) == Path.cwd().parent / (
+        Path.cwd().name + "-nomem")
+    own = twin_config(RunConfig.model_validate({**run.model_dump(), "twin_api_key": SecretStr("k-twin")}))
+    assert own.api_key is not None and own.api_key.get_secret_value() == "k-twin"
 
 
 async def test_twin_runs_the_same_tasks_without_memory(tmp_path: Path, sim: SimLLMServer) -> None:

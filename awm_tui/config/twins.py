@@ -13,7 +13,7 @@ from pathlib import Path
 
 from awm_tui.config.models import TWIN_SUFFIX, RunConfig
 
-__all__ = ["TWIN_SUFFIX", "twin_config", "twin_dir", "twin_name", "twin_of", "with_twins"]
+__all__ = ["TWIN_SUFFIX", "twin_config", "twin_dir", "twin_name", "twin_of"]
 
 
 def twin_name(name: str) -> str:
@@ -21,7 +21,8 @@ def twin_name(name: str) -> str:
 
 
 def twin_dir(output_dir: Path) -> Path:
-    return output_dir.with_name(output_dir.name + TWIN_SUFFIX)
+    path = output_dir if output_dir.name else output_dir.absolute()  # `.` has no name to extend
+    return path.parent / f"{path.name}{TWIN_SUFFIX}"
 
 
 def twin_of(name: str) -> str | None:
@@ -36,8 +37,3 @@ def twin_config(run: RunConfig) -> RunConfig:
     data.update(name=twin_name(run.name), output_dir=twin_dir(run.output_dir), memory=False,
                 twin=False, twin_api_key=None, api_key=run.twin_api_key or run.api_key)
     return RunConfig.model_validate(data)
-
-
-def with_twins(runs: list[RunConfig]) -> list[RunConfig]:
-    """`runs` with each `twin = true` run followed by its twin: the pair starts together."""
-    return [r for run in runs for r in ((run, twin_config(run)) if run.twin else (run,))]
