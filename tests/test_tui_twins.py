@@ -70,3 +70,28 @@ async def test_ticking_twin_makes_the_twin_pane_with_the_panes_key():
         assert not twin.run.memory and str(twin.run.output_dir).endswith("beta-nomem")
         assert twin.api_key is not None and twin.api_key.get_secret_value() == SECRET_KEY  # the pane's
         assert [n for n, _ in fleet.started].count("beta-nomem") == 1
+
+
+class RefusingFleet(RecordingFleet):
+    """Refuses `alpha` as the real Fleet refuses a run whose directory another holds."""
+
+    async def start(self, resolved):
+        from awm_tui.engine.fleet import RunRefused
+
+        if resolved.run.name == "alpha":
+            raise RunRefused("output directory outputs/alpha is locked by another run")
+        await super().start(resolved)
+
+
+async def test_a_refused_run_starts_no_twin():
+    config = sample_config(runs=1)
+    config.runs[0] = RunConfig.model_validate({**config.runs[0].model_dump(), "twin": True})
+    fleet = RefusingFleet()
+    app = AWMApp(config, fleet_factory=lambda config, sink: fleet)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await app.panes_ready.wait()
+        await start_current(pilot, app, 0)
+        await pilot.pause(0.2)
+        assert fleet.started == [] and not app.main_screen.panes[1].running
+        alpha = app.main_screen.panes[0]
+        assert alpha.view.phase == "failed" and "locked" in alpha.view.reason

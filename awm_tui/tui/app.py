@@ -328,9 +328,6 @@ class AWMApp(App[int]):
             self._first_start = self._clock()
         self.run_worker(self._start_run(pane, run, key or shared_key), group="runs",
                         description=f"start run {run.name}", exit_on_error=False)
-        if run.twin:
-            self.run_worker(self._start_twin(run, key), group="runs",
-                            description=f"start {twin_name(run.name)}", exit_on_error=False)
 
     async def _start_twin(self, run: RunConfig, key: SecretStr | None) -> None:
         """The twin starts with its run, in its own pane: the one named NAME-nomem, made
@@ -371,6 +368,9 @@ class AWMApp(App[int]):
             pane.set_running(False)
             pane.view = replace(pane.view, phase="failed", reason=str(refused))
             self.notify(str(refused), title=f"{run.name} refused", severity="error", timeout=10)
+            return
+        if run.twin:  # once its run is under way: a refused run leaves no twin running alone
+            await self._start_twin(run, key)
 
     def stop_pane(self, pane: RunPane) -> None:
         if pane.running and pane.run_name and self.fleet is not None:
