@@ -89,6 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
                              "no workflows in prompts, no induction")
     single.add_argument("--twin-api-key", type=_secret, metavar="KEY",
                         help="the twin's own key (the key, env:VAR_NAME or file:PATH); default: the run's")
+    single.add_argument("--workers", type=_positive, metavar="K",
+                        help="tasks of a run in flight at once (default 1: one after another)")
+    single.add_argument("--stall-timeout", metavar="SECONDS",  # checked as RunConfig.stall_timeout
+                        help="cancel a task after this long without a model reply or command output "
+                             "(default 600; a rerun retries it)")
 
     par = p.add_argument_group("parallel runs (with --batch, or --check to check them)")
     par.add_argument("--parallel", type=_positive, metavar="N", help="start N runs run_1..run_N")
