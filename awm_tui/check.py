@@ -18,8 +18,10 @@ from awm_tui.batch.preflight import RunInputs, preflight
 from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import NO_KEY
 from awm_tui.config.loader import find_config_path, load_config
+from awm_tui.config.models import RunConfig
 from awm_tui.config.overrides import SELECTION_FLAGS, with_docker_hosts
 from awm_tui.config.plan import ResolvedRun, require_keys, resolve_plan
+from awm_tui.config.twins import twin_dir, twin_name, twin_of
 from awm_tui.engine.sandbox.tls import display_url
 
 
@@ -35,7 +37,8 @@ def key_status(item: ResolvedRun) -> str:
 def uses_batch_flags(args: argparse.Namespace) -> bool:
     """Whether the flags change the plan: then --check shows the batch they would start."""
     flags = ("llm_config", "api_key", "output_dir", "limit", *SELECTION_FLAGS)
-    return bool(args.parallel) or any(getattr(args, f, None) is not None for f in flags)
+    return (bool(args.parallel) or bool(getattr(args, "twin", False))
+            or any(getattr(args, f, None) is not None for f in flags))
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -52,7 +55,13 @@ def run_check(args: argparse.Namespace) -> int:
     else:
         loaded.config = with_docker_hosts(loaded.config, getattr(args, "docker_host", None))
         plan = resolve_plan(loaded)
-        inputs = [RunInputs(item.run, f"runs[{i}].output_dir", f"runs[{i}].dataset") for i, item in enumerate(plan)]
+        index = {run.name: i for i, run in enumerate(loaded.config.runs)}
+        inputs = []
+        for item in plan:  # a twin follows its run; its directory comes from the run's `twin`
+            own = index.get(item.name)
+            i = own if own is not None else index[twin_of(item.name) or ""]
+            inputs.append(RunInputs(item.run, f"runs[{i}]." + ("output_dir" if own is not None else "twin"),
+                                    f"runs[{i}].dataset"))
     console = Console(soft_wrap=True, highlight=False)
     err = Console(stderr=True, soft_wrap=True, highlight=False)
     for notice in loaded.notices:
@@ -88,6 +97,7 @@ def run_check(args: argparse.Namespace) -> int:
                       + (f", {run.workers} in flight at once" if run.workers > 1 else "")),
             ("eval", "skipped" if run.skip_eval else cfg.eval.mode),
             ("sandbox", run.sandbox),
+            ("memory", _memory_line(run)),
             ("timeouts", f"command {run.command_timeout:g} s, stall {run.stall_timeout:g} s "
                          f"(no model reply or command output), task {run.task_timeout:g} s"),
             ("budget", f"{_usd(run.budget)} per run, {_usd(run.max_cost)} per task"
@@ -107,6 +117,14 @@ def run_check(args: argparse.Namespace) -> int:
 
 def _usd(value: float | None) -> str:
     return "none" if value is None else f"${value:.2f}"
+
+
+def _memory_line(run: RunConfig) -> str:
+    if not run.memory:
+        base = twin_of(run.name)
+        return "off: no workflows in prompts, no induction" + (f" (the no-memory twin of {base})" if base else "")
+    line = f"on, {run.induction} induction every {run.induce_every} successes"
+    return line + (f"; twin {twin_name(run.name)} in {twin_dir(run.output_dir)}" if run.twin else "")
 
 
 def _check_theme(name: str, source: str, field: str) -> None:

@@ -97,6 +97,11 @@ def build_parser() -> argparse.ArgumentParser:
     single.add_argument("--filter", metavar="REGEX", help="only instance ids matching REGEX (re.match)")
     single.add_argument("--slice", metavar="START:STOP", help="only these rows (after --shuffle/--filter), e.g. 0:50")
     single.add_argument("--shuffle", type=int, metavar="SEED", help="shuffle the rows with this seed first")
+    single.add_argument("--twin", action="store_true",
+                        help="also run a no-memory twin of each run (NAME-nomem in DIR-nomem): same tasks, "
+                             "no workflows in prompts, no induction")
+    single.add_argument("--twin-api-key", type=_secret, metavar="KEY",
+                        help="the twin's own key (the key, env:VAR_NAME or file:PATH); default: the run's")
     single.add_argument("--workers", type=_positive, metavar="K",
                         help="tasks of a run in flight at once (default 1: one after another)")
     single.add_argument("--stall-timeout", metavar="SECONDS",  # checked as RunConfig.stall_timeout
@@ -167,6 +172,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     if (single_flags or args.parallel) and not (args.batch or args.check):
         raise ConfigError("command line", "--batch", "single-run and --parallel flags need --batch (or --check)",
                           "add --batch (the TUI takes these in its run panes)")
+    twin_flags = args.twin_api_key is not None or (args.twin and not args.demo)  # the TUI demo takes --twin
+    if twin_flags and not (args.batch or args.check):
+        raise ConfigError("command line", "--twin", "needs --batch (or --check)",
+                          "add --batch; in the TUI, tick a pane's twin box or set twin = true in [[runs]]")
     if args.demo and args.config:
         raise ConfigError("command line", "--demo", "cannot be combined with --config",
                           "use one or the other")
@@ -188,5 +197,5 @@ def _dispatch(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as before: raising inside Textual's loop would not restore the terminal
     from awm_tui.config.overrides import with_budget
     config = with_budget(loaded.config, args.budget) if loaded else None
-    return run_tui(config, theme=args.theme, demo=args.demo,
+    return run_tui(config, theme=args.theme, demo=args.demo, twin=args.twin,
                    output_root=args.output_root, key_problems=loaded.key_problems if loaded else None)

@@ -7,6 +7,7 @@ Works offline on a fresh machine. Everything the demo shows is labelled
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import platformdirs
@@ -20,6 +21,9 @@ DEMO_OPTIONS = SimOptions(latency=0.15, latency_jitter=0.1, rate_429=0.03, retry
                           wrong_patch_rate=0.1, seed=7, key_credit_limit=5.0)
 """Enough latency and faults to make the dashboard move, all of it simulated; $5 of
 simulated credit per key, so the panes show what is left (GET /key)."""
+DEMO_MEMORY_GAIN = 0.4
+"""SIMULATION, with twins only: the share of tasks the simulated model solves only with workflows
+in its prompt (sim_memory), so that the demo's runs and their twins draw apart."""
 
 
 def default_output_root() -> Path:
@@ -37,9 +41,11 @@ class DemoEnvironment:
     """`async with DemoEnvironment(root) as demo:` then `demo.config`."""
 
     def __init__(self, output_root: Path | None = None, *, runs: int = 2, limit: int = 5,
-                 options: SimOptions = DEMO_OPTIONS) -> None:
+                 options: SimOptions = DEMO_OPTIONS, twin: bool = False) -> None:
         self.output_root = (output_root or default_output_root()).expanduser().resolve()
-        self.runs, self.limit, self.options = runs, limit, options
+        if twin and not options.memory_gain:
+            options = replace(options, memory_gain=DEMO_MEMORY_GAIN)
+        self.runs, self.limit, self.options, self.twin = runs, limit, options, twin
         self.sim = SimLLMServer(options)
         self._config: AppConfig | None = None
 
@@ -59,7 +65,7 @@ class DemoEnvironment:
             RunConfig(name=f"demo-{letter}", llm="llm.sim", output_dir=self.output_root / f"demo-{letter}",
                       api_key=demo_key(letter), limit=self.limit, induce_every=2,
                       # one run asks the (simulated) model to induce, the other derives workflows offline
-                      induction="llm" if i % 2 == 0 else "rule", command_timeout=60)
+                      induction="llm" if i % 2 == 0 else "rule", command_timeout=60, twin=self.twin)
             for i, letter in enumerate("abcdefghijklmnopqrstuvwxyz"[: self.runs])
         ]
         self._config = AppConfig(llm={"llm": profile, "llm.sim": profile}, runs=runs)

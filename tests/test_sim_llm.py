@@ -137,6 +137,38 @@ async def test_empty_workflow_block_is_no_memory(server, session):
     assert len(commands) == 5
 
 
+async def test_memory_gain_solves_a_task_only_with_workflows_in_the_prompt(dataset, session):
+    """SIMULATION (labelled): with memory_gain, a task the prompt brings no workflows to gets
+    a wrong change, the same task with workflows the fix; stats count the workflow prompts."""
+    memory = "## Locate, patch and verify a bug fix\n1. cd /testbed && ls\n"
+    async with SimLLMServer(SimOptions(datasets=(str(dataset),), memory_gain=1.0)) as srv:
+        plain = await walk(session, srv.url, "acme__calc-1")
+        helped = await walk(session, srv.url, "acme__calc-1", workflows=memory)
+        stats = srv.stats()
+    assert not any(PATCH_MUL in c for c in plain) and any("deliberately wrong fix" in c for c in plain)
+    assert any(PATCH_MUL in c for c in helped)
+    assert stats["by_key"][mask_key(KEY)]["workflow_prompts"] == len(helped)
+
+
+async def test_memory_gain_picks_the_same_tasks_for_a_seed(tmp_path, session):
+    """A run and its twin meet the same hard tasks: the draw is by seed and instance id,
+    not by the prompt (which differs with and without workflows) or the request order."""
+    rows = [{"instance_id": f"acme__calc-{i}", "repo": "acme/calc", "problem_statement": "mul adds",
+             "patch": PATCH_MUL} for i in range(20)]
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+    async def wrong_ones(seed: int, order: list[int]) -> set[int]:
+        async with SimLLMServer(SimOptions(datasets=(str(path),), memory_gain=0.5, seed=seed)) as srv:
+            return {i for i in order
+                    if not any(PATCH_MUL in c for c in await walk(session, srv.url, f"acme__calc-{i}"))}
+
+    first = await wrong_ones(3, list(range(20)))
+    assert first == await wrong_ones(3, list(reversed(range(20))))
+    assert 4 <= len(first) <= 16  # about half of 20
+    assert first != await wrong_ones(4, list(range(20)))
+
+
 async def test_unknown_task_explores_then_submits(server, session):
     commands = await walk(session, server.url, "nobody__nothing-9")
     assert commands == ["cd /testbed && git status && ls -R | head -50", protocol.SUBMIT_COMMAND]
@@ -266,8 +298,10 @@ async def test_stats_counts_per_masked_key_and_never_a_full_key(server, session)
     assert stats["simulated"] is True and stats["requests"] == 5 + 5 + 1 + 1
     # filed under the one mask every face shows (config.keys.mask_key), never the key
     first, second, invalid = (mask_key(k) for k in (KEY, other, "sk-invalid-777777"))
-    assert stats["by_key"][first] == {"requests": 5, "agent": 5, "induction": 0, "status": {"200": 5}}
-    assert stats["by_key"][second] == {"requests": 6, "agent": 5, "induction": 1, "status": {"200": 6}}
+    assert stats["by_key"][first] == {"requests": 5, "agent": 5, "induction": 0, "workflow_prompts": 0,
+                                     "status": {"200": 5}}
+    assert stats["by_key"][second] == {"requests": 6, "agent": 5, "induction": 1, "workflow_prompts": 0,
+                                      "status": {"200": 6}}
     assert stats["by_key"][invalid]["status"] == {"401": 1}
     assert stats["tasks_by_key"] == {first: ["acme__calc-1"], second: ["acme__strs-2"], invalid: []}
     for key in (KEY, other, "sk-invalid-777777"):

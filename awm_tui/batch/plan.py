@@ -25,7 +25,7 @@ from awm_tui.config.overrides import (
     SELECTION_FLAGS, parallel_runs, read_keys_file, selection_of, single_run, with_budget, with_docker_hosts,
 )
 from awm_tui.batch.preflight import RunInputs, check_output_dir, preflight
-from awm_tui.config.plan import ResolvedRun, require_keys, resolve_run
+from awm_tui.config.plan import ResolvedRun, require_keys, resolve_pair
 
 DEFAULT_PARALLEL_ROOT = Path("outputs")
 """`--parallel` without `--output-root` writes `./outputs/run_i`, like the users' terminals did."""
@@ -55,12 +55,14 @@ def build_plan(args: argparse.Namespace, *, keys_required: bool = True) -> Batch
     `keys_required=False` (for `--check`) leaves a missing key to be reported."""
     single = any(getattr(args, f) is not None for f in ("llm_config", "api_key", "output_dir"))
     if args.demo:
-        if single or args.parallel or args.keys_file:
+        if single or args.parallel or args.keys_file or getattr(args, "twin_api_key", None) is not None:
             raise ConfigError("command line", "--demo", "cannot be combined with single-run or --parallel flags",
                               "drop --demo to use your own model, or drop the other flags")
         if args.output_root is not None:
             check_output_dir(args.output_root, "command line", "--output-root")
         return BatchPlan(config=None, demo_root=args.output_root, demo_root_chosen=args.output_root is None)
+    if getattr(args, "twin_api_key", None) is not None and not args.twin:
+        raise ConfigError("command line", "--twin-api-key", "only used with --twin", "add --twin")
     if args.keys_file and not args.parallel:
         raise ConfigError("command line", "--keys-file", "only used with --parallel N", "add --parallel N")
     if args.parallel and single and (args.api_key is not None or args.output_dir is not None):
@@ -97,12 +99,19 @@ def build_plan(args: argparse.Namespace, *, keys_required: bool = True) -> Batch
         runs = [_with_flags(run, args) for run in config.runs]
         overrides = [None] * len(runs)
         fields = [f"runs[{i}].output_dir" for i in range(len(runs))]
-    resolved = [resolve_run(config, run, i, loaded.key_problems, api_key=key)
-                for i, (run, key) in enumerate(zip(runs, overrides))]
+    if getattr(args, "twin", False):
+        runs = [_validated(run, {"twin": True}, "--twin") for run in runs]
+    twin_key = getattr(args, "twin_api_key", None)
+    resolved: list[ResolvedRun] = []
+    inputs: list[RunInputs] = []
+    for i, (run, key, where) in enumerate(zip(runs, overrides, fields)):
+        dataset_where = where.replace("output_dir", "dataset") if where.startswith("runs[") else "dataset"
+        for item in resolve_pair(config, run, i, loaded.key_problems, api_key=key, twin_api_key=twin_key):
+            resolved.append(item)
+            inputs.append(RunInputs(item.run, where if item.run is run else f"{where} (its twin's DIR-nomem)",
+                                    dataset_where))
     if keys_required:
         require_keys(resolved, source)
-    inputs = [RunInputs(run, where, where.replace("output_dir", "dataset") if where.startswith("runs[") else "dataset")
-              for run, where in zip(runs, fields)]
     preflight(inputs, "command line" if args.parallel or single else source, datasets=False, docker=config.docker)
     return BatchPlan(config=config, notices=list(loaded.notices), runs=resolved, inputs=inputs)
 
@@ -117,6 +126,11 @@ def _with_flags(run: RunConfig, args: argparse.Namespace) -> RunConfig:
     if args.include_medium:
         changes["include_medium"] = True
     changes.update(selection_of(args))
+    return _validated(run, changes)
+
+
+def _validated(run: RunConfig, changes: dict[str, object], flag: str | None = None) -> RunConfig:
+    """`run` with the command line's `changes`, validated; ConfigError naming the flag otherwise."""
     if not changes:
         return run
     # model_copy(update=...) would skip validation; the dump keeps SecretStr objects as they are.
@@ -125,5 +139,5 @@ def _with_flags(run: RunConfig, args: argparse.Namespace) -> RunConfig:
     except ValidationError as exc:
         err = exc.errors(include_url=False)[0]
         loc = str(err["loc"][0]) if err["loc"] else ""
-        raise ConfigError("command line", SELECTION_FLAGS.get(loc, f"--{loc.replace('_', '-')}"),
-                          err["msg"], "fix the value") from None
+        raise ConfigError("command line", flag or SELECTION_FLAGS.get(loc, f"--{loc.replace('_', '-')}"),
+                          err["msg"].removeprefix("Value error, "), "fix the value") from None

@@ -180,8 +180,9 @@ class Reporter:
         if isinstance(event, RunStarted):
             resumed = f" ({event.resumed} already done, resuming)" if event.resumed else ""
             key = f" · key {self.keys[event.run]}" if event.run in self.keys else ""
+            memory = "" if event.memory else " · no memory (no workflows, no induction)"
             return Text.assemble(("run started", "bold"), f" · sandbox {event.sandbox} · output {event.output_dir}"
-                                 f" · {event.tasks_total} tasks{resumed} · model {event.model}{key}")
+                                 f" · {event.tasks_total} tasks{resumed} · model {event.model}{key}{memory}")
         if isinstance(event, InductionDone):
             if not event.ok:
                 tally.said = event.error

@@ -16,11 +16,12 @@ from awm_tui.batch.summary import (
     count_workflows,
     summarise,
     summary_table,
+    twin_lines,
     write_summary,
 )
 from awm_tui.config.models import AppConfig
 from awm_tui.config.overrides import with_budget
-from awm_tui.config.plan import ResolvedRun, resolve_run
+from awm_tui.config.plan import ResolvedRun, resolve_pair
 from awm_tui.demo import DemoEnvironment, default_output_root
 from awm_tui.engine.events import MetricsData
 from awm_tui.engine.fleet import Fleet, RunOutcome, RunRefused
@@ -36,13 +37,13 @@ async def run_plan(args: argparse.Namespace, plan: BatchPlan) -> int:
             return await _run_fleet(plan.config, plan.runs, reporter, signals, args)
         root = plan.demo_root or default_output_root()
         kwargs = {"limit": args.limit} if args.limit else {}
-        async with DemoEnvironment(root, **kwargs) as demo:
+        async with DemoEnvironment(root, twin=bool(getattr(args, "twin", False)), **kwargs) as demo:
             assert demo.config is not None
             if plan.demo_root_chosen:
                 reporter.note(f"demo output: {demo.output_root} (pass --output-root DIR to choose)")
             reporter.note("demo: every figure below comes from a simulated model", style="dim")
             config = with_budget(demo.config, getattr(args, "budget", None))
-            runs = [resolve_run(config, run, i) for i, run in enumerate(config.runs)]
+            runs = [item for i, run in enumerate(config.runs) for item in resolve_pair(config, run, i)]
             return await _run_fleet(config, runs, reporter, signals, args)
 
 
@@ -66,6 +67,8 @@ async def _run_fleet(config: AppConfig, runs: list[ResolvedRun], reporter: Repor
     rows = await _summaries(runs, outcomes, metrics, reporter, time.monotonic() - started, interrupted)
     code = _exit_code(rows, interrupted)
     reporter.renderable(summary_table(rows))
+    for line in twin_lines(rows):
+        reporter.note(line, style="bold")
     reporter.json_line({"kind": "batch_summary", "exit_code": code, "interrupted": interrupted,
                         "runs": [asdict(r) for r in rows]})
     if interrupted:

@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from awm_tui.engine.events import MetricsData
+from awm_tui.config.twins import twin_name
 from awm_tui.engine.fleet import RunOutcome
 from awm_tui.engine.state import Memory, OutputLayout, StateError, write_json_atomic
 
@@ -112,3 +113,17 @@ def summary_table(rows: list[RunSummary]) -> Table:
                       str(r.retries),
                       str(r.workflows))
     return table
+
+
+def twin_lines(rows: list[RunSummary]) -> list[str]:
+    """One line per run whose no-memory twin ran beside it: what memory added."""
+    by_name = {row.name: row for row in rows}
+    lines = []
+    for row in rows:
+        if (twin := by_name.get(twin_name(row.name))) is None:
+            continue
+        gap = row.resolved - twin.resolved
+        same = "" if row.tasks == twin.tasks else " (not the same number of tasks done: compare the rates)"
+        lines.append(f"memory: {row.name} resolved {row.resolved}/{row.tasks} ({row.rate:.0%}), its no-memory "
+                     f"twin {twin.name} {twin.resolved}/{twin.tasks} ({twin.rate:.0%}): {gap:+d}{same}")
+    return lines

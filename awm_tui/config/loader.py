@@ -32,6 +32,7 @@ from awm_tui.config.models import (
     UIConfig,
     profile_for,
 )
+from awm_tui.config.twins import twin_config
 
 ENV_VAR = "AWM_TUI_CONFIG"
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -140,25 +141,31 @@ def _parse_runs(raw: Any, source: str, base_dir: Path, profiles: dict[str, LLMPr
     if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
         raise ConfigError(source, "runs", "expected an array of tables", "write each run as [[runs]]")
     runs: list[RunConfig] = []
-    names: dict[str, int] = {}
-    dirs: dict[Path, int] = {}
+    names: dict[str, str] = {}
+    dirs: dict[Path, str] = {}
     for i, table in enumerate(raw):
         where = f"runs[{i}]"
         table = dict(table)
-        if "api_key" in table:
-            table["api_key"] = _key(table["api_key"], f"{where}.api_key", source, base_dir, problems)
+        for field_name in ("api_key", "twin_api_key"):
+            if field_name in table:
+                table[field_name] = _key(table[field_name], f"{where}.{field_name}", source, base_dir, problems)
         if isinstance(table.get("output_dir"), str):
             table["output_dir"] = resolve_dir(table["output_dir"], base_dir)
         run = _validate(RunConfig, table, source, where)
-        if run.name in names:
-            raise ConfigError(source, f"{where}.name", f"duplicate run name {run.name!r} (also runs[{names[run.name]}])",
-                              "give every run a unique name")
-        names[run.name] = i
-        if run.output_dir in dirs:
-            raise ConfigError(source, f"{where}.output_dir",
-                              f"same directory as runs[{dirs[run.output_dir]}] ({run.output_dir})",
-                              "give each run its own output_dir: runs sharing one would mix memory, buffer and checkpoint")
-        dirs[run.output_dir] = i
+        # A twin (NAME-nomem in DIR-nomem) takes a name and a directory like any run.
+        taken = [(run, f"{where}.name", f"{where}.output_dir", where)]
+        if run.twin:
+            taken.append((twin_config(run), f"{where}.twin", f"{where}.twin", f"the twin of {where}"))
+        for each, name_field, dir_field, label in taken:
+            if each.name in names:
+                raise ConfigError(source, name_field, f"duplicate run name {each.name!r} (also {names[each.name]})",
+                                  "give every run a unique name (a twin is named NAME-nomem)")
+            names[each.name] = label
+            if each.output_dir in dirs:
+                raise ConfigError(source, dir_field, f"same directory as {dirs[each.output_dir]} ({each.output_dir})",
+                                  "give each run its own output_dir (a twin writes to DIR-nomem): "
+                                  "runs sharing one would mix memory, buffer and checkpoint")
+            dirs[each.output_dir] = label
         profile_for(profiles, run.llm, source=source, where=f"{where}.llm")
         runs.append(run)
     return runs
@@ -245,3 +252,4 @@ def _api_key_values(data: dict[str, Any]):
         for run in runs:
             if isinstance(run, dict):
                 yield run.get("api_key")
+                yield run.get("twin_api_key")

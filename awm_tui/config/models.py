@@ -12,6 +12,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -144,12 +145,18 @@ class LLMProfile(BaseModel):
         return self.model.split("/", 1)[1] if self.provider else self.model
 
 
+NAME_MAX = 64
+TWIN_SUFFIX = "-nomem"
+"""A no-memory twin's name and output directory are its run's with this appended (`config.twins`)."""
+TWIN_NAME_MAX = NAME_MAX - len(TWIN_SUFFIX)
+
+
 class RunConfig(BaseModel):
     """One `[[runs]]` entry: one AWM loop, one pane."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    name: str = Field(min_length=1, max_length=NAME_MAX, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     """Unique run name; letters, digits, `_`, `-`, `.`."""
     llm: str = "llm"
     """LLM profile: `llm.NAME`, `NAME`, or `llm` for the defaults (held as the full name)."""
@@ -197,6 +204,12 @@ class RunConfig(BaseModel):
     """`llm` asks the model to induce workflows; `rule` derives them offline."""
     memory_budget_chars: int = Field(4000, gt=0)
     """Most characters of workflows injected into one prompt."""
+    memory: bool = True
+    """Workflows in prompts and induction; `false` runs the same loop without memory (a twin's)."""
+    twin: bool = False
+    """Also start a no-memory twin: `NAME-nomem` in `<output_dir>-nomem`, same tasks, memory off."""
+    twin_api_key: SecretStr | None = None
+    """The twin's own key (literal, `env:VAR`, `file:path`); without it the twin takes the run's."""
     workers: int = Field(1, ge=1)
     """Tasks of this run in flight at once, started in dataset order (1: one after another).
     Each task sees the memory version current when it starts; inductions run one at a time."""
@@ -221,6 +234,17 @@ class RunConfig(BaseModel):
     def _slice(cls, value: str | None) -> str | None:
         if value is not None:
             parse_slice(value)
+        return value
+
+    @field_validator("twin")
+    @classmethod
+    def _twin(cls, value: bool, info: ValidationInfo) -> bool:
+        name, memory = info.data.get("name", ""), info.data.get("memory", True)
+        if value and not memory:
+            raise ValueError("a twin compares a run with memory to one without: drop memory = false here")
+        if value and len(name) > TWIN_NAME_MAX:
+            raise ValueError(f"the run's name is too long to have a twin (at most {TWIN_NAME_MAX} "
+                             f"characters, for NAME{TWIN_SUFFIX})")
         return value
 
 

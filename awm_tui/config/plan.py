@@ -14,6 +14,7 @@ from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import NO_KEY, KeyProblem, choose_key, mask_key
 from awm_tui.config.loader import LoadedConfig
 from awm_tui.config.models import AppConfig, LLMProfile, RunConfig, profile_for
+from awm_tui.config.twins import twin_config
 
 
 OVERRIDE = "override"
@@ -76,9 +77,36 @@ def resolve_run(config: AppConfig, run: RunConfig, index: int | None = None,
     return ResolvedRun(run, run.llm, with_key(profile, chosen.key), chosen.problem, chosen.source)
 
 
+TWIN_OVERRIDE = "override (twin)"
+"""The `key_path` of a twin's key given beside the run (`--twin-api-key`, the twin pane's field)."""
+
+
+def resolve_pair(config: AppConfig, run: RunConfig, index: int | None = None,
+                 problems: dict[str, KeyProblem] | None = None,
+                 api_key: SecretStr | KeyProblem | None = None,
+                 twin_api_key: SecretStr | KeyProblem | None = None) -> list[ResolvedRun]:
+    """`run` resolved (`resolve_run`), followed by its no-memory twin when `run.twin`.
+
+    The twin's key: `twin_api_key` (given beside the run) over the run's own
+    `twin_api_key` over whatever key the run itself got; with none of its own,
+    the twin shares the run's key (and so its rate limit and backoff).
+    """
+    first = resolve_run(config, run, index, problems, api_key)
+    if not run.twin:
+        return [first]
+    problems = problems or {}
+    twin_path = (f"runs[{index}]" if index is not None else f"run {run.name}") + ".twin_api_key"
+    chosen = choose_key(*([(TWIN_OVERRIDE, twin_api_key)] if twin_api_key is not None else []),
+                        (twin_path, problems.get(twin_path) or run.twin_api_key),
+                        (first.key_path, first.key_problem or first.api_key))
+    twin = twin_config(run)
+    return [first, ResolvedRun(twin, twin.llm, with_key(first.profile, chosen.key), chosen.problem, chosen.source)]
+
+
 def resolve_plan(loaded: LoadedConfig) -> list[ResolvedRun]:
-    return [resolve_run(loaded.config, run, i, loaded.key_problems)
-            for i, run in enumerate(loaded.config.runs)]
+    """Every `[[runs]]` entry resolved, each twin right after its run."""
+    return [item for i, run in enumerate(loaded.config.runs)
+            for item in resolve_pair(loaded.config, run, i, loaded.key_problems)]
 
 
 def require_keys(plan: list[ResolvedRun], source: str) -> None:

@@ -39,6 +39,9 @@ class AgentResult:
     model_calls: int = 0
     messages: list[dict] = field(default_factory=list)
     cost: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    """This task's model calls' tokens: its own, however many tasks of the run are in flight."""
     elapsed_s: float = 0.0
 
 
@@ -84,7 +87,7 @@ class Agent:
             if trim is not None:
                 self._log("info", f"{task.instance_id}: {trim.describe(window.window or 0)}")
             try:
-                reply = await self._chat(sent, budget)
+                reply = await self._chat(sent, budget, task.instance_id)
             except BudgetReached as exc:
                 if exc.scope != "task":
                     raise
@@ -95,6 +98,8 @@ class Agent:
                                      f"{self._window_hint(exc)}")
                 return "ContextLimit"
             result.cost += reply.cost
+            result.prompt_tokens += reply.prompt_tokens
+            result.completion_tokens += reply.completion_tokens
             result.model_calls += 1
             window.observe(sent, reply.prompt_tokens)
             self._check_system(sent, reply)
@@ -128,15 +133,15 @@ class Agent:
                 timeout_s=run.command_timeout)})
         return "StepLimit"
 
-    async def _chat(self, messages: list[dict], budget: Budget) -> ChatResult:
+    async def _chat(self, messages: list[dict], budget: Budget, instance_id: str) -> ChatResult:
         started = time.monotonic()
         try:
             reply = await self.llm.chat(messages, purpose="agent", budget=budget)
         except LLMError as exc:
             self.emit(LLMCall(run=self.run.name, purpose="agent", latency_s=time.monotonic() - started,
-                              ok=False, error=str(exc), retries=getattr(exc, "retries", 0) or 0))
+                              instance_id=instance_id, ok=False, error=str(exc), retries=getattr(exc, "retries", 0) or 0))
             raise
-        self.emit(LLMCall(run=self.run.name, purpose="agent", latency_s=reply.latency_s,
+        self.emit(LLMCall(run=self.run.name, purpose="agent", latency_s=reply.latency_s, instance_id=instance_id,
                           prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
                           cost=reply.cost, retries=reply.retries, model=reply.model,
                           finish_reason=reply.finish_reason, cached_tokens=reply.cached_tokens))

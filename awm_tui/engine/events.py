@@ -70,6 +70,8 @@ class RunStarted(Event):
     tasks_total: int
     resumed: int = 0
     """Tasks already finished in the checkpoint, skipped now."""
+    memory: bool = True
+    """False for a no-memory run (a twin): no workflows in its prompts, no induction."""
     workers: int = 1
     """Tasks in flight at once."""
 
@@ -125,6 +127,9 @@ class LLMCall(Event):
     """`stop`, `length` (the reply was cut at max_output_tokens), …"""
     cached_tokens: int = 0
     """Prompt tokens the provider read from its cache."""
+    instance_id: str = ""
+    """The task an agent call was for (empty for induction), so figures per task need no
+    assumption that a run works on one task at a time."""
 
 
 @_kind("evaluation_done")

@@ -212,7 +212,7 @@ class AWMRun:
         self._emit(RunStarted(run=self.name, output_dir=str(self.out.path), limit=run.limit,
                               model=self.profile.model, sandbox=self.sandboxes.description,
                               tasks_total=len(chosen), resumed=len(chosen) - len(todo),
-                              workers=self.control.workers))
+                              workers=self.control.workers, memory=run.memory))
         self._emit(llm.budget.event(self.name))
         if len(chosen) < run.limit:
             self._log("warning", f"dataset {self.dataset.name} has only {len(chosen)} tasks of the "
@@ -257,7 +257,7 @@ class AWMRun:
                 raise _TooManyErrors(f"{self._errors_in_a_row} tasks in a row failed; last: {exc}") from None
             return None
         self._errors_in_a_row = 0
-        if done.result():
+        if done.result() and self.run.memory:  # a no-memory run (a twin) never induces
             self._since_induction += 1
             if self._since_induction >= self.run.induce_every:
                 self._since_induction = 0
@@ -265,11 +265,13 @@ class AWMRun:
         return None
 
     def _successes_since_induction(self) -> int:
-        return self.store.state.successes_since_induction()
+        """Successes toward the next induction; a no-memory run (a twin) never induces."""
+        return self.store.state.successes_since_induction() if self.run.memory else 0
 
     async def _task(self, agent: Agent, task: Task, index: int, total: int) -> bool:
         run = self.run
-        workflows = select_workflows(self.memory, task, run.memory_budget_chars)
+        # A no-memory run (a twin) gets no workflows: the same prompt otherwise.
+        workflows = select_workflows(self.memory, task, run.memory_budget_chars) if run.memory else []
         version = self.memory.version
         self._versions[task.instance_id] = version
         self._started_upto = max(self._started_upto, index)
@@ -391,6 +393,7 @@ class AWMRun:
         task_result = TaskResult(
             instance_id=task.instance_id, exit_status=result.exit_status, outcome=verdict, grader=grader,
             resolved=resolved, reward=reward, speedup=speedup, steps=len(result.steps), cost=result.cost,
+            prompt_tokens=result.prompt_tokens, completion_tokens=result.completion_tokens,
             elapsed_s=elapsed, evaluated=evaluated, memory_version=version)
         # One journal record is the commit point; the files users read follow it.
         await self.store.commit_task(task_result, model=self.profile.model, patch=result.patch,

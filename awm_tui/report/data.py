@@ -15,9 +15,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from awm_tui.config.twins import twin_of
 from awm_tui.engine.events import LLMCall, RunStarted, TaskFinished, TaskStarted, read_event_log
 from awm_tui.engine.outcomes import Outcome as TaskOutcome
-from awm_tui.engine.state import Memory, OutputLayout, RunState, StateError, Workflow, load_state
+from awm_tui.engine.state import (
+    Memory, OutputLayout, ResolveCurve, RunState, StateError, Workflow, load_state, resolve_curve,
+)
 
 Outcome = Literal["resolved", "unresolved", "not evaluated", "error", "not run"]
 OUTCOMES: tuple[Outcome, ...] = ("resolved", "unresolved", "not evaluated", "error", "not run")
@@ -84,6 +87,10 @@ class RunReport(BaseModel):
     name: str
     path: str
     model: str = ""
+    with_memory: bool = True
+    """False for a run that injected no workflows and induced none (a twin; from events.jsonl)."""
+    twin_of: str | None = None
+    """The run whose no-memory twin this is (`NAME-nomem`, config.twins), when it is one."""
     done: int
     resolved: int
     unresolved: int
@@ -134,16 +141,16 @@ def _change(wf_id: str, before: dict[str, Workflow], after: dict[str, Workflow])
                           steps_after=list(new.steps) if new else [])
 
 
-def _memory_versions(memory: Memory, finished_at: list[float]) -> list[MemoryVersion]:
+def _memory_versions(memory: Memory, curve: ResolveCurve) -> list[MemoryVersion]:
     versions = []
-    for record in memory.history:
+    for record, mark in zip(memory.history, curve.inductions):
         before = {w.id: w for w in record.previous}
         # None when the version after this one left the (bounded) history.
         after_list = memory.at_version(record.version) or []
         after = {w.id: w for w in after_list}
         versions.append(MemoryVersion(
             version=record.version, at=record.at, mode=record.mode,
-            after_tasks=sum(1 for t in finished_at if t <= record.at),
+            after_tasks=mark.after_tasks,
             added=[_change(i, before, after) for i in record.added],
             changed=[_change(i, before, after) for i in record.changed],
             removed=[_change(i, before, after) for i in record.removed],
@@ -179,13 +186,13 @@ def read_run(path: str | os.PathLike) -> RunReport:
     induction_cost = 0.0
     cost_from_events = 0.0
     total_tokens = [0, 0, 0]  # prompt, completion, cached: every call, induction included
-    model, started = "", None
+    model, started, with_memory = "", None, True
     for event in events:
         if isinstance(event, RunStarted):
-            model = event.model or model
+            model, with_memory = event.model or model, event.memory
             started = event.ts if started is None else started
         elif isinstance(event, TaskStarted):
-            current = event.instance_id  # a run works on one task at a time
+            current = event.instance_id  # only for calls logged before they named their task
             injected[current] = list(event.injected_workflows)
         elif isinstance(event, LLMCall):
             cost_from_events += event.cost
@@ -194,8 +201,8 @@ def read_run(path: str | os.PathLike) -> RunReport:
             total_tokens[2] += event.cached_tokens
             if event.purpose == "induction":
                 induction_cost += event.cost
-            elif current is not None:
-                counts = tokens.setdefault(current, [0, 0])
+            elif task := event.instance_id or current:
+                counts = tokens.setdefault(task, [0, 0])
                 counts[0] += event.prompt_tokens
                 counts[1] += event.completion_tokens
         elif isinstance(event, TaskFinished):
@@ -205,11 +212,14 @@ def read_run(path: str | os.PathLike) -> RunReport:
                 errors.pop(event.instance_id, None)
             current = None
 
+    curve = resolve_curve(state)  # the engine's one derivation of the curve, as the TUI draws it
     rows, resolved_so_far = [], 0
-    for result in checkpoint.finished.values():
-        resolved_so_far += int(result.resolved)
+    for result, resolved_so_far in zip(checkpoint.finished.values(), curve.resolved):
         experience = buffer.get(result.instance_id)
-        prompt, completion = tokens.get(result.instance_id, (0, 0))
+        # The task's own record (several tasks of a run may be in flight); older checkpoints
+        # lack it, and their events are attributed by task.
+        recorded = (result.prompt_tokens, result.completion_tokens)
+        prompt, completion = recorded if any(recorded) else tokens.get(result.instance_id, (0, 0))
         rows.append(TaskRow(
             instance_id=result.instance_id, outcome=_outcome(result), reward=result.reward, steps=result.steps,
             cost=result.cost, elapsed_s=result.elapsed_s, prompt_tokens=prompt, completion_tokens=completion,
@@ -222,6 +232,7 @@ def read_run(path: str | os.PathLike) -> RunReport:
                                 completion_tokens=completion, workflows=injected.get(instance_id, []),
                                 resolved_so_far=resolved_so_far))
 
+    name = checkpoint.run_name or layout.path.name
     finished_at = [r.finished_at for r in checkpoint.finished.values()]
     task_cost = sum(r.cost for r in checkpoint.finished.values())
     count = {o: sum(1 for r in rows if r.outcome == o) for o in OUTCOMES}
@@ -229,10 +240,11 @@ def read_run(path: str | os.PathLike) -> RunReport:
     helped = [r for r in evaluated if r.workflows]
     alone = [r for r in evaluated if not r.workflows]
     return RunReport(
-        name=checkpoint.run_name or layout.path.name, path=str(layout.path), model=model,
+        name=name, path=str(layout.path), model=model, with_memory=with_memory,
+        twin_of=None if with_memory else twin_of(name),
         done=checkpoint.done, resolved=checkpoint.resolved, unresolved=count["unresolved"],
         not_evaluated=count["not evaluated"], errors=count["error"], tasks=rows,
-        memory_version=memory.version, memory=_memory_versions(memory, finished_at),
+        memory_version=memory.version, memory=_memory_versions(memory, curve),
         workflows=[WorkflowUse(id=w.id, title=w.title, version=w.version, uses=w.uses, successes=w.successes,
                                success_rate=round(w.success_rate, 4)) for w in memory.workflows],
         with_workflows=Tally(tasks=len(helped), resolved=sum(r.outcome == "resolved" for r in helped)),

@@ -53,6 +53,12 @@ def _cls(outcome: str) -> str:
     return "o o-" + outcome.replace(" ", "-")
 
 
+def _memory_cell(run: RunReport) -> str:
+    if run.with_memory:
+        return f"v{run.memory_version}"
+    return "off" + (f" (twin of {escape(run.twin_of)})" if run.twin_of else "")
+
+
 def _summary_table(report: Report) -> str:
     head = ("run", "model", "done", "resolved", "unresolved", "not evaluated", "errors", "rate", "memory",
             "workflows", "cost (USD)", "tokens (prompt + completion)", "task time", "wall")
@@ -66,7 +72,7 @@ def _summary_table(report: Report) -> str:
             f'<td class="num" data-field="unresolved">{run.unresolved}</td>',
             f'<td class="num" data-field="not-evaluated">{run.not_evaluated}</td>',
             f'<td class="num" data-field="errors">{run.errors}</td>',
-            f'<td class="num">{rate}</td>', f'<td class="num">v{run.memory_version}</td>',
+            f'<td class="num">{rate}</td>', f'<td class="num">{_memory_cell(run)}</td>',
             f'<td class="num">{len(run.workflows)}</td>',
             f'<td class="num" data-field="cost">{run.cost:.4f}</td>',
             f'<td class="num">{_num(run.prompt_tokens)} + {_num(run.completion_tokens)}</td>',
@@ -122,7 +128,8 @@ def _version(v: MemoryVersion) -> str:
 
 def _memory(run: RunReport) -> str:
     if not run.memory:
-        return f"<h3>{escape(run.name)}</h3><p class='muted'>memory never changed (no induction yet)</p>"
+        why = "no induction yet" if run.with_memory else f"a run without memory: {_memory_cell(run)}"
+        return f"<h3>{escape(run.name)}</h3><p class='muted'>memory never changed ({why})</p>"
     return f"<h3>{escape(run.name)}</h3>" + "".join(_version(v) for v in run.memory)
 
 

@@ -39,11 +39,16 @@ def curves_svg(report: Report) -> str:
     """Cumulative resolved over tasks done, one line per run, inductions marked."""
     fig = _figure(7.5, 3.6)
     ax = fig.add_subplot()
+    colours: dict[str, str] = {}
     for run in report.runs:
         rows = [t for t in run.tasks if t.outcome != "error"]
         xs = [0, *range(1, len(rows) + 1)]
         ys = [0, *(t.resolved_so_far for t in rows)]
-        (line,) = ax.step(xs, ys, where="post", label=f"{run.name} ({run.resolved}/{run.done})", linewidth=1.8)
+        # A no-memory twin: dashed, in its run's colour, so the gap between the two reads at once.
+        style = {"color": colours[run.twin_of], "linestyle": "--"} if run.twin_of in colours else {}
+        (line,) = ax.step(xs, ys, where="post", label=f"{run.name} ({run.resolved}/{run.done})", linewidth=1.8,
+                          **style)
+        colours[run.name] = line.get_color()
         points = [m for m in run.memory if m.after_tasks <= len(rows)]
         if points:
             px = [m.after_tasks for m in points]

@@ -32,6 +32,7 @@ from .sim_cache import CacheUse, PromptCache
 from .sim_faults import FaultInjector
 from .sim_induction import BAD_INDUCTION, MESSY_SHAPES, InductionReply, Shape, induction_reply
 from .sim_keys import KeyAccounts
+from .sim_memory import memory_choice
 
 MODEL_ID = "awm-sim"
 MODEL_NAME = "awm-sim (simulated)"
@@ -60,6 +61,9 @@ class SimOptions:
     messy_induction_rate: float = 0.0
     """Induction replies in a messy shape real models send (sim_induction.MESSY_SHAPES,
     taken in turn from one the seed picks); counted in stats' `induction_shapes`."""
+    memory_gain: float = 0.0
+    """SIMULATION: share of tasks answered with a wrong patch when the prompt holds no
+    workflows (the same tasks, by seed and instance, for a run and its twin; sim_memory)."""
     seed: int = 0
     invalid_keys: frozenset[str] = frozenset()
     no_credit_keys: frozenset[str] = frozenset()
@@ -91,6 +95,8 @@ class _KeyStats:
     requests: int = 0
     agent: int = 0
     induction: int = 0
+    workflow_prompts: int = 0
+    """Agent requests whose prompt held injected workflows."""
     status: Counter = field(default_factory=Counter)
     tasks: dict[str, None] = field(default_factory=dict)  # ordered set
 
@@ -113,7 +119,7 @@ class SimStats:
             "model": MODEL_NAME,
             "requests": self.requests,
             "by_key": {k: {"requests": v.requests, "agent": v.agent, "induction": v.induction,
-                           "status": dict(v.status)} for k, v in self.by_key.items()},
+                           "workflow_prompts": v.workflow_prompts, "status": dict(v.status)} for k, v in self.by_key.items()},
             "tasks_by_key": {k: list(v.tasks) for k, v in self.by_key.items()},
             "induction_shapes": dict(self.induction_shapes),
         }
@@ -219,6 +225,7 @@ class _Handlers:
             entry.agent += 1
             if task_id := protocol.find_task_id(conv.first_user):
                 entry.tasks[task_id] = None
+            entry.workflow_prompts += protocol.WORKFLOWS_OPEN in conv.first_user
 
         fault = self.faults.next()
         if fault.delay > 0:
@@ -259,7 +266,9 @@ class _Handlers:
             content = agent_reply(conv, task, seed=self.options.seed,
                                   wrong_patch_rate=self.options.wrong_patch_rate,
                                   python_first_rate=self.options.python_first_rate,
-                                  choice=dict(self.options.submit).get(task_id or ""))
+                                  choice=dict(self.options.submit).get(task_id or "") or memory_choice(
+                                      conv.first_user, task_id, seed=self.options.seed,
+                                      memory_gain=self.options.memory_gain))
         if max_tokens and _tokens(content) > max_tokens:
             content, finish = content[: max_tokens * 4], "length"   # cut where a real server stops
         entry.status["200"] += 1
@@ -455,6 +464,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt-cache", action="store_true",
                    help="cache prefixes up to cache_control breakpoints, per key, and report cached tokens")
     p.add_argument("--no-cost", action="store_true", help="send no usage.cost (tokens only)")
+    p.add_argument("--memory-gain", type=float, default=0.0,
+                   help="SIMULATION: share of tasks solved only with workflows in the prompt")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--invalid-key", action="append", default=[], metavar="KEY")
     p.add_argument("--no-credit-key", action="append", default=[], metavar="KEY")
@@ -478,8 +489,8 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         rate_error_body=args.rate_error_body, wrong_patch_rate=args.wrong_patch_rate,
         bad_induction_rate=args.bad_induction_rate, messy_induction_rate=args.messy_induction_rate,
         python_first_rate=args.python_first_rate, context_window=args.context_window,
-        ignore_system=args.ignore_system, seed=args.seed, prompt_cache=args.prompt_cache,
-        report_cost=not args.no_cost,
+        ignore_system=args.ignore_system, memory_gain=args.memory_gain, seed=args.seed,
+        prompt_cache=args.prompt_cache, report_cost=not args.no_cost,
         invalid_keys=frozenset(args.invalid_key), no_credit_keys=frozenset(args.no_credit_key),
         datasets=datasets, submit=tuple(_submit_choice(arg) for arg in args.submit),
         key_rate_limit=args.key_rate_limit, key_credit_limit=args.key_credit_limit)

@@ -26,6 +26,7 @@ from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import KeyProblem, aresolve_key, is_file_reference, key_file_path
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.config.plan import OVERRIDE, ResolvedRun, resolve_run
+from awm_tui.config.twins import twin_config, twin_dir, twin_name
 from awm_tui.engine.events import CreditsLow, HostStatus, KeyHealth
 from awm_tui.engine.state import StateError
 from awm_tui.engine.state.trajectory import last_finished
@@ -146,6 +147,8 @@ class AWMApp(App[int]):
     async def on_main_screen_ready(self) -> None:
         for run in self.config.runs:
             await self.add_pane(run, focus=False)
+            if run.twin:  # a twin has a pane of its own: its figures, its log, its Stop
+                await self.add_pane(twin_config(run), focus=False)
         if not self.config.runs:
             await self.add_pane(focus=False)
         if self.main_screen.panes:
@@ -234,11 +237,18 @@ class AWMApp(App[int]):
 
     def _config_key(self, base: RunConfig | None) -> SecretStr | None:
         """The key a config run brings to its pane: its own, or its broken reference as written
-        (the pane shows what is wrong there, rather than quietly using the profile's key)."""
-        if base is None or base.api_key is not None:
-            return base.api_key if base else None
-        index = next((i for i, run in enumerate(self.config.runs) if run is base), None)
-        problem = self.key_problems.get(f"runs[{index}].api_key")
+        (the pane shows what is wrong there, rather than quietly using the profile's key).
+        A config run's twin brings its run's `twin_api_key` only: without one, it takes the
+        key of its run's pane when the pair starts."""
+        if base is None:
+            return None
+        parent = next((r for r in self.config.runs if r.twin and not base.memory
+                       and twin_name(r.name) == base.name), None)
+        owner, field = (parent, "twin_api_key") if parent is not None else (base, "api_key")
+        if (own := getattr(owner, field)) is not None:
+            return own
+        index = next((i for i, run in enumerate(self.config.runs) if run is owner), None)
+        problem = self.key_problems.get(f"runs[{index}].{field}")
         if problem is None or not problem.reference:
             return None
         ref = problem.reference
@@ -316,7 +326,9 @@ class AWMApp(App[int]):
             if not pane.running:
                 self.start_pane(pane)
 
-    def start_pane(self, pane: RunPane) -> None:
+    def start_pane(self, pane: RunPane, *, shared_key: SecretStr | None = None) -> None:
+        """Start the pane's run (with its twin, when ticked); `shared_key`: a twin's, when its
+        own pane has none (its run's pane's key)."""
         if pane.running:
             return
         self.main_screen.check_panes()
@@ -332,8 +344,25 @@ class AWMApp(App[int]):
         pane.set_running(True)  # read-only at once: no edits while the engine takes it
         if self._first_start is None:
             self._first_start = self._clock()
-        self.run_worker(self._start_run(pane, run, key), group="runs",
+        self.run_worker(self._start_run(pane, run, key or shared_key), group="runs",
                         description=f"start run {run.name}", exit_on_error=False)
+
+    async def _start_twin(self, run: RunConfig, key: SecretStr | None) -> None:
+        """The twin starts with its run, in its own pane: the one named NAME-nomem, made
+        when there is none, its settings taken from the run's (`config.twins`)."""
+        twin = twin_config(run)
+        pane = next((p for p in self.main_screen.panes if p.values().name == twin.name), None)
+        if pane is None:
+            pane = await self.add_pane(twin, focus=False)
+        elif pane.form.memory:
+            self.notify(f"pane {twin.name} is not a no-memory twin: rename it so {run.name}'s twin can start",
+                        severity="warning")
+            return
+        if pane.running:
+            return
+        pane.base = twin
+        pane.form.follow(twin.name, str(twin_dir(run.output_dir)), str(run.limit), str(run.workers), run.llm)
+        self.start_pane(pane, shared_key=key)
 
     async def _start_run(self, pane: RunPane, run: RunConfig, key: SecretStr | None) -> None:
         """The pane's key (a `file:` one read in a thread) through the one resolver and the
@@ -357,6 +386,9 @@ class AWMApp(App[int]):
             pane.set_running(False)
             pane.view = replace(pane.view, phase="failed", reason=str(refused))
             self.notify(str(refused), title=f"{run.name} refused", severity="error", timeout=10)
+            return
+        if run.twin:  # once its run is under way: a refused run leaves no twin running alone
+            await self._start_twin(run, key)
 
     def stop_pane(self, pane: RunPane) -> None:
         if pane.running and pane.run_name and self.fleet is not None:
@@ -603,7 +635,7 @@ class AWMApp(App[int]):
 
 
 def run_tui(config: AppConfig | None, *, theme: str | None, demo: bool, output_root: Path | None,
-            key_problems: Mapping[str, KeyProblem] | None = None) -> int:
+            key_problems: Mapping[str, KeyProblem] | None = None, twin: bool = False) -> int:
     """Run the control center until the user quits; the exit code."""
     if not demo:
         app = AWMApp(config or AppConfig(), theme=theme, output_root=output_root, key_problems=key_problems)
@@ -613,7 +645,7 @@ def run_tui(config: AppConfig | None, *, theme: str | None, demo: bool, output_r
     async def _demo() -> int:
         from awm_tui.demo import DemoEnvironment
 
-        async with DemoEnvironment(output_root) as environment:
+        async with DemoEnvironment(output_root, twin=twin) as environment:
             app = AWMApp(environment.config, theme=theme, demo=environment,
                          output_root=environment.output_root)
             await app.run_async()

@@ -9,6 +9,7 @@
 - `buffer`: `buffer.json`, condensed experiences
 - `memory`: `memory.json`, workflows with their change history
 - `selection`: which workflows a task's prompt gets
+- `curve`: `resolve_curve`, cumulative resolved over tasks done with inductions marked
 - `trajectory`: `trajectories/<id>.json` read back as steps (the TUI's viewer)
 
 Sync functions are the testable cores; from the event loop use the `a…`
@@ -18,6 +19,7 @@ variants, which run the file I/O in a thread.
 from .atomic import StateError, aread_json, awrite_json_atomic, move_aside, read_json, write_json_atomic
 from .buffer import Experience, ExperienceBuffer, StepRecord
 from .checkpoint import Checkpoint, TaskResult
+from .curve import InductionMark, ResolveCurve, resolve_curve
 from .memory import InductionDiff, InductionRecord, Memory, Workflow
 from .layout import OutputLayout
 from .outputs import EventLog, OutputDir, OutputDirLocked, PredictionsFile
@@ -25,8 +27,8 @@ from .selection import select_workflows
 from .store import RunState, StateStore, load_state
 
 __all__ = [
-    "Checkpoint", "EventLog", "Experience", "ExperienceBuffer", "InductionDiff", "InductionRecord",
-    "Memory", "OutputDir", "OutputDirLocked", "OutputLayout", "PredictionsFile", "RunState", "StateError",
+    "Checkpoint", "EventLog", "Experience", "ExperienceBuffer", "InductionDiff", "InductionMark", "InductionRecord",
+    "Memory", "OutputDir", "OutputDirLocked", "OutputLayout", "PredictionsFile", "ResolveCurve", "RunState", "StateError",
     "StateStore", "StepRecord", "TaskResult", "Workflow", "aread_json", "awrite_json_atomic",
-    "load_state", "move_aside", "read_json", "select_workflows", "write_json_atomic",
+    "load_state", "move_aside", "resolve_curve", "read_json", "select_workflows", "write_json_atomic",
 ]

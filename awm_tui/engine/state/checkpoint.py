@@ -42,6 +42,9 @@ class TaskResult(BaseModel):
     """Agent commands executed."""
     cost: float = 0.0
     """LLM cost of the task in USD."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    """The task's own model calls' tokens (0 in checkpoints written before they were kept)."""
     elapsed_s: float = 0.0
     """Wall-clock seconds from task start to finish (evaluation included)."""
     finished_at: float = Field(default_factory=time.time)

@@ -1,4 +1,4 @@
-"""A pane's settings: name, API key, output directory, limit, workers, LLM profile, Start/Stop.
+"""A pane's settings: name, API key, output directory, limit, workers, LLM profile, twin, Start/Stop.
 
 While the run goes every field is read-only but limit and workers: Enter in one of them
 changes the running run (`Action("limit")`, `Action("workers")`)."""
@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.markup import escape
 from textual.message import Message
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 
 from awm_tui.config.keys import is_file_reference, mask_key, resolve_key
 from awm_tui.config.models import LLMProfile
@@ -34,6 +34,8 @@ class FormValues:
     limit: str
     profile: str | None
     workers: str = "1"
+    twin: bool = False
+    """Start a no-memory twin (`NAME-nomem`, its own pane) with this run."""
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ class PaneForm(Vertical):
     PaneForm #profile { width: 26; margin: 0 1; }
     PaneForm #key, PaneForm #output { width: 1fr; }
     PaneForm #key-shown { width: auto; padding: 0 1; }
+    PaneForm #twin { width: auto; margin-left: 1; }
+    PaneForm #no-memory { width: auto; margin-left: 1; color: $text-muted; }
     PaneForm Button { margin-left: 1; min-width: 7; }
     PaneForm #notes { height: auto; }
     """
@@ -73,10 +77,12 @@ class PaneForm(Vertical):
 
     def __init__(self, *, name: str, output: str, limit: int, profile: str | None,
                  profiles: dict[str, LLMProfile], key: SecretStr | None = None, workers: int = 1,
-                 **kwargs) -> None:
+                 twin: bool = False, memory: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         self._initial = (name, output, str(limit), profile)
         self._workers = str(workers)
+        self._twin, self.memory = twin, memory
+        """`memory` False: a no-memory twin's pane, which says so and cannot have a twin itself."""
         self._profiles = profiles
         self._key = key
         self.running = False
@@ -100,6 +106,11 @@ class PaneForm(Vertical):
             yield Input(output, placeholder="output directory", id="output", compact=True)
             yield Label("workers", classes="gap")
             yield Input(self._workers, type="integer", id="workers", compact=True)
+            if self.memory:
+                yield Checkbox("twin", self._twin, id="twin", compact=True,
+                               tooltip="also start a no-memory twin: NAME-nomem in DIR-nomem, same tasks")
+            else:
+                yield Label("no memory", id="no-memory")
         yield Static(id="notes").set_styles("display: none;")
 
     def _key_placeholder(self) -> str:
@@ -137,7 +148,17 @@ class PaneForm(Vertical):
             limit=self.query_one("#limit", Input).value.strip(),
             profile=None if profile is Select.NULL else str(profile),
             workers=self.query_one("#workers", Input).value.strip(),
+            twin=self.memory and self.query_one("#twin", Checkbox).value,
         )
+
+    def follow(self, name: str, output: str, limit: str, workers: str, profile: str | None) -> None:
+        """A twin pane takes its run's settings (its name and directory derived from them)."""
+        self.query_one("#name", Input).value = name
+        self.query_one("#output", Input).value = output
+        self.query_one("#limit", Input).value = limit
+        self.query_one("#workers", Input).value = workers
+        if profile is not None:
+            self.query_one("#profile", Select).value = profile
 
     def set_output(self, output: str) -> None:
         self.query_one("#output", Input).value = output
@@ -166,6 +187,7 @@ class PaneForm(Vertical):
 
     @on(Input.Changed)
     @on(Select.Changed)
+    @on(Checkbox.Changed)
     def _edited(self, event: Message) -> None:
         event.stop()
         if isinstance(event, Select.Changed) and self._key is None:
@@ -200,7 +222,7 @@ class PaneForm(Vertical):
 
     def set_running(self, running: bool) -> None:
         self.running = running
-        for widget in self.query("Input, Select"):
+        for widget in self.query("Input, Select, Checkbox"):
             # A running pane's settings are read-only, but for what a run takes live.
             widget.disabled = running and widget.id not in LIVE_FIELDS
         self._refresh_buttons()

@@ -20,7 +20,7 @@ from awm_tui.tui.widgets.log_view import PaneLog
 
 # RunConfig field → the form field that shows its errors.
 _FIELD_OF = {"name": "name", "output_dir": "output", "limit": "limit", "llm": "profile", "api_key": "key",
-             "workers": "workers"}
+             "workers": "workers", "twin": "name"}
 
 
 class RunProblem(ValueError):
@@ -52,7 +52,8 @@ class RunPane(Vertical):
         """The config entry or opened directory this pane came from: other fields carry over."""
         self._config = config
         self._form = PaneForm(name=name, output=output, limit=limit, profile=profile,
-                              profiles=config.llm, key=key, workers=base.workers if base else 1)
+                              profiles=config.llm, key=key, workers=base.workers if base else 1,
+                              twin=bool(base and base.twin), memory=base.memory if base else True)
         self.run_name: str | None = None
         """The name this pane's run was started under (events are routed by it)."""
         self.removing = False
@@ -135,7 +136,7 @@ class RunPane(Vertical):
             raise RunProblem("profile", "choose an LLM profile")
         data = {} if self.base is None else {k: getattr(self.base, k) for k in RunConfig.model_fields}
         data.update(name=values.name, output_dir=Path(values.output), limit=values.limit or "0",
-                    workers=values.workers or "0", llm=values.profile, api_key=None)
+                    workers=values.workers or "0", llm=values.profile, api_key=None, twin=values.twin)
         try:
             run = RunConfig.model_validate(data)
         except ValidationError as error:
