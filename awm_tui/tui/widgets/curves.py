@@ -2,13 +2,16 @@
 and tokens and cost per task. Drawn with textual-plotext.
 
 Cheap on purpose, since it shares the loop with a flood of log lines: a plot is
-rebuilt (~10 ms for a few hundred points) only when its series or size or theme
-changed, at most every REDRAW_INTERVAL seconds, and never while it is not displayed
-(a hidden widget is not rendered; it is drawn once when it shows again).
+rebuilt (10-70 ms, pure Python) only when its series or size or theme changed, at most
+every REDRAW_INTERVAL seconds, never while it is not displayed (a hidden widget is not
+rendered; it is drawn once when it shows again), and in a thread: the loop keeps
+running between the interpreter's switches (5 ms) instead of waiting for the build.
+The last plot stays on screen until the new one is ready.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections.abc import Iterable
@@ -102,6 +105,12 @@ def _integer_ticks(set_ticks, top: float, room: int) -> None:
     set_ticks(ticks, [str(int(v)) for v in ticks])
 
 
+def draw_text(plt: Plot, series: tuple[Series, ...], metric: Metric, width: int, height: int,
+              colours: list[PlotColour]) -> Text:
+    """`draw` as Rich text: plotext's 16-colour codes stay ANSI colours."""
+    return Text.from_ansi(draw(plt, series, metric, width, height, colours))
+
+
 def draw(plt: Plot, series: tuple[Series, ...], metric: Metric, width: int, height: int,
          colours: list[PlotColour]) -> str:
     """The plot as text with ANSI colour codes (pure: the same input, the same text)."""
@@ -173,6 +182,7 @@ class CurvesPlot(PlotextPlot):
         self._version = 0
         self._drawn: tuple[object, Text] | None = None
         self._timer: Timer | None = None
+        self._building = False
         self._last_redraw = -math.inf
         self.builds = 0
         """How many times the plot was built (tests and benchmarks check it stays low)."""
@@ -183,8 +193,8 @@ class CurvesPlot(PlotextPlot):
 
     @property
     def redraw_pending(self) -> bool:
-        """New data is waiting for the next allowed redraw."""
-        return self._timer is not None
+        """What is on screen (once displayed) is not yet the latest data at this size."""
+        return self._timer is not None or self._building or self._drawn is None or self._drawn[0] != self._key()
 
     def show(self, series: Iterable[Series]) -> None:
         """New data; the same data again costs a comparison (the curves are immutable)."""
@@ -208,16 +218,31 @@ class CurvesPlot(PlotextPlot):
     def watch_metric(self) -> None:
         self.refresh()
 
+    def _key(self) -> tuple[object, ...]:
+        return (self._version, self.metric, self.size, self.app.theme)
+
     def render(self) -> RenderResult:
-        width, height = self.size
-        key = (self._version, self.metric, width, height, self.app.theme)
+        key = self._key()
         if self._drawn is not None and self._drawn[0] == key:
             return self._drawn[1]
+        width, height = self.size
         if not any(s.curve.points for s in self._series) or width < 20 or height < 5:
             text = Text(self._empty if width >= 20 and height >= 5 else "", style="italic")
-        else:
-            self.builds += 1
-            text = Text.from_ansi(draw(self.plt, self._series, self.metric, width, height,
-                                       theme_colours(self.app.current_theme)))
+            self._drawn = (key, text)
+            return text
+        if not self._building:  # one build at a time: the next starts when it is done
+            self._building = True
+            self.run_worker(self._build(key, self._series, self.metric, width, height,
+                                        theme_colours(self.app.current_theme)),
+                            group="curves", description="draw curves", exit_on_error=False)
+        return self._drawn[1] if self._drawn is not None else Text("")
+
+    async def _build(self, key: tuple[object, ...], series: tuple[Series, ...], metric: Metric, width: int,
+                     height: int, colours: list[PlotColour]) -> None:
+        try:
+            text = await asyncio.to_thread(draw_text, self.plt, series, metric, width, height, colours)
+        finally:
+            self._building = False
+        self.builds += 1
         self._drawn = (key, text)
-        return text
+        self.refresh()  # shows it, or starts the next build if the data or size moved on meanwhile
