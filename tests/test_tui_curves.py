@@ -1,5 +1,5 @@
 """Resolve curves in the TUI: per pane (f5), with the no-memory twin overlaid, and the
-fleet's (f6); fed by injected engine events through the app's own sink, and by a
+fleet's (f9); fed by injected engine events through the app's own sink, and by a
 resumed run's files. Snapshots at 80x24 and 160x48 in two themes."""
 
 from __future__ import annotations
@@ -224,7 +224,7 @@ async def test_the_fleet_view_shows_every_runs_curve_from_its_binding_and_the_pa
     async with app.run_test(size=(120, 40)) as pilot:
         await started(pilot, app)
         await inject(pilot, tasks("alpha", "111") + tasks("beta", "01") + tasks("alpha-nomem", "100"))
-        await pilot.press("f6")
+        await pilot.press("f9")
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, FleetCurvesScreen)
@@ -280,7 +280,7 @@ async def pane_curves(pilot) -> None:
 
 async def fleet_curves(pilot) -> None:
     await pane_curves(pilot)
-    await pilot.press("f6")
+    await pilot.press("f9")
     await pilot.pause()
     await drawn(pilot, pilot.app.screen)
 

@@ -22,6 +22,7 @@ from awm_tui.engine.events import (
     MetricsData,
     MetricsSnapshot,
     Phase,
+    RunControlled,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -34,7 +35,18 @@ from awm_tui.engine.outcomes import Outcome
 SPARK_POINTS = 60
 """Evaluation-throughput history kept for the sparkline (one point per metrics tick)."""
 
-ACTIVE_PHASES: frozenset[Phase] = frozenset({"starting", "pulling", "running", "evaluating", "inducing"})
+ACTIVE_PHASES: frozenset[Phase] = frozenset({"starting", "pulling", "running", "evaluating", "inducing",
+                                             "paused"})
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """One task in flight, as its pane shows it."""
+
+    index: int
+    step: int = 0
+    phase: Phase = "running"
+    memory_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,6 +116,11 @@ class RunView:
     """Seeded from the output directory's state, then extended by events."""
     task_tokens: int = 0
     """Agent tokens since the last finished task (the next curve point's)."""
+    in_flight: dict[str, TaskView] = field(default_factory=dict)
+    """The tasks under way by instance id, in start order (`workers` > 1: several). Never
+    changed in place: each event that changes it gives the view a new dict."""
+    paused: bool = False
+    workers: int = 1
 
     @property
     def active(self) -> bool:
@@ -114,6 +131,13 @@ class RunView:
         return self.resolved / self.done if self.done else None
 
 
+def _task_changed(view: RunView, instance_id: str | None, **changes: object) -> dict[str, TaskView]:
+    task = view.in_flight.get(instance_id or "")
+    if task is None:
+        return view.in_flight
+    return {**view.in_flight, instance_id or "": replace(task, **changes)}  # type: ignore[arg-type]
+
+
 def apply_event(view: RunView, event: Event) -> RunView:
     """The view after `event`; events that change no figure return `view` itself."""
     match event:
@@ -122,15 +146,27 @@ def apply_event(view: RunView, event: Event) -> RunView:
                 view, phase="starting", reason="", limit=event.limit, tasks_total=event.tasks_total,
                 model=event.model, sandbox=event.sandbox, resumed=event.resumed,
                 done=max(view.done, event.resumed), started_at=view.started_at or event.ts,
+                in_flight={}, paused=False, workers=event.workers,
             )
         case StatusChanged():
+            in_flight = view.in_flight
+            if event.instance_id in in_flight:
+                task = in_flight[event.instance_id]
+                in_flight = _task_changed(view, event.instance_id, phase=event.phase,
+                                          step=event.step or task.step)
             return replace(view, phase=event.phase, instance_id=event.instance_id or view.instance_id,
-                           step=event.step, detail=event.detail)
+                           step=event.step, detail=event.detail, in_flight=in_flight)
         case TaskStarted():
+            task = TaskView(event.index, memory_version=event.memory_version)
             return replace(view, phase="running", instance_id=event.instance_id, step=0,
-                           task_index=event.index, tasks_total=event.total)
+                           task_index=event.index, tasks_total=event.total,
+                           in_flight={**view.in_flight, event.instance_id: task})
         case AgentStep():
-            return replace(view, instance_id=event.instance_id, step=event.step)
+            return replace(view, instance_id=event.instance_id, step=event.step,
+                           in_flight=_task_changed(view, event.instance_id, step=event.step))
+        case RunControlled():
+            return replace(view, paused=event.paused, limit=event.limit, workers=event.workers,
+                           tasks_total=event.tasks_total)
         case ImagePull():
             return replace(view, pull=None if event.done else event)
         case LLMCall():
@@ -143,7 +179,11 @@ def apply_event(view: RunView, event: Event) -> RunView:
             # Not counted in done/resolved: the engine saves the checkpoint (CheckpointSaved,
             # which sets them) before it says the task finished, so counting both showed one
             # task too many; and a task that ended in an error is not checkpointed.
-            return replace(view, curve=extend_curve(view.curve, event, view.task_tokens), task_tokens=0)
+            curve = extend_curve(view.curve, event, view.task_tokens)
+            in_flight = view.in_flight
+            if event.instance_id in in_flight:
+                in_flight = {k: v for k, v in in_flight.items() if k != event.instance_id}
+            return replace(view, curve=curve, task_tokens=0, in_flight=in_flight)
         case InductionDone():
             curve = extend_curve(view.curve, event)
             return view if curve is view.curve else replace(view, curve=curve)
@@ -157,9 +197,10 @@ def apply_event(view: RunView, event: Event) -> RunView:
             return replace(view, metrics=event.metrics, evals_history=history)
         case RunFinished():
             phase: Phase = "stopped" if event.stopped else "finished"
-            return replace(view, phase=phase, done=event.done, resolved=event.resolved, step=None)
+            return replace(view, phase=phase, done=event.done, resolved=event.resolved, step=None,
+                           in_flight={}, paused=False)
         case RunFailed():
-            return replace(view, phase="failed", reason=event.reason, step=None)
+            return replace(view, phase="failed", reason=event.reason, step=None, in_flight={}, paused=False)
         case _:
             return view
 
@@ -170,9 +211,24 @@ def spark_data(view: RunView) -> list[float]:
     return list(view.evals_history) if view.metrics.evaluations else []
 
 
+def _task_text(instance_id: str, task: TaskView) -> str:
+    if task.phase in ("running", "starting"):
+        return f"{instance_id} step {task.step}" if task.step else instance_id
+    return f"{instance_id} {task.phase}"
+
+
 def status_text(view: RunView) -> str:
-    """One line in the users' words: idle / running task X step N / evaluating / …"""
+    """One line in the users' words: idle / running task X step N / evaluating / …;
+    with several tasks in flight, each of them (instance id and step)."""
     task = view.instance_id or "?"
+    if view.paused and view.phase not in ("finished", "stopped", "failed"):
+        if not view.in_flight:
+            return f"paused · {view.done} done; resume to go on"
+        tasks = " · ".join(_task_text(i, t) for i, t in view.in_flight.items())
+        return f"paused · finishing {len(view.in_flight)} in flight: {tasks}"
+    if len(view.in_flight) > 1 and view.phase in ("running", "evaluating", "pulling", "starting"):
+        tasks = " · ".join(_task_text(i, t) for i, t in view.in_flight.items())
+        return f"running {len(view.in_flight)} of {view.workers} workers: {tasks}"
     match view.phase:
         case "idle":
             if view.done:
@@ -193,6 +249,8 @@ def status_text(view: RunView) -> str:
             return f"pulling {pull.image}{pull.figures()}"
         case "inducing":
             return "inducing workflows"
+        case "paused":
+            return f"paused · {view.done} done; resume to go on"
         case "finished":
             return f"finished · {view.done} done, {view.resolved} resolved"
         case "stopped":
