@@ -1,4 +1,4 @@
-"""The hosts view (f9, palette) and a pane saying which Docker host its task runs on."""
+"""The hosts view (f10, palette) and a pane saying which Docker host its task runs on."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ async def test_pane_shows_its_host_and_when_it_goes_down():
         assert f"running task minicsv-3 (1/4) on {URL} (host DOWN)" in text
         assert f"✗ Docker host {URL} DOWN (no answer" in text  # and in its log
 
-        await pilot.press("f9")
+        await pilot.press("f10")
         await pilot.pause()
         assert isinstance(app.screen, HostsScreen)
         assert URL in screen_text(app) and "DOWN" in screen_text(app)

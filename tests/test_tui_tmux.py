@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -80,3 +81,32 @@ def test_demo_run_in_tmux_finishes_and_quits_cleanly(tmux, tmp_path: Path):
     assert all("sim-demo-key" not in c for c in captures)
     import asyncio
     assert asyncio.run(leftover_containers()) in (None, 0)
+
+
+def test_curves_render_in_the_ansi_theme_in_tmux(tmux, tmp_path: Path):
+    """The demo in tmux with TERM=screen and awm-ansi: f5 shows the pane's resolve curve,
+    and everything on screen is painted in the terminal's own 16 colours."""
+    awm_tui = Path(sys.executable).parent / "awm-tui"
+    command = [str(awm_tui)] if awm_tui.exists() else [sys.executable, "-m", "awm_tui"]
+    shell = shlex.join([*command, "--demo", "--theme", "awm-ansi", "--output-root", str(tmp_path / "out")])
+    tmux("new-session", "-d", "-s", "awm", "-x", "100", "-y", "40",
+         "-e", "TERM=screen", "-c", str(Path(__file__).parent.parent), shell)
+    tmux.wait_for("^s Start", timeout=60)
+    tmux("send-keys", "-t", "awm", "C-s")
+    tmux.wait_for("tasks 2/", timeout=180)  # two tasks checkpointed: a curve to draw
+    tmux("send-keys", "-t", "awm", "F5")
+    screen = tmux.wait_for("└┬", timeout=30)  # the plot's x axis
+    assert re.search(r"▞▞ demo-a [0-9]+/[0-9]+", screen), screen  # its legend: resolved/done
+    painted = tmux("capture-pane", "-p", "-e", "-t", "awm")
+    # The 16 colours are SGR 30-37 / 90-97 (40-47 / 100-107); an RGB colour (ours or the
+    # plot library's) reaches tmux as 38;2 or, through TERM=screen, as 38;5;N.
+    assert not re.findall(r"\x1b\[[0-9;]*[34]8;[25];", painted), painted
+    tmux("send-keys", "-t", "awm", "C-q")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            if "Stop them" in tmux.screen():
+                tmux("send-keys", "-t", "awm", "y")
+        except subprocess.CalledProcessError:
+            break  # the session ended with the app
+        time.sleep(0.5)

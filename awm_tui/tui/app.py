@@ -34,6 +34,7 @@ from awm_tui.tui.messages import MetricsArrived, RunEventsArrived
 from awm_tui.tui.output_reading import OutputSummary, read_output_dir
 from awm_tui.tui.relay import EventRelay
 from awm_tui.tui.run_view import RunView, latest_fleet_spend
+from awm_tui.tui.screens.curves import FleetCurvesScreen
 from awm_tui.tui.screens.dialogs import OpenOutputDir, QuitConfirm
 from awm_tui.tui.screens.hosts import HostsScreen
 from awm_tui.tui.screens.main import MainScreen
@@ -43,7 +44,7 @@ from awm_tui.tui.screens.trajectory import TrajectoryScreen
 from awm_tui.tui.themes import DEFAULT_THEME, load_all_themes, stylesheet_path
 from awm_tui.tui.widgets.fleet_bar import FleetBar, FleetTotals
 from awm_tui.tui.widgets.pane_form import LIVE_FIELDS, Note
-from awm_tui.tui.widgets.run_pane import RunPane, RunProblem
+from awm_tui.tui.widgets.run_pane import RunPane, RunProblem, link_twins
 
 class FleetControl(Protocol):
     """What the app asks of the engine's Fleet (and of the tests' recording stand-in)."""
@@ -84,17 +85,19 @@ class AWMApp(App[int]):
         Binding("ctrl+o", "open_output_dir", "Open dir"),
         # Not in the footer (full already at 80 columns); the palette and README list it.
         Binding("f4", "trajectory", "Trajectory", show=False),
+        Binding("f5", "pane_curves", "Curves", show=False),
         Binding("f6", "pause_pane", "Pause/resume", show=False),
+        Binding("f9", "fleet_curves", "Fleet curves", show=False),
         Binding("f2", "maximize_pane", "Maximise"),
         Binding("f3", "toggle_hosts", "Hosts"),
         Binding("f8", "next_pane", "Next pane"),
         Binding("f7", "keys", "Keys", show=False),
-        Binding("f9", "docker_hosts", "Docker hosts", show=False),
+        Binding("f10", "docker_hosts", "Docker hosts", show=False),
     ]
 
     PANE_ACTIONS = frozenset({"add_pane", "remove_pane", "start_pane", "stop_pane", "start_all", "memory",
                               "open_output_dir", "maximize_pane", "toggle_hosts", "next_pane", "trajectory",
-                              "pause_pane", "apply_live", "docker_hosts"})
+                              "pause_pane", "apply_live", "docker_hosts", "pane_curves", "fleet_curves"})
     """Actions on the main screen's panes: off (and out of the footer) on any other screen."""
 
     def __init__(self, config: AppConfig, *, theme: str | None = None, demo: Any = None,
@@ -119,7 +122,7 @@ class AWMApp(App[int]):
         self._quitting = asyncio.Event()
         self._fleet_worker: Worker | None = None
         self.host_statuses: dict[str, HostStatus] = {}
-        """The latest HostStatus of each Docker host, for the hosts view (f9)."""
+        """The latest HostStatus of each Docker host, for the hosts view (f10)."""
         self.panes_ready = asyncio.Event()
         """Set once the configured runs have their panes (tests and scripts wait on it)."""
         self.main_screen: MainScreen
@@ -261,7 +264,7 @@ class AWMApp(App[int]):
         path = Path(pane.values().output)
         summary = await asyncio.to_thread(read_output_dir, path)
         if summary.done or summary.workflows or announce:
-            pane.view = replace(pane.view, done=summary.done, resolved=summary.resolved,
+            pane.view = replace(pane.view, done=summary.done, resolved=summary.resolved, curve=summary.curve,
                                 workflows=len(summary.workflows), memory_version=summary.memory_version)
             pane.add_log_lines([f"checkpoint in {path}: {summary.done} done, {summary.resolved} resolved, "
                                 f"{len(summary.workflows)} workflow(s); Start resumes"])
@@ -302,6 +305,15 @@ class AWMApp(App[int]):
         if (pane := self._pane()) is not None:
             stats = pane.query_one(PaneStats)
             stats.per_host = not stats.per_host
+
+    def action_pane_curves(self) -> None:
+        """The current pane: log → resolve curve → tokens and cost → log."""
+        if (pane := self._pane()) is not None:
+            pane.cycle_lower()
+
+    def action_fleet_curves(self) -> None:
+        screen = self.main_screen
+        self.push_screen(FleetCurvesScreen(lambda: [(p.display_name, p.view.curve) for p in screen.panes]))
 
     # -- start and stop -------------------------------------------------------------------
     def on_run_pane_requested(self, message: RunPane.Requested) -> None:
@@ -459,6 +471,7 @@ class AWMApp(App[int]):
                     if dropped := message.dropped.get(run):
                         pane.add_log_lines([f"… {dropped} older line(s) skipped (see events.jsonl)"])
                     pane.add_log_lines(lines)
+            link_twins(screen.panes)
 
     def _key_event(self, event: KeyHealth | CreditsLow, by_run: dict[str, list]) -> None:
         """A key's health is fleet-wide: each run on the key gets it, and the keys view."""
@@ -505,6 +518,7 @@ class AWMApp(App[int]):
         if not bars:  # the screen is being torn down
             return
         panes = self.main_screen.panes
+        link_twins(panes)  # a pane added, removed or renamed may make or break a pair
         views: Iterable[RunView] = [pane.view for pane in panes]
         running = [pane.view for pane in panes if pane.running]
         elapsed = None if self._first_start is None else self._clock() - self._first_start
@@ -626,11 +640,14 @@ class AWMApp(App[int]):
                             self.action_trajectory)
         yield SystemCommand("Open output directory", "Show and resume an old run (ctrl+o)",
                             self.action_open_output_dir)
+        yield SystemCommand("Pane curves", "Log → resolve curve (twin, inductions) → tokens and cost (f5)",
+                            self.action_pane_curves)
+        yield SystemCommand("Fleet curves", "Every run's resolve curve together (f9)", self.action_fleet_curves)
         yield SystemCommand("Maximise pane", "Toggle the current pane full screen (f2)",
                             self.action_maximize_pane)
         yield SystemCommand("Per-host connections", "Toggle per-host connection counts (f3)",
                             self.action_toggle_hosts)
-        yield SystemCommand("Docker hosts", "Up/down, containers, exec/s, images, disk of each host (f9)",
+        yield SystemCommand("Docker hosts", "Up/down, containers, exec/s, images, disk of each host (f10)",
                             self.action_docker_hosts)
 
 

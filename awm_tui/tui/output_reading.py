@@ -9,7 +9,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from awm_tui.engine.state import OutputLayout, Workflow, load_state
+from awm_tui.engine.state import OutputLayout, RunState, Workflow, load_state
+from awm_tui.tui.run_view import Curve, CurvePoint
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,8 @@ class OutputSummary:
     workflows: tuple[Workflow, ...] = ()
     inductions: tuple[InductionEntry, ...] = ()
     tasks: tuple[TaskEntry, ...] = ()
+    curve: Curve = field(default_factory=Curve)
+    """The checkpoint's tasks in finishing order, memory's changes placed among them."""
     problems: tuple[str, ...] = field(default=())
     """One line per unreadable file; the rest is still shown."""
 
@@ -62,6 +65,18 @@ def _events(path: Path) -> list[dict]:
     except FileNotFoundError:
         pass
     return found
+
+
+def state_curve(state: RunState) -> Curve:
+    """The curve a resumed run starts from (the live one extends it, `run_view.extend_curve`)."""
+    results = list(state.checkpoint.finished.values())
+    points, resolved = [], 0
+    for result in results:
+        resolved += int(result.resolved)
+        points.append(CurvePoint(resolved, None, result.cost))
+    finished_at = [r.finished_at for r in results]
+    marks = tuple(sum(1 for t in finished_at if t <= record.at) for record in state.memory.history)
+    return Curve(tuple(points), marks)
 
 
 def read_output_dir(path: Path) -> OutputSummary:
@@ -92,5 +107,6 @@ def read_output_dir(path: Path) -> OutputSummary:
         workflows=tuple(memory.workflows),
         inductions=inductions,
         tasks=tuple(tasks.values()),
+        curve=state_curve(state),
         problems=tuple(problems),
     )

@@ -18,6 +18,7 @@ from awm_tui.engine.events import (
     HostStatus,
     ImagePull,
     KeyHealth,
+    InductionDone,
     LLMCall,
     LogLine,
     MemoryUpdated,
@@ -35,6 +36,7 @@ from awm_tui.engine.events import (
     TaskFinished,
     TaskStarted,
 )
+from awm_tui.engine.outcomes import Outcome
 
 SPARK_POINTS = 60
 """Evaluation-throughput history kept for the sparkline (one point per metrics tick)."""
@@ -51,6 +53,45 @@ class TaskView:
     step: int = 0
     phase: Phase = "running"
     memory_version: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class CurvePoint:
+    """One finished task on the curve's x axis (tasks that ended in an error are not)."""
+
+    resolved: int
+    """Cumulative resolved after this task."""
+    tokens: int | None = None
+    """Agent tokens (prompt + completion) since the previous task finished: the task's own
+    with one worker; with several in flight, what the run spent per finished task.
+    None for tasks read from a checkpoint (it does not keep them)."""
+    cost: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Curve:
+    """A run's resolve curve, tokens and cost per task, and where memory changed."""
+
+    points: tuple[CurvePoint, ...] = ()
+    inductions: tuple[int, ...] = ()
+    """Tasks done when each induction changed memory (0 = before the first)."""
+
+    @property
+    def resolved(self) -> int:
+        return self.points[-1].resolved if self.points else 0
+
+
+def extend_curve(curve: Curve, event: Event, tokens: int = 0) -> Curve:
+    """The curve after `event` (the TUI's one derivation until the engine offers one):
+    a checkpointed task adds a point, an induction that changed memory adds a mark."""
+    match event:
+        case TaskFinished() if event.outcome is not Outcome.ERROR:
+            point = CurvePoint(curve.resolved + int(event.resolved), tokens, event.cost)
+            return replace(curve, points=curve.points + (point,))
+        case InductionDone() if event.ok and (event.added or event.changed or event.removed):
+            return replace(curve, inductions=curve.inductions + (len(curve.points),))
+        case _:
+            return curve
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +118,10 @@ class RunView:
     started_at: float | None = None
     pull: ImagePull | None = None
     """The image pull under way (layers, bytes, free space), if any."""
+    curve: Curve = field(default_factory=Curve)
+    """Seeded from the output directory's state, then extended by events."""
+    task_tokens: int = 0
+    """Agent tokens since the last finished task (the next curve point's)."""
     in_flight: dict[str, TaskView] = field(default_factory=dict)
     """The tasks under way by instance id, in start order (`workers` > 1: several). Never
     changed in place: each event that changes it gives the view a new dict."""
@@ -141,16 +186,24 @@ def apply_event(view: RunView, event: Event) -> RunView:
                            tasks_total=event.tasks_total)
         case ImagePull():
             return replace(view, pull=None if event.done else event)
-        case LLMCall() if event.ok and event.model and event.model != view.served_model:
-            return replace(view, served_model=event.model)
-        case TaskFinished():
-            # Not counted here: the engine saves the checkpoint (CheckpointSaved, which
-            # sets done/resolved) before it says the task finished, so counting both showed
-            # one task too many; and a task that ended in an error is not checkpointed.
-            if event.instance_id not in view.in_flight:
+        case LLMCall():
+            served = event.model if event.ok and event.model else view.served_model
+            tokens = event.prompt_tokens + event.completion_tokens if event.purpose == "agent" else 0
+            if served == view.served_model and not tokens:
                 return view
-            in_flight = {k: v for k, v in view.in_flight.items() if k != event.instance_id}
-            return replace(view, in_flight=in_flight)
+            return replace(view, served_model=served, task_tokens=view.task_tokens + tokens)
+        case TaskFinished():
+            # Not counted in done/resolved: the engine saves the checkpoint (CheckpointSaved,
+            # which sets them) before it says the task finished, so counting both showed one
+            # task too many; and a task that ended in an error is not checkpointed.
+            curve = extend_curve(view.curve, event, view.task_tokens)
+            in_flight = view.in_flight
+            if event.instance_id in in_flight:
+                in_flight = {k: v for k, v in in_flight.items() if k != event.instance_id}
+            return replace(view, curve=curve, task_tokens=0, in_flight=in_flight)
+        case InductionDone():
+            curve = extend_curve(view.curve, event)
+            return view if curve is view.curve else replace(view, curve=curve)
         case CheckpointSaved():
             # The checkpoint is the truth (it counts resumed tasks too).
             return replace(view, done=event.done, resolved=event.resolved)

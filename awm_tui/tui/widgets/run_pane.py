@@ -4,19 +4,28 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 from pydantic import SecretStr, ValidationError
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.events import Resize
 from textual.message import Message
 from textual.reactive import reactive
 
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.engine.events import Event, InductionDone, TaskStarted
-from awm_tui.tui.run_view import RunView, apply_event
+from awm_tui.tui.run_view import Curve, RunView, apply_event
+from awm_tui.tui.widgets.curves import CurvesPlot, Series, twin_name
 from awm_tui.tui.widgets.pane_form import FormValues, Note, PaneForm
 from awm_tui.tui.widgets.pane_stats import PaneStats
 from awm_tui.tui.widgets.log_view import PaneLog
+
+Lower = Literal["log", "resolved", "cost"]
+LOWER_MODES: tuple[Lower, ...] = ("log", "resolved", "cost")
+"""What fills the pane under its figures (f5 cycles): the log, or a curve instead of it
+(beside it, above, when the pane is TALL_ROWS high or more)."""
+TALL_ROWS = 30
 
 # RunConfig field → the form field that shows its errors.
 _FIELD_OF = {"name": "name", "output_dir": "output", "limit": "limit", "llm": "profile", "api_key": "key",
@@ -61,10 +70,16 @@ class RunPane(Vertical):
         self.inductions: list[InductionDone] = []
         self.injected: dict[str, tuple[str, ...]] = {}
         self.border_title = name
+        self.lower: Lower = "log"
+        self.twin: Curve | None = None
+        """The curve of this run's no-memory twin (the pane of `NAME-nomem`), when there is one."""
+        self._shown = True
+        self._curves = CurvesPlot(id="pane-curves")
 
     def compose(self) -> ComposeResult:
         yield self._form
         yield PaneStats().data_bind(RunPane.view)
+        yield self._curves
         yield PaneLog(max_lines=self._config.ui.log_lines)
 
     @property
@@ -74,6 +89,15 @@ class RunPane(Vertical):
     @property
     def log_view(self) -> PaneLog:
         return self.query_one(PaneLog)
+
+    @property
+    def curves(self) -> CurvesPlot:
+        return self._curves
+
+    @property
+    def display_name(self) -> str:
+        """The run's name as the fleet knows it (the form's until it is started)."""
+        return self.run_name or str(self.border_title or "")
 
     @property
     def running(self) -> bool:
@@ -89,6 +113,7 @@ class RunPane(Vertical):
             elif isinstance(event, TaskStarted):
                 self.injected[event.instance_id] = event.injected_workflows
         self.view = view
+        self._show_curves()
         if self.running and view.phase in ("finished", "stopped", "failed"):
             self.set_running(False)
 
@@ -100,7 +125,45 @@ class RunPane(Vertical):
         self.set_class(running, "-running")
 
     def set_shown(self, shown: bool) -> None:
-        self.log_view.set_shown(shown)
+        self._shown = shown
+        self.log_view.set_shown(shown and (self.lower == "log" or self.has_class("-tall")))
+
+    # -- curves ---------------------------------------------------------------------
+    def show_lower(self, lower: Lower) -> None:
+        """The log, or a curve in its place (the log keeps its lines meanwhile)."""
+        self.lower = lower
+        self.set_class(self.size.height >= TALL_ROWS, "-tall")
+        self.set_class(lower != "log", "-curves")
+        if lower != "log":
+            self.curves.metric = lower
+        self.set_shown(self._shown)
+
+    def cycle_lower(self) -> Lower:
+        self.show_lower(LOWER_MODES[(LOWER_MODES.index(self.lower) + 1) % len(LOWER_MODES)])
+        return self.lower
+
+    def set_twin(self, curve: Curve | None) -> None:
+        if curve is not self.twin:
+            self.twin = curve
+            self._show_curves()
+
+    def _show_curves(self) -> None:
+        name = self.display_name
+        series = [Series(name, self.view.curve)]
+        if self.twin is not None:
+            series.append(Series(twin_name(name), self.twin, twin=True))
+        self.curves.show(series)
+
+    def on_resize(self, event: Resize) -> None:
+        self._check_tall()
+
+    def _check_tall(self) -> None:
+        # Also checked when the curves are asked for (show_lower): under load, a pane laid
+        # out at its final size from the start was not always sent a Resize.
+        tall = self.size.height >= TALL_ROWS
+        if tall != self.has_class("-tall"):
+            self.set_class(tall, "-tall")
+            self.set_shown(self._shown)
 
     # -- settings out ---------------------------------------------------------------
     def on_pane_form_action(self, message: PaneForm.Action) -> None:
@@ -144,3 +207,13 @@ class RunPane(Vertical):
             field = str(first["loc"][0]) if first["loc"] else "name"
             raise RunProblem(_FIELD_OF.get(field, "name"), f"{field}: {first['msg']}") from None
         return run, values.key
+
+
+def link_twins(panes: Iterable[RunPane]) -> None:
+    """Give each pane the curve of its no-memory twin: the pane whose run is named
+    `NAME-nomem` (`widgets.curves.twin_name`), or None when there is no such pane."""
+    panes = list(panes)
+    by_name = {pane.display_name: pane for pane in panes}
+    for pane in panes:
+        twin = by_name.get(twin_name(pane.display_name))
+        pane.set_twin(None if twin is None else twin.view.curve)
