@@ -75,3 +75,13 @@ async def test_state_files_tiny(tmp_path) -> None:
     for run in ("run0", "run1"):  # the commits timed are real: every view holds them once the runs close
         finished = json.loads((tmp_path / run / "checkpoint.json").read_text())["finished"]
         assert list(finished) == ["t-0", "t-1", "t-2"]
+
+
+@pytest.mark.timeout(90)
+def test_tui_lag_tiny_every_line_reaches_its_pane() -> None:
+    from benchmarks import tui_lag
+
+    res = asyncio.run(tui_lag.main(1.0, 200, 2))
+    assert res["lines_sent"] > 0 and res["lines_in_logs"] == res["lines_sent"], res  # below the cap: all kept
+    assert res["last_lines_match"], res  # each log ends with the last line sent to its run
+    assert res["lag_p99_ms"] >= 0 and 0 < res["loop_cpu_share"]
