@@ -76,3 +76,13 @@ async def test_paint_turns_paint_each_owner_once_in_the_order_asked() -> None:
         turns.cancel("d")
         await pilot.pause(TICK_S * 5)
         assert painted_order == ["a", "b", "c"]
+
+
+def test_a_line_is_measured_in_the_cells_rich_renders_it_in() -> None:
+    from rich.cells import cell_len
+
+    from awm_tui.tui.widgets.log_view import _cells, _clean
+
+    for line in ["plain", "step 3 $ pytest → 0", "✗ failed", "漢字 wide", "tab\there", "esc\x1b[0m",
+                 "bell\x07", "e\u0301 combining", "emoji 🎉 done", ""]:
+        assert _cells(_clean(line)) == cell_len(_clean(line)), line

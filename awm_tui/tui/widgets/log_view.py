@@ -35,8 +35,24 @@ CACHED_STRIPS = 256
 """Rendered lines kept per log: a few screens' worth, so a scroll re-renders only the new lines."""
 
 
+_drop_ascii = {code: None for code in range(128)}
+
+
 def _clean(line: str) -> str:
     return _control("�", line.expandtabs())
+
+
+_zero_width = re.compile("[\u0015-\u001f\u007f]").search  # left as they are by _clean: no cells
+
+
+def _cells(line: str) -> int:
+    """Terminal cells of a cleaned line. ASCII is a cell a character; only the rest is
+    measured, and short runs of it (an arrow, a check mark) hit Rich's cache, where a
+    whole line never does (cell_len of every line was the top cost of a flood)."""
+    if _zero_width(line):
+        return cell_len(line)
+    other = line.translate(_drop_ascii)
+    return len(line) - len(other) + cell_len(other) if other else len(line)
 
 
 class PaneLog(ScrollView, can_focus=True):
@@ -121,9 +137,7 @@ class PaneLog(ScrollView, can_focus=True):
             for line in text.splitlines() or ("",):
                 store.append(line)
                 added += 1
-                # Plain ASCII is one cell a character (a control character becomes one "�").
-                size = len(line) if line.isascii() and "\t" not in line else cell_len(_clean(line))
-                width = max(width, size)
+                width = max(width, _cells(_clean(line)))
         if not added:
             return
         dropped = max(0, kept_before + added - self.max_lines)
@@ -187,7 +201,7 @@ class PaneLog(ScrollView, can_focus=True):
             return cached
         line = _clean(self._lines[index])
         if selection is None:  # no markup, no highlighting: one segment, no Rich rendering
-            strip = Strip([Segment(line, rich_style)], cell_len(line))
+            strip = Strip([Segment(line, rich_style)], _cells(line))
             self._strips[key] = strip
             return strip
         text = Text(line, no_wrap=True, style=rich_style)
@@ -195,4 +209,4 @@ class PaneLog(ScrollView, can_focus=True):
             start, end = span
             text.stylize(self.screen.get_component_rich_style("screen--selection"),
                          start, len(text) if end == -1 else end)
-        return Strip(text.render(self.app.console), cell_len(line))
+        return Strip(text.render(self.app.console), _cells(line))
