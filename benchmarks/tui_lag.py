@@ -127,6 +127,18 @@ async def main(seconds: float, rate: int, panes: int) -> dict[str, Any]:
     }
 
 
+async def floor(seconds: float) -> dict[str, float]:
+    """The same 10 ms probe on a loop doing nothing else: what the machine's load alone costs."""
+    samples: list[tuple[float, float]] = []
+    stop = asyncio.Event()
+    probe = asyncio.create_task(_lag(samples, stop))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await probe
+    lags = [lag for _, lag in samples]
+    return {"lag_p50_ms": statistics.median(lags), "lag_p99_ms": _p(lags, 0.99), "lag_max_ms": max(lags)}
+
+
 def _print(result: dict, label: str = "") -> None:
     head = f"{label}: " if label else ""
     print(f"{head}tui_lag: {result['panes']} panes, {result['lines_per_s']:.0f} lines/s for {result['seconds']:.0f} s "
@@ -180,7 +192,13 @@ def cli() -> None:
     parser.add_argument("--json", help="also write the figures to this file")
     parser.add_argument("--compare", metavar="REV", help="run this tree and commit REV alternately")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each side with --compare")
+    parser.add_argument("--floor", action="store_true", help="only the probe, on an idle loop (the machine's floor)")
     args = parser.parse_args()
+    if args.floor:
+        idle = asyncio.run(floor(args.seconds))
+        print(f"idle loop, {args.seconds:.0f} s: lag p50 {idle['lag_p50_ms']:.1f} ms, p99 {idle['lag_p99_ms']:.1f} ms, "
+              f"max {idle['lag_max_ms']:.1f} ms; load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        return
     if args.compare:
         compare(args)
         return

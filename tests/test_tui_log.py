@@ -5,7 +5,7 @@ from __future__ import annotations
 from textual.app import App, ComposeResult
 
 from awm_tui.tui.widgets.log_view import PaneLog
-from awm_tui.tui.widgets.paint_turns import TICK_S, PaintTurns
+from awm_tui.tui.widgets.paint_turns import PaintTurns
 
 from tests.plugins.tui import screen_text
 
@@ -24,7 +24,12 @@ def rows(app: App) -> list[str]:
 
 
 async def painted(pilot) -> None:
-    await pilot.pause(TICK_S * 5)  # the log's paint turn
+    """Until every log has had its paint turn (a frame each)."""
+    turns = PaintTurns.of(pilot.app)
+    for _ in range(100):
+        await pilot.pause()
+        if not turns.pending:
+            break
     await pilot.pause()
 
 
@@ -69,12 +74,12 @@ async def test_paint_turns_paint_each_owner_once_in_the_order_asked() -> None:
         turns = PaintTurns.of(app)
         for owner in ("a", "b", "a", "c"):
             turns.ask(owner, lambda owner=owner: painted_order.append(owner))
-        assert painted_order == []  # at their turns, not at once
-        await pilot.pause(TICK_S * 10)
+        assert painted_order == []  # at their turns, not inside the caller
+        await painted(pilot)
         assert painted_order == ["a", "b", "c"]
         turns.ask("d", lambda: painted_order.append("d"))
         turns.cancel("d")
-        await pilot.pause(TICK_S * 5)
+        await painted(pilot)
         assert painted_order == ["a", "b", "c"]
 
 
