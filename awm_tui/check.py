@@ -18,6 +18,7 @@ from awm_tui.batch.preflight import RunInputs, preflight
 from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import NO_KEY
 from awm_tui.config.loader import find_config_path, load_config
+from awm_tui.config.overrides import SELECTION_FLAGS
 from awm_tui.config.plan import ResolvedRun, require_keys, resolve_plan
 
 
@@ -31,7 +32,9 @@ def key_status(item: ResolvedRun) -> str:
 
 
 def uses_batch_flags(args: argparse.Namespace) -> bool:
-    return bool(args.parallel) or any(getattr(args, f) is not None for f in ("llm_config", "api_key", "output_dir"))
+    """Whether the flags change the plan: then --check shows the batch they would start."""
+    flags = ("llm_config", "api_key", "output_dir", "limit", *SELECTION_FLAGS)
+    return bool(args.parallel) or any(getattr(args, f, None) is not None for f in flags)
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -71,9 +74,12 @@ def run_check(args: argparse.Namespace) -> int:
             ("api key", key_status(item)),
             ("output", str(run.output_dir)),
             ("tasks", f"limit {run.limit} from {run.dataset} ({run.split})"
-                      + (", medium too" if run.include_medium else "")),
+                      + (", medium too" if run.include_medium else "")
+                      + (f", {run.workers} in flight at once" if run.workers > 1 else "")),
             ("eval", "skipped" if run.skip_eval else cfg.eval.mode),
             ("sandbox", run.sandbox),
+            ("timeouts", f"command {run.command_timeout:g} s, stall {run.stall_timeout:g} s "
+                         f"(no model reply or command output), task {run.task_timeout:g} s"),
         ):
             console.print(f"  {name:<8} {value}", markup=False)
     if require:

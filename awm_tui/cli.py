@@ -84,6 +84,11 @@ def build_parser() -> argparse.ArgumentParser:
     single.add_argument("--filter", metavar="REGEX", help="only instance ids matching REGEX (re.match)")
     single.add_argument("--slice", metavar="START:STOP", help="only these rows (after --shuffle/--filter), e.g. 0:50")
     single.add_argument("--shuffle", type=int, metavar="SEED", help="shuffle the rows with this seed first")
+    single.add_argument("--workers", type=_positive, metavar="K",
+                        help="tasks of a run in flight at once (default 1: one after another)")
+    single.add_argument("--stall-timeout", metavar="SECONDS",  # checked as RunConfig.stall_timeout
+                        help="cancel a task after this long without a model reply or command output "
+                             "(default 600; a rerun retries it)")
 
     par = p.add_argument_group("parallel runs (with --batch, or --check to check them)")
     par.add_argument("--parallel", type=_positive, metavar="N", help="start N runs run_1..run_N")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from benchmarks import concurrency, connection_reuse, cost_per_call, docker_exec, scale, state_files
+from benchmarks import concurrency, connection_reuse, cost_per_call, docker_exec, scale, state_files, workers
 from benchmarks.common import fmt, repo_root
 
 BENCHMARKS = {
@@ -28,6 +28,7 @@ BENCHMARKS = {
     "docker": docker_exec.run,
     "scale": scale.run,
     "state_files": state_files.run,
+    "workers": workers.run,
 }
 OTHERS = {"tui_lag": "benchmarks/tui_lag.py (TUI event-loop lag; owned elsewhere: run it on its own)"}
 

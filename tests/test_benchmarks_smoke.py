@@ -9,7 +9,7 @@ import pytest
 
 from awm_tui.engine import protocol
 from awm_tui.engine.agent import PATCH_COMMAND
-from benchmarks import concurrency, connection_reuse, cost_per_call, scale, state_files
+from benchmarks import concurrency, connection_reuse, cost_per_call, scale, state_files, workers
 from benchmarks.__main__ import main
 from benchmarks.common import NullSandbox
 
@@ -75,6 +75,16 @@ async def test_state_files_tiny(tmp_path) -> None:
     for run in ("run0", "run1"):  # the commits timed are real: every view holds them once the runs close
         finished = json.loads((tmp_path / run / "checkpoint.json").read_text())["finished"]
         assert list(finished) == ["t-0", "t-1", "t-2"]
+
+
+@pytest.mark.timeout(60)
+def test_workers_tiny_overlaps_the_tasks_of_one_run() -> None:
+    res = workers.run(True, log=lambda _: None, tasks=6, workers=(1, 4), latency=0.05, jitter=0.0, eval_time=0.05)
+    by = res.data["by_workers"]
+    assert by["1"]["done"] == by["4"]["done"] == 6
+    assert by["4"]["wall_s"] < by["1"]["wall_s"]  # the tasks overlapped
+    assert 0 < by["4"]["efficiency"] and by["4"]["speedup"] > 1
+    assert [t.name for t in res.targets] == ["speedup at workers=4"]
 
 
 @pytest.mark.timeout(90)

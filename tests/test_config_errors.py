@@ -26,6 +26,7 @@ CASES = {
     "missing-profile": (GOOD_LLM + run("a") + 'llm = "llm.nope"\n', "runs[0].llm"),
     "negative-limit": (GOOD_LLM + run("a") + "limit = -3\n", "runs[0].limit"),
     "zero-limit": (GOOD_LLM + run("a") + "limit = 0\n", "runs[0].limit"),
+    "zero-workers": (GOOD_LLM + run("a") + "workers = 0\n", "runs[0].workers"),
     "env-unset": (GOOD_LLM + run("a") + 'api_key = "env:AWM_TEST_SURELY_UNSET"\n', "runs[0].api_key"),
     "file-missing": (GOOD_LLM + run("a") + 'api_key = "file:no-such-key.txt"\n', "runs[0].api_key"),
     "file-unreadable": (GOOD_LLM + run("a") + 'api_key = "file:keydir"\n', "runs[0].api_key"),
@@ -74,3 +75,20 @@ def test_missing_config_file(tmp_path: Path):
 def test_usage_error_exit_2():
     out = subprocess.run([sys.executable, "-m", "awm_tui", "--limit", "0"], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "--limit" in out.stderr and "Traceback" not in out.stderr
+    out = subprocess.run([sys.executable, "-m", "awm_tui", "--batch", "--workers", "0"], capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 2 and "--workers: must be at least 1" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_workers_flag_reaches_every_run(tmp_path: Path):
+    path = tmp_path / "config.toml"
+    path.write_text(GOOD_LLM + run("a", "a") + run("b", "b") + "workers = 2\n")
+    path.chmod(0o600)
+    check = [sys.executable, "-m", "awm_tui", "--check", "--config", str(path)]
+    out = subprocess.run(check, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("in flight at once") == 1 and "2 in flight at once" in out.stdout  # [[runs]] b
+    single = [*check, "--output-dir", str(tmp_path / "single"), "--workers", "3"]
+    out = subprocess.run(single, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.count("in flight at once") == 1 and "3 in flight at once" in out.stdout

@@ -13,7 +13,7 @@ from awm_tui.config.models import DockerConfig
 from awm_tui.engine.outcomes import ErrorKind, InfraError
 from awm_tui.engine.sandbox.factory import SandboxFactory
 from awm_tui.engine.tasks import TaskError, load_dataset, swebench_image_name
-from tests.test_batch import batch
+from tests.test_batch import batch, batch_env
 
 SAMPLE_IDS = [t.instance_id for t in load_dataset("sample").tasks]
 CLASSIC = {  # the shape of one real SWE-bench Lite row, as the HF dataset exports it
@@ -115,6 +115,8 @@ def test_sizes_table_sizes_rows_that_carry_none(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("flag", "value", "says"), [
     ("--filter", "te(xt", "not a regular expression"),
     ("--slice", "5", "expected START:STOP"),
+    ("--stall-timeout", "0", "greater than 0"),
+    ("--stall-timeout", "ten", "valid number"),
 ])
 async def test_bad_selection_flags_are_one_line_exit_2(tmp_path: Path, flag: str, value: str, says: str) -> None:
     res = await batch("--llm-config", "llm", "--api-key", "sk-test-key-000000000000", "--output-dir", tmp_path / "o",
@@ -129,3 +131,22 @@ async def test_dataset_flag_with_no_such_file_is_one_line(tmp_path: Path) -> Non
                       "--dataset", "lite.jsonl", cwd=tmp_path)
     assert res.code == 2 and "Traceback" not in res.err
     assert "lite.jsonl" in res.out + res.err and "no such file" in res.out + res.err
+
+
+def test_stall_timeout_flag_reaches_single_and_config_runs(tmp_path: Path) -> None:
+    """`--stall-timeout` sets the watchdog of the single run the flags make, and of every
+    [[runs]] entry (over its own `stall_timeout`), as --check shows."""
+    config = tmp_path / "config.toml"
+    config.write_text('[llm]\nmodel = "m"\nbase_url = "http://127.0.0.1:9/v1"\n\n'
+                      '[[runs]]\nname = "a"\noutput_dir = "oa"\nstall_timeout = 90\n\n'
+                      '[[runs]]\nname = "b"\noutput_dir = "ob"\n')
+
+    def check(*args: str) -> list[str]:
+        res = subprocess.run([sys.executable, "-m", "awm_tui", "--check", "--config", str(config), *args],
+                             capture_output=True, text=True, cwd=tmp_path, env=batch_env())
+        assert res.returncode == 0, res.stderr
+        return [line.split(", stall ")[1].split(" s ")[0] for line in res.stdout.splitlines() if "  timeouts" in line]
+
+    assert check() == ["90", "600"]
+    assert check("--stall-timeout", "45") == ["45", "45"]
+    assert check("--stall-timeout", "2.5", "--output-dir", str(tmp_path / "single")) == ["2.5"]

@@ -254,7 +254,8 @@ async def test_stop_mid_task_removes_its_container_and_resumes(
                            eval=EvalConfig(mode="local"), docker=DockerConfig(url=docker_url))
         async with Fleet(config, events.append, metrics_interval=0.2) as fleet:
             await fleet.start(resolve_run(config, run, api_key=key))
-            for _ in range(600):  # the second task has its container
+            deadline = time.monotonic() + 240  # a loaded 2-core machine takes a minute a task
+            while time.monotonic() < deadline:  # the second task has its container
                 second = [e for e in events if isinstance(e, TaskStarted) and e.index == 2]
                 if second and await docker_client.containers.list(all=True, filters=label):
                     break

@@ -140,3 +140,30 @@ async def test_a_failed_view_write_is_retried_and_logged(tmp_path, caplog):
     shutil.rmtree(layout.preds)
     await store.write_views()
     assert list(read_json(layout.preds)) == ["t1"] and list(read_json(layout.checkpoint)["finished"]) == ["t1"]
+
+
+async def test_tasks_committed_together_count_every_use(tmp_path):
+    """workers > 1: tasks finish together; each commit counts on the others' uses."""
+    store = opened(tmp_path)
+    store.state.memory.apply_induction([{"title": "w", "steps": ["s"]}], "rule", ["t0"])
+    await store.commit_induction(1.0, changed=True)
+    await asyncio.gather(*(commit(store, f"t{i}", ["wf-001"]) for i in range(1, 6)))
+    assert store.state.memory.workflows[0].uses == 5
+    await store.aclose()
+    assert opened(tmp_path).state.memory.workflows[0].uses == 5  # and replayed from the journal
+
+
+async def test_an_induction_keeps_the_uses_of_tasks_committed_meanwhile(tmp_path):
+    """The induction's record holds memory as it is under the commit lock, so a task
+    committed while the induction waited for it keeps its use count on replay."""
+    store = opened(tmp_path)
+    store.state.memory.apply_induction([{"title": "w", "steps": ["s"]}], "rule", ["t0"])
+    await store.commit_induction(1.0, changed=True)
+
+    def change() -> bool:
+        return bool(store.state.memory.apply_induction([{"title": "v", "steps": ["s"]}], "rule", ["t1"]))
+
+    await asyncio.gather(commit(store, "t1", ["wf-001"]), store.commit_induction(2.0, change=change))
+    await store.aclose()
+    again = opened(tmp_path).state.memory
+    assert [w.uses for w in again.workflows] == [1, 0] and again.version == 2

@@ -103,17 +103,20 @@ async def test_memory_browser_shows_what_the_run_wrote(tmp_path):
             assert [[row[0], *row[2:]] for row in rows] == expected
             assert any(row[3] != "–" for row in rows)  # the first induction added workflows
 
-            # Tasks: which workflows each task received, and whether it was resolved.
+            # Tasks: which workflows each task received (from which memory version), and
+            # whether it was resolved.
             await show_tab(pilot, screen, "tasks-tab")
             rows = table_rows(screen.query_one("#tasks", DataTable))
-            expected = [[e["instance_id"], "yes" if e["resolved"] else "no",
+            expected = [[e["instance_id"], "yes" if e["resolved"] else "no", f"v{e['memory_version']}",
                          ", ".join(e["injected_workflows"]) or "none"] for e in buffer["experiences"]]
             assert sorted(rows) == sorted(expected)
             assert {row[0] for row in rows} == set(checkpoint["finished"])
-            assert any(row[2] != "none" for row in rows)  # the task after the induction got workflows
+            assert any(row[3] != "none" for row in rows)  # the task after the induction got workflows
+            assert any(row[2] != "v0" for row in rows)  # ...from the memory version it made
             for row in rows:  # the same as the task's trajectory file says
                 trajectory = load(out / "trajectories" / f"{row[0]}.json")
-                assert row[2] == (", ".join(trajectory["injected_workflows"]) or "none")
+                assert row[3] == (", ".join(trajectory["injected_workflows"]) or "none")
+                assert row[2] == f"v{trajectory['memory_version']}"
 
             await pilot.press("ctrl+s", "ctrl+l")  # pane keys are off here: no hidden run, no second browser
             await settle(app)

@@ -59,12 +59,20 @@ async def test_injected_events_show_as_figures():
 
 
 async def test_a_running_pane_is_read_only_until_its_run_ends():
-    app, _ = make_app()
+    """...but for limit and workers, which the running run takes (Enter in the field)."""
+    app, fleet = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await app.panes_ready.wait()
         await start(pilot, app, 0)
         form = pane(app, 0).form
-        assert all(w.disabled for w in form.query("Input, Select"))
+        assert all(w.disabled == (w.id not in ("limit", "workers")) for w in form.query("Input, Select"))
+        workers = form.query_one("#workers", Input)
+        workers.focus()
+        workers.value = "4"
+        await pilot.press("enter")
+        await pilot.press("f6")
+        await pilot.pause()
+        assert fleet.controls == [("set_workers", "alpha", 4), ("pause", "alpha", None)]
         assert form.query_one("#start", Button).disabled and not form.query_one("#stop", Button).disabled
         await inject(pilot, [RunFinished(run="alpha", done=5, resolved=4)])
         await pilot.pause()

@@ -9,6 +9,7 @@ scrubbed of the raw keys anyway, as a second guard.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -37,6 +38,7 @@ from awm_tui.engine.events import (
     TaskStarted,
 )
 from awm_tui.engine.outcomes import Outcome
+from awm_tui.engine.scheduler import RunStatus, TaskStatus
 
 VERDICTS = {
     Outcome.RESOLVED: ("resolved", "green"),
@@ -184,14 +186,17 @@ class Reporter:
 
     # -- status lines, notes, the summary --------------------------------------------------
 
-    def status(self, run: str, metrics: MetricsData) -> None:
+    def status(self, run: str, metrics: MetricsData, in_flight: tuple[TaskStatus, ...] | None = None) -> None:
         """The periodic line per active run (human output only: --json has metrics events)."""
         if self.json_lines:
             return
         tally = self.tallies.get(run, RunTally())
         total = tally.total or "?"
         where = ""
-        if tally.instance_id:
+        if in_flight is not None and len(in_flight) > 1:
+            where = f" · {len(in_flight)} in flight: " + ", ".join(
+                t.instance_id + (f" step {t.step}" if t.step else "") for t in in_flight)
+        elif tally.instance_id:
             where = f" · {tally.instance_id}" + (f" step {tally.step}" if tally.step else "")
         call = tally.last_call
         last = (f" · last call {call.latency_s:.1f}s, {call.prompt_tokens}→{call.completion_tokens} tokens"
@@ -203,6 +208,24 @@ class Reporter:
             f"{metrics.evaluations_per_minute:.1f} evals/min · {metrics.connections_open} connections open · "
             f"{metrics.retries} retries ({metrics.rate_limited} rate-limited{cut}) · ${metrics.cost:.4f}",
             style="dim"))
+
+    def full_status(self, runs: list[RunStatus]) -> None:
+        """Every run's status on request (SIGUSR1): a JSON line, or a line per run and per task in flight."""
+        if self.json_lines:
+            self._write_json({"kind": "status_report", "ts": time.time(), "runs": [dataclasses.asdict(r) for r in runs]})
+            return
+        if not runs:
+            self.note("status: no run has started yet")
+        for r in runs:
+            latency = f"{r.last_call_latency_s:.2f}s" if r.last_call_latency_s is not None else "none yet"
+            paused = " (paused)" if r.paused else ""
+            self._line(r.name, Text(
+                f"status: {r.phase}{paused} · {r.done}/{r.tasks_total} done, {r.resolved} resolved, "
+                f"{r.errors} errors · limit {r.limit}, workers {r.workers} · memory v{r.memory_version} · "
+                f"last call {latency} · {len(r.in_flight)} in flight", style="bold"))
+            for t in r.in_flight:
+                self._line(r.name, Text(f"  task {t.index} {t.instance_id}: {t.phase} step {t.step}, "
+                                        f"{t.elapsed_s:.1f}s, memory v{t.memory_version}"))
 
     def note(self, message: str, *, style: str | None = None) -> None:
         """A line for the user that is not an event; stderr when stdout is JSON."""

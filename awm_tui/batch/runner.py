@@ -10,7 +10,7 @@ from dataclasses import asdict
 
 from awm_tui.batch.plan import BatchPlan
 from awm_tui.batch.report import Reporter
-from awm_tui.batch.signals import StopSignals
+from awm_tui.batch.signals import StatusSignal, StopSignals
 from awm_tui.batch.summary import (
     RunSummary,
     count_workflows,
@@ -57,7 +57,8 @@ async def _run_fleet(config: AppConfig, runs: list[ResolvedRun], reporter: Repor
             except RunRefused as exc:
                 reporter.error(f"error: {exc}")
                 return EXIT_USAGE  # leaving the Fleet stops the runs already started, checkpoints kept
-        outcomes = await _wait(fleet, reporter, signals, args.status_every)
+        with StatusSignal(asyncio.get_running_loop(), lambda: reporter.full_status(fleet.status())):
+            outcomes = await _wait(fleet, reporter, signals, args.status_every)
         metrics = {name: handle.metrics.snapshot() for name, handle in fleet.handles.items()}
     interrupted = signals.requested.is_set()
     rows = await _summaries(runs, outcomes, metrics, reporter, time.monotonic() - started, interrupted)
@@ -94,7 +95,8 @@ async def _status_lines(fleet: Fleet, reporter: Reporter, every: float) -> None:
     while True:
         await asyncio.sleep(every)
         for name in fleet.active:
-            reporter.status(name, fleet.handles[name].metrics.snapshot())
+            handle = fleet.handles[name]
+            reporter.status(name, handle.metrics.snapshot(), handle.awm.status().in_flight)
 
 
 async def _summaries(runs: list[ResolvedRun], outcomes: dict[str, RunOutcome], metrics: dict[str, MetricsData],

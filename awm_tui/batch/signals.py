@@ -12,6 +12,8 @@
   clean stop loses nothing because the rerun resumes. To survive a drop, run
   the batch under tmux/screen or `nohup` (which ignores SIGHUP before we start:
   an ignored SIGHUP is left ignored). A repeated SIGHUP never forces.
+- SIGUSR1: print a full status of every run (tasks in flight, their step, the
+  last call's latency) and carry on (`StatusSignal`).
 """
 
 from __future__ import annotations
@@ -67,3 +69,25 @@ class StopSignals:
         self.requested.set()
         again = " (press Ctrl-C again to exit at once)" if sig == signal.SIGINT else ""
         self.notify(f"{name} received: stopping every run cleanly, writing checkpoints{again}")
+
+
+class StatusSignal:
+    """`with StatusSignal(loop, report):` SIGUSR1 calls `report()` on the loop; the batch goes on."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, report: Callable[[], None]) -> None:
+        self.loop, self.report = loop, report
+        self._installed = False
+
+    def __enter__(self) -> Self:
+        sig = getattr(signal, "SIGUSR1", None)
+        if sig is not None:
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                self.loop.add_signal_handler(sig, self.report)
+                self._installed = True
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._installed:
+            with contextlib.suppress(Exception):
+                self.loop.remove_signal_handler(signal.SIGUSR1)
+            self._installed = False

@@ -165,6 +165,9 @@ class RunConfig(BaseModel):
     """Wall-clock seconds per task before it ends with TimeLimit."""
     command_timeout: float = Field(120.0, gt=0)
     """Seconds one shell command may run (enforced inside the sandbox)."""
+    stall_timeout: float = Field(600.0, gt=0)
+    """Seconds a task may go without a model reply or command output before the watchdog
+    cancels it as an error (`stalled`: not checkpointed, so a rerun retries it)."""
     max_format_errors: int = Field(3, gt=0)
     """Malformed replies in a row before a task ends with FormatError."""
     induce_every: int = Field(2, gt=0)
@@ -173,6 +176,9 @@ class RunConfig(BaseModel):
     """`llm` asks the model to induce workflows; `rule` derives them offline."""
     memory_budget_chars: int = Field(4000, gt=0)
     """Most characters of workflows injected into one prompt."""
+    workers: int = Field(1, ge=1)
+    """Tasks of this run in flight at once, started in dataset order (1: one after another).
+    Each task sees the memory version current when it starts; inductions run one at a time."""
 
     @field_validator("llm")
     @classmethod

@@ -21,8 +21,10 @@ DEFAULT_PROFILE = "llm.kimi-k2"
 """The users' runner default; falls back to `[llm]` when the config has no such profile."""
 
 
-SELECTION_FLAGS = {"dataset": "--dataset", "filter": "--filter", "slice": "--slice", "shuffle": "--shuffle"}
-"""RunConfig fields that choose a run's tasks, and the flag that sets each."""
+SELECTION_FLAGS = {"dataset": "--dataset", "filter": "--filter", "slice": "--slice", "shuffle": "--shuffle",
+                   "workers": "--workers", "stall_timeout": "--stall-timeout"}
+"""RunConfig fields a flag sets on every run the command line starts (or on the config's
+[[runs]]): those that choose a run's tasks, how many run at once, and the stall watchdog's timeout."""
 
 
 def selection_of(args: object) -> dict[str, object]:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal
 from awm_tui.engine.outcomes import ErrorKind, Outcome
 
 Phase = Literal["idle", "starting", "pulling", "running", "evaluating", "inducing", "finished", "failed",
-                "stopped"]
+                "stopped", "paused"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,6 +70,8 @@ class RunStarted(Event):
     tasks_total: int
     resumed: int = 0
     """Tasks already finished in the checkpoint, skipped now."""
+    workers: int = 1
+    """Tasks in flight at once."""
 
 
 @_kind("status")
@@ -89,6 +91,8 @@ class TaskStarted(Event):
     """1-based position among this run's tasks."""
     total: int
     injected_workflows: tuple[str, ...] = ()
+    memory_version: int = 0
+    """The memory version the task started with (its workflows were chosen from it)."""
 
 
 @_kind("agent_step")
@@ -154,6 +158,8 @@ class TaskFinished(Event):
     error_kind: ErrorKind | None = None
     grader: str = ""
     """What graded it: `swebench:<log_parser>`, `pytest`, `server <url>`; empty when nothing did."""
+    memory_version: int | None = None
+    """The memory version the task started with."""
 
 
 @_kind("image_pull")
@@ -182,6 +188,25 @@ class ImagePull(Event):
         if self.free_bytes is not None:
             parts.append(f"{self.free_bytes / 1e9:.1f} GB free")
         return f" ({', '.join(parts)})" if parts else ""
+
+
+@_kind("induction_started")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InductionStarted(Event):
+    memory_version: int
+    """The version it starts from; inductions of one run never overlap."""
+    examples: int
+
+
+@_kind("run_control")
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunControlled(Event):
+    """The run's live settings after a face changed them (pause, resume, limit, workers)."""
+
+    paused: bool
+    limit: int
+    workers: int
+    tasks_total: int
 
 
 @_kind("induction_done")
@@ -275,6 +300,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         RunStarted, StatusChanged, TaskStarted, AgentStep, LLMCall, EvaluationDone,
         TaskFinished, ImagePull, InductionDone, MemoryUpdated, CheckpointSaved, MetricsSnapshot,
         LogLine, RunFinished, RunFailed,
+        InductionStarted, RunControlled,
     )
 }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,12 +18,13 @@ from awm_tui.engine.run import AWMRun, RunOutcome, RunRefused
 from awm_tui.engine.sandbox.base import SandboxError
 from awm_tui.engine.sandbox.factory import SandboxFactory, SandboxKind, open_factory
 from awm_tui.engine.sandbox.local import sweep_local
+from awm_tui.engine.scheduler import RunStatus
 from awm_tui.engine.tasks import Dataset, TaskError, load_dataset
 
 if TYPE_CHECKING:
     from awm_tui.engine.evaluation.client import EvalClient
 
-__all__ = ["Fleet", "RunHandle", "RunOutcome", "RunRefused"]
+__all__ = ["Fleet", "RunHandle", "RunOutcome", "RunRefused", "RunStatus"]
 
 
 @dataclass
@@ -135,6 +137,35 @@ class Fleet:
         if handle.active:
             handle.task.cancel()
         return await self._outcome(handle)
+
+    # -- live control: each says False when no such run is going ----------------------
+
+    def pause(self, name: str) -> bool:
+        """The run's tasks in flight finish; it starts no new one until `resume`."""
+        return self._control(name, lambda awm: awm.pause())
+
+    def resume(self, name: str) -> bool:
+        return self._control(name, lambda awm: awm.resume())
+
+    def set_limit(self, name: str, limit: int) -> bool:
+        """Grow or shrink a running run's limit (ValueError below 1)."""
+        return self._control(name, lambda awm: awm.set_limit(limit))
+
+    def set_workers(self, name: str, workers: int) -> bool:
+        """Tasks of the run in flight at once from now on (ValueError below 1)."""
+        return self._control(name, lambda awm: awm.set_workers(workers))
+
+    def _control(self, name: str, change: Callable[[AWMRun], None]) -> bool:
+        handle = self.handles.get(name)
+        if handle is None or not handle.active:
+            return False
+        change(handle.awm)
+        return True
+
+    def status(self) -> list[RunStatus]:
+        """Every run's status now, running ones first (what SIGUSR1 prints in batch mode)."""
+        handles = sorted(self.handles.values(), key=lambda h: not h.active)
+        return [h.awm.status() for h in handles]
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(self.stop(name) for name in self.active))

@@ -34,6 +34,8 @@ class ErrorKind(StrEnum):
     SETUP = "setup"
     """Something this machine lacks, e.g. the `swebench` extra a row needs."""
     OS = "os"
+    STALLED = "stalled"
+    """No model reply and no command output for `stall_timeout` seconds: the watchdog ended it."""
 
 
 class InfraError(RuntimeError):

@@ -15,8 +15,8 @@ from awm_tui.config.models import HttpConfig, LLMProfile, RunConfig
 from awm_tui.engine.agent import Agent, AgentResult
 from awm_tui.engine.evaluation import EvalOutcome, Evaluator
 from awm_tui.engine.events import (
-    CheckpointSaved, EvaluationDone, Event, EventSink, InductionDone, LLMCall, LogLine,
-    MemoryUpdated, MetricsSnapshot, RunFailed, RunFinished, RunStarted, StatusChanged,
+    AgentStep, CheckpointSaved, EvaluationDone, Event, EventSink, InductionDone, InductionStarted, LLMCall,
+    LogLine, MemoryUpdated, MetricsSnapshot, RunControlled, RunFailed, RunFinished, RunStarted, StatusChanged,
     TaskFinished, TaskStarted,
 )
 from awm_tui.engine.http.metrics import RunMetrics
@@ -28,13 +28,15 @@ from awm_tui.engine.llm import ChatResult, LLMClient, LLMError, LLMFatalError
 from awm_tui.engine.outcomes import ErrorKind, InfraError, Outcome, error_kind
 from awm_tui.engine.sandbox.base import Sandbox, SandboxError
 from awm_tui.engine.sandbox.factory import SandboxFactory
+from awm_tui.engine.scheduler import InFlight, RunControl, RunStatus, Scheduler, TaskStatus
 from awm_tui.engine.state import (
     EventLog, Experience, Memory, OutputDir, OutputDirLocked, StateError, StateStore, TaskResult,
-    select_workflows,
+    Workflow, select_workflows,
 )
 from awm_tui.engine.state.atomic import dump_json, replace_files
 from awm_tui.engine.state.report import build_report
 from awm_tui.engine.tasks import Dataset, Size, Task
+from awm_tui.engine.watchdog import touch, unwatched, waiting_on, watched
 
 PREPARE_REPO = (
     "git init -q && printf '__pycache__/\\n*.pyc\\n.pytest_cache/\\n' >> .git/info/exclude && "
@@ -87,6 +89,15 @@ class AWMRun:
         self.task_errors: dict[str, tuple[ErrorKind, str]] = {}
         """This session's tasks that ended in an error (for report.json; a rerun retries them)."""
         self.chosen: list[str] = []
+        self._pool: list[Task] = []
+        """Every task the run's selection takes, in order; `limit` cuts it."""
+        self.control = RunControl(limit=run.limit, workers=run.workers)
+        self.in_flight: dict[str, InFlight] = {}
+        self._versions: dict[str, int] = {}
+        """Memory version each started, unrecorded task began with."""
+        self._induction_lock = asyncio.Lock()
+        self.last_call_latency: float | None = None
+        self.phase = "starting"
         self.face_errors = 0
         self._events_failures_seen = 0
 
@@ -170,45 +181,61 @@ class AWMRun:
 
     async def _loop(self, llm: LLMClient) -> None:
         run = self.run
-        chosen = self.dataset.select(limit=run.limit, include_medium=run.include_medium,
-                                     filter=run.filter, slice=run.slice, shuffle=run.shuffle,
-                                     sizes=self.sizes)
-        self.chosen = [t.instance_id for t in chosen]
+        self._pool = self.dataset.select(limit=None, include_medium=run.include_medium, filter=run.filter,
+                                         slice=run.slice, shuffle=run.shuffle, sizes=self.sizes)
+        chosen = self._chosen()
         await self._write_report()  # derived: a rerun rewrites it, whatever a kill left
         todo = [t for t in chosen if not self.checkpoint.is_done(t.instance_id)]
         self._emit(RunStarted(run=self.name, output_dir=str(self.out.path), limit=run.limit,
                               model=self.profile.model, sandbox=self.sandboxes.description,
-                              tasks_total=len(chosen), resumed=len(chosen) - len(todo)))
+                              tasks_total=len(chosen), resumed=len(chosen) - len(todo),
+                              workers=self.control.workers))
         if len(chosen) < run.limit:
             self._log("warning", f"dataset {self.dataset.name} has only {len(chosen)} tasks of the "
                                  f"sizes this run takes (limit {run.limit})")
-        agent = Agent(llm, run, self._emit)
-        since_induction, errors_in_a_row = self._successes_since_induction(), 0
-        if since_induction >= run.induce_every:  # it was due when the last session stopped
-            since_induction = 0
+        self._llm, self._agent = llm, Agent(llm, run, self._emit)
+        self._since_induction, self._errors_in_a_row = self._successes_since_induction(), 0
+        if self._since_induction >= run.induce_every:  # it was due when the last session stopped
+            self._since_induction = 0
             await self._induce(llm)
-        for index, task in enumerate(chosen, 1):
-            if self.checkpoint.is_done(task.instance_id):
-                continue
-            try:
-                resolved = await self._task(agent, task, index, len(chosen))
-            except (LLMFatalError, asyncio.CancelledError):
-                raise
-            except (LLMError, InfraError, OSError) as exc:
-                # EvaluationError: the server could not grade this one task (unknown to it,
-                # 5xx after retries, unreachable); the run goes on, 3 in a row stop it.
-                self.errors += 1
-                errors_in_a_row += 1
-                await self._task_error(task, exc)
-                if errors_in_a_row >= MAX_TASK_ERRORS_IN_A_ROW:
-                    raise _TooManyErrors(f"{errors_in_a_row} tasks in a row failed; last: {exc}") from None
-                continue
-            errors_in_a_row = 0
-            if resolved:
-                since_induction += 1
-                if since_induction >= run.induce_every:
-                    since_induction = 0
-                    await self._induce(llm)
+        index = {t.instance_id: i for i, t in enumerate(self._pool, 1)}
+        scheduler: Scheduler[Task] = Scheduler(
+            self.control, lambda t: t.instance_id,
+            # The watchdog cancels a task that stalls (Stalled, an InfraError, in _finished).
+            lambda t: watched(self._task(self._agent, t, index[t.instance_id], len(self.chosen)),
+                              self.run.stall_timeout, name=f"{self.name}-{t.instance_id}"),
+            self._finished,
+            paused=lambda: self._emit(StatusChanged(run=self.name, phase="paused", detail="nothing in flight")))
+        await scheduler.run(lambda: [t for t in self._chosen() if not self.checkpoint.is_done(t.instance_id)])
+
+    def _chosen(self) -> list[Task]:
+        """The run's tasks under its current limit (a face may change it while the run goes)."""
+        chosen = self._pool[:self.control.limit]
+        self.chosen = [t.instance_id for t in chosen]
+        return chosen
+
+    async def _finished(self, task: Task, done: asyncio.Task) -> None:
+        """One task's end, in completion order: errors in a row, and an induction when due
+        (awaited here, so no task starts before it)."""
+        exc = None if done.cancelled() else done.exception()
+        if done.cancelled() or isinstance(exc, LLMFatalError) or (
+                exc is not None and not isinstance(exc, (LLMError, InfraError, OSError))):
+            raise exc if exc is not None else asyncio.CancelledError()
+        if exc is not None:
+            # EvaluationError: the server could not grade this one task (unknown to it,
+            # 5xx after retries, unreachable); the run goes on, 3 in a row stop it.
+            self.errors += 1
+            self._errors_in_a_row += 1
+            await self._task_error(task, exc)
+            if self._errors_in_a_row >= MAX_TASK_ERRORS_IN_A_ROW:
+                raise _TooManyErrors(f"{self._errors_in_a_row} tasks in a row failed; last: {exc}") from None
+            return
+        self._errors_in_a_row = 0
+        if done.result():
+            self._since_induction += 1
+            if self._since_induction >= self.run.induce_every:
+                self._since_induction = 0
+                await self._induce(self._llm)
 
     def _successes_since_induction(self) -> int:
         return self.store.state.successes_since_induction()
@@ -216,19 +243,32 @@ class AWMRun:
     async def _task(self, agent: Agent, task: Task, index: int, total: int) -> bool:
         run = self.run
         workflows = select_workflows(self.memory, task, run.memory_budget_chars)
+        version = self.memory.version
+        self._versions[task.instance_id] = version
+        self.in_flight[task.instance_id] = InFlight(task.instance_id, index, version)
+        try:
+            return await self._solve(agent, task, index, total, workflows, version)
+        finally:
+            self.in_flight.pop(task.instance_id, None)
+
+    async def _solve(self, agent: Agent, task: Task, index: int, total: int, workflows: list[Workflow],
+                     version: int) -> bool:
+        run = self.run
         injected = tuple(w.id for w in workflows)
         self._emit(TaskStarted(run=self.name, instance_id=task.instance_id, index=index, total=total,
-                               injected_workflows=injected))
-        self._log("info", f"task {index}/{total} {task.instance_id}"
+                               injected_workflows=injected, memory_version=version))
+        self._log("info", f"task {index}/{total} {task.instance_id} (memory v{version})"
                           + (f" with workflows {', '.join(injected)}" if injected else ""))
         started = time.monotonic()
         image = self.sandboxes.image_for(task)
         if image is not None:
-            await self._ensure_image(task, image)
+            with waiting_on(f"pulling image {image}"):
+                await self._ensure_image(task, image)
         try:
-            sandbox = await self.sandboxes.create(run_name=self.name, instance_id=task.instance_id,
-                                                  image=image, conda_env=self.sandboxes.env_for(task),
-                                                  output_dir=self.out.path)
+            with waiting_on("the sandbox to be created"):
+                sandbox = await self.sandboxes.create(run_name=self.name, instance_id=task.instance_id,
+                                                      image=image, conda_env=self.sandboxes.env_for(task),
+                                                      output_dir=self.out.path)
             try:
                 self._emit(StatusChanged(run=self.name, phase="running", instance_id=task.instance_id,
                                          detail="preparing sandbox"))
@@ -240,9 +280,10 @@ class AWMRun:
                 elif not run.skip_eval and self.evaluator is not None:
                     self._emit(StatusChanged(run=self.name, phase="evaluating", instance_id=task.instance_id))
                     eval_started = time.monotonic()
-                    outcome = await self.evaluator.evaluate(
-                        sandbox=sandbox, task=task, dataset_name=self.dataset.name, split=run.split,
-                        exit_status=result.exit_status, patch=result.patch, metrics=self.metrics)
+                    with unwatched("the evaluation"):  # bounded by [eval] timeout, which may be longer
+                        outcome = await self.evaluator.evaluate(
+                            sandbox=sandbox, task=task, dataset_name=self.dataset.name, split=run.split,
+                            exit_status=result.exit_status, patch=result.patch, metrics=self.metrics)
                     eval_s = time.monotonic() - eval_started
             finally:
                 await sandbox.close()
@@ -255,7 +296,7 @@ class AWMRun:
                                       reward=outcome.reward, speedup=outcome.speedup,
                                       duration_s=eval_s,
                                       detail=str(outcome.info.get("summary", ""))[:200]))
-        await self._record(task, result, outcome, injected, elapsed)
+        await self._record(task, result, outcome, injected, elapsed, version)
         return bool(outcome and outcome.resolved)
 
     async def _ensure_image(self, task: Task, image: str) -> None:
@@ -265,7 +306,11 @@ class AWMRun:
         self._emit(StatusChanged(run=self.name, phase="pulling", instance_id=task.instance_id,
                                  detail=f"pulling {image}"))
         self._log("info", f"{task.instance_id}: pulling image {image}")
-        await self.sandboxes.pull(image, run=self.name, instance_id=task.instance_id, progress=self._emit)
+        def progress(event: Event) -> None:
+            touch()  # a pull that reports progress is not stalled
+            self._emit(event)
+
+        await self.sandboxes.pull(image, run=self.name, instance_id=task.instance_id, progress=progress)
 
     async def _release_image(self, image: str) -> None:
         """`[docker] keep_images = "none"`: the instance image goes once its task is done."""
@@ -288,7 +333,7 @@ class AWMRun:
             raise SandboxError(f"cannot prepare the repository: {out.output.strip()[-200:]}")
 
     async def _record(self, task: Task, result: AgentResult, outcome, injected: tuple[str, ...],
-                      elapsed: float) -> None:
+                      elapsed: float, version: int) -> None:
         """Commit the task to the state files: all of it or, after a kill, none."""
         evaluated = outcome is not None
         verdict = outcome.outcome if outcome is not None else Outcome.NOT_EVALUATED
@@ -298,7 +343,7 @@ class AWMRun:
         speedup = outcome.speedup if outcome else None
         trajectory = {
             "instance_id": task.instance_id, "exit_status": result.exit_status,
-            "injected_workflows": list(injected), "messages": result.messages,
+            "injected_workflows": list(injected), "memory_version": version, "messages": result.messages,
             "patch": result.patch, "evaluation": outcome.info if outcome else None,
         }
         experience = None
@@ -307,21 +352,23 @@ class AWMRun:
                 instance_id=task.instance_id, repo=task.repo, problem_statement=task.problem_statement,
                 steps=[(s.command, s.exit_code, s.output) for s in result.steps],
                 patch=result.patch, exit_status=result.exit_status, reward=reward, speedup=speedup,
-                resolved=resolved, injected_workflows=list(injected))
+                resolved=resolved, injected_workflows=list(injected), memory_version=version)
         task_result = TaskResult(
             instance_id=task.instance_id, exit_status=result.exit_status, outcome=verdict, grader=grader,
             resolved=resolved, reward=reward, speedup=speedup, steps=len(result.steps), cost=result.cost,
-            elapsed_s=elapsed, evaluated=evaluated)
+            elapsed_s=elapsed, evaluated=evaluated, memory_version=version)
         # One journal record is the commit point; the files users read follow it.
         await self.store.commit_task(task_result, model=self.profile.model, patch=result.patch,
                                      experience=experience, injected=injected, trajectory=trajectory)
         self.task_errors.pop(task.instance_id, None)
+        self._versions.pop(task.instance_id, None)
         await self._write_report()
         self._emit(CheckpointSaved(run=self.name, done=self.checkpoint.done, resolved=self.checkpoint.resolved))
         self._emit(TaskFinished(run=self.name, instance_id=task.instance_id, exit_status=result.exit_status,
                                 outcome=verdict, resolved=resolved, reward=reward, speedup=speedup,
                                 steps=len(result.steps), elapsed_s=elapsed, cost=result.cost,
-                                evaluated=evaluated, grader=grader, model_calls=result.model_calls))
+                                evaluated=evaluated, grader=grader, model_calls=result.model_calls,
+                                memory_version=version))
         graded = f", graded by {grader}" if grader else ""
         self._log("info", f"{task.instance_id}: {result.exit_status}, {verdict.replace('_', ' ')}{graded} "
                           f"({len(result.steps)} commands, {result.model_calls} model calls, {elapsed:.1f} s)")
@@ -334,7 +381,8 @@ class AWMRun:
         self.task_errors[task.instance_id] = (kind, message)
         self._emit(TaskFinished(run=self.name, instance_id=task.instance_id, exit_status="",
                                 outcome=Outcome.ERROR, resolved=False, reward=0.0, speedup=None, steps=0,
-                                elapsed_s=0.0, cost=0.0, evaluated=False, error=message, error_kind=kind))
+                                elapsed_s=0.0, cost=0.0, evaluated=False, error=message, error_kind=kind,
+                                memory_version=self._versions.pop(task.instance_id, None)))
         self._log("error", f"{task.instance_id}: {kind} error: {message} (not checkpointed: a rerun retries it)")
         await self._write_report()
 
@@ -350,9 +398,14 @@ class AWMRun:
     # -- induction --------------------------------------------------------------
 
     async def _induce(self, llm: LLMClient) -> None:
+        async with self._induction_lock:  # one at a time, whoever asks
+            await self._induce_now(llm)
+
+    async def _induce_now(self, llm: LLMClient) -> None:
         run = self.run
         started_at = time.time()
         examples = self.buffer.recent_successes(INDUCTION_EXAMPLES)
+        self._emit(InductionStarted(run=self.name, memory_version=self.memory.version, examples=len(examples)))
         self._emit(StatusChanged(run=self.name, phase="inducing", detail=f"from {len(examples)} successes"))
         try:
             if run.induction == "llm":
@@ -366,15 +419,63 @@ class AWMRun:
             self._emit(InductionDone(run=self.name, mode=run.induction, ok=False, error=str(exc)[:300]))
             self._log("warning", f"induction failed, memory kept as it was: {exc}")
             return
-        diff = self.memory.apply_induction(
-            workflows, run.induction, sources=[e.instance_id for e in examples],
-            repos=sorted({e.repo for e in examples}))
-        await self.store.commit_induction(started_at, changed=bool(diff))
+        diffs = []
+
+        def change() -> bool:  # under the store's commit lock: no task's uses land in between
+            diffs.append(self.memory.apply_induction(
+                workflows, run.induction, sources=[e.instance_id for e in examples],
+                repos=sorted({e.repo for e in examples})))
+            return bool(diffs[0])
+
+        await self.store.commit_induction(started_at, change=change)
+        diff = diffs[0]
         self._emit(InductionDone(run=self.name, mode=run.induction, ok=True, added=diff.added,
                                  changed=diff.changed, removed=diff.removed))
         self._emit(MemoryUpdated(run=self.name, version=self.memory.version, workflows=len(self.memory.workflows)))
         self._log("info", f"induction: +{len(diff.added)} ~{len(diff.changed)} -{len(diff.removed)}, "
                           f"{len(self.memory.workflows)} workflows in memory (v{self.memory.version})")
+
+    # -- live control -------------------------------------------------------------
+
+    def pause(self) -> None:
+        """The tasks in flight finish; no new one starts until `resume`."""
+        self.control.pause()
+        self._controlled("paused: the tasks in flight finish, no new one starts")
+
+    def resume(self) -> None:
+        self.control.resume()
+        self._controlled("resumed")
+
+    def set_limit(self, limit: int) -> None:
+        """Grow or shrink the run; below what is done or started, it just starts no more."""
+        self.control.set_limit(limit)
+        if self._pool:
+            self._chosen()
+        self._controlled(f"limit set to {limit}")
+
+    def set_workers(self, workers: int) -> None:
+        """Tasks in flight at once from now on (fewer: the extra ones finish first)."""
+        self.control.set_workers(workers)
+        self._controlled(f"workers set to {workers}")
+
+    def _controlled(self, what: str) -> None:
+        control = self.control
+        self._emit(RunControlled(run=self.name, paused=control.paused, limit=control.limit,
+                                 workers=control.workers, tasks_total=len(self._pool[:control.limit])))
+        self._log("info", what)
+
+    def status(self) -> RunStatus:
+        now = time.monotonic()
+        tasks = tuple(TaskStatus(t.instance_id, t.index, t.step, t.phase, t.memory_version, now - t.started)
+                      for t in sorted(self.in_flight.values(), key=lambda t: t.index))
+        checkpoint = getattr(self, "checkpoint", None)
+        return RunStatus(
+            name=self.name, phase=self.phase, paused=self.control.paused,
+            done=checkpoint.done if checkpoint else 0, resolved=checkpoint.resolved if checkpoint else 0,
+            errors=self.errors, limit=self.control.limit, workers=self.control.workers,
+            tasks_total=len(self._pool[:self.control.limit]),
+            memory_version=self.memory.version if getattr(self, "memory", None) is not None else 0,
+            in_flight=tasks, last_call_latency_s=self.last_call_latency)
 
     async def _ask_model(self, llm: LLMClient, examples: list[Experience]) -> list[dict]:
         """The workflows the model induces. Each prompt and reply is kept in inductions/,
@@ -410,12 +511,26 @@ class AWMRun:
     # -- reporting --------------------------------------------------------------
 
     def _emit(self, event: Event) -> None:
+        self._follow(event)
         if self.events is not None:
             self.events.append(event)
         try:
             self.sink(event)
         except Exception as exc:  # a broken face must not stop the run, but it must leave a trace
             self._face_failed(event, exc)
+
+    def _follow(self, event: Event) -> None:
+        """What `status()` reports, kept from the run's own events."""
+        match event:
+            case AgentStep() if (task := self.in_flight.get(event.instance_id)) is not None:
+                task.step = event.step
+            case StatusChanged():
+                self.phase = event.phase
+                if event.instance_id and (task := self.in_flight.get(event.instance_id)) is not None:
+                    task.phase = event.phase
+                    task.step = event.step or task.step
+            case LLMCall() if event.ok:
+                self.last_call_latency = event.latency_s
 
     def _face_failed(self, event: Event, exc: Exception) -> None:
         """Count every failure; the first goes to events.jsonl and the process log with its

@@ -38,7 +38,7 @@ from awm_tui.tui.screens.memory import MemoryScreen
 from awm_tui.tui.screens.trajectory import TrajectoryScreen
 from awm_tui.tui.themes import DEFAULT_THEME, load_all_themes, stylesheet_path
 from awm_tui.tui.widgets.fleet_bar import FleetBar, FleetTotals
-from awm_tui.tui.widgets.pane_form import Note
+from awm_tui.tui.widgets.pane_form import LIVE_FIELDS, Note
 from awm_tui.tui.widgets.run_pane import RunPane, RunProblem
 
 class FleetControl(Protocol):
@@ -50,6 +50,11 @@ class FleetControl(Protocol):
     async def start(self, resolved: ResolvedRun) -> object: ...
     async def stop(self, name: str) -> object: ...
     async def stop_all(self) -> None: ...
+    # Live control of a running run; each says False when no such run is going.
+    def pause(self, name: str) -> bool: ...
+    def resume(self, name: str) -> bool: ...
+    def set_limit(self, name: str, limit: int) -> bool: ...
+    def set_workers(self, name: str, workers: int) -> bool: ...
 
 
 FleetFactory = Callable[[AppConfig, EventRelay], AbstractAsyncContextManager[FleetControl]]
@@ -75,13 +80,15 @@ class AWMApp(App[int]):
         Binding("ctrl+o", "open_output_dir", "Open dir"),
         # Not in the footer (full already at 80 columns); the palette and README list it.
         Binding("f4", "trajectory", "Trajectory", show=False),
+        Binding("f6", "pause_pane", "Pause/resume", show=False),
         Binding("f2", "maximize_pane", "Maximise"),
         Binding("f3", "toggle_hosts", "Hosts"),
         Binding("f8", "next_pane", "Next pane"),
     ]
 
     PANE_ACTIONS = frozenset({"add_pane", "remove_pane", "start_pane", "stop_pane", "start_all", "memory",
-                              "open_output_dir", "maximize_pane", "toggle_hosts", "next_pane", "trajectory"})
+                              "open_output_dir", "maximize_pane", "toggle_hosts", "next_pane", "trajectory",
+                              "pause_pane", "apply_live"})
     """Actions on the main screen's panes: off (and out of the footer) on any other screen."""
 
     def __init__(self, config: AppConfig, *, theme: str | None = None, demo: Any = None,
@@ -281,6 +288,8 @@ class AWMApp(App[int]):
     def on_run_pane_requested(self, message: RunPane.Requested) -> None:
         if message.action == "start":
             self.start_pane(message.pane)
+        elif message.action in LIVE_FIELDS:
+            self.apply_live(message.pane, (message.action,))
         else:
             self.stop_pane(message.pane)
 
@@ -345,6 +354,48 @@ class AWMApp(App[int]):
             pane.add_log_lines([f"stopping {pane.run_name}: checkpoint, then containers removed…"])
             self.run_worker(self.fleet.stop(pane.run_name), group="runs",
                             description=f"stop run {pane.run_name}", exit_on_error=False)
+
+    # -- live control of a running run ----------------------------------------------------
+    def _running_pane(self) -> RunPane | None:
+        pane = self._pane()
+        if pane is not None and not (pane.running and pane.run_name and self.fleet is not None):
+            self.notify(f"{pane.border_title}: no run going in this pane (ctrl+s starts it)", severity="warning")
+            return None
+        return pane
+
+    def action_pause_pane(self) -> None:
+        """Pause the pane's run (its tasks in flight finish, none starts), or resume it."""
+        if (pane := self._running_pane()) is None or self.fleet is None or pane.run_name is None:
+            return
+        resume = pane.view.paused
+        (self.fleet.resume if resume else self.fleet.pause)(pane.run_name)
+        pane.add_log_lines([f"{'resuming' if resume else 'pausing'} {pane.run_name}"
+                            + ("" if resume else ": the tasks in flight finish, no new one starts")])
+
+    def action_pause_run(self) -> None:
+        if (pane := self._running_pane()) is not None and not pane.view.paused:
+            self.action_pause_pane()
+
+    def action_resume_run(self) -> None:
+        if (pane := self._running_pane()) is not None and pane.view.paused:
+            self.action_pause_pane()
+
+    def action_apply_live(self) -> None:
+        if (pane := self._running_pane()) is not None:
+            self.apply_live(pane, LIVE_FIELDS)
+
+    def apply_live(self, pane: RunPane, fields: Iterable[str]) -> None:
+        """The pane's limit and/or workers fields, taken by its running run."""
+        if self.fleet is None or not pane.running or pane.run_name is None:
+            return
+        setters = {"limit": self.fleet.set_limit, "workers": self.fleet.set_workers}
+        for name in fields:
+            try:
+                value = pane.live_value(name)
+            except RunProblem as problem:
+                pane.show_notes([Note(problem.field, "error", problem.text)])
+                continue
+            setters[name](pane.run_name, value)
 
     # -- events from the engine -----------------------------------------------------------
     def on_run_events_arrived(self, message: RunEventsArrived) -> None:
@@ -477,6 +528,10 @@ class AWMApp(App[int]):
         yield SystemCommand("Start run", "Start the current pane's run (ctrl+s)", self.action_start_pane)
         yield SystemCommand("Stop run", "Stop the current pane's run (ctrl+t)", self.action_stop_pane)
         yield SystemCommand("Start all runs", "Start every idle pane (ctrl+g)", self.action_start_all)
+        yield SystemCommand("Pause run", "Finish the tasks in flight, start no new one (f6)", self.action_pause_run)
+        yield SystemCommand("Resume run", "Start tasks again after a pause (f6)", self.action_resume_run)
+        yield SystemCommand("Apply limit and workers", "The running run takes the pane's limit and workers "
+                            "(Enter in either field)", self.action_apply_live)
         yield SystemCommand("Memory browser", "Workflows, inductions and tasks (ctrl+l)", self.action_memory)
         yield SystemCommand("Last trajectory", "Steps, prompt, patch and evaluation of the pane's last task (f4)",
                             self.action_trajectory)

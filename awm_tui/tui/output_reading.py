@@ -28,6 +28,8 @@ class TaskEntry:
     workflows: tuple[str, ...]
     resolved: bool | None
     """None while the task has not been evaluated (seen only in events)."""
+    memory_version: int | None = None
+    """The memory version it started with (None: recorded before versions were)."""
 
 
 @dataclass(frozen=True)
@@ -71,10 +73,13 @@ def read_output_dir(path: Path) -> OutputSummary:
     tasks: dict[str, TaskEntry] = {}
     for event in _events(layout.events):
         instance = str(event.get("instance_id", "?"))
-        tasks[instance] = TaskEntry(instance, tuple(event.get("injected_workflows") or ()), None)
+        version = event.get("memory_version")
+        tasks[instance] = TaskEntry(instance, tuple(event.get("injected_workflows") or ()), None,
+                                    version if isinstance(version, int) else None)
     for experience in buffer.experiences:
         tasks[experience.instance_id] = TaskEntry(
-            experience.instance_id, tuple(experience.injected_workflows), experience.resolved)
+            experience.instance_id, tuple(experience.injected_workflows), experience.resolved,
+            experience.memory_version)
     inductions = tuple(
         InductionEntry(r.version, r.at, r.mode, tuple(r.added), tuple(r.changed), tuple(r.removed))
         for r in memory.history)

@@ -44,6 +44,8 @@ def check_panes(forms: dict[str, FormValues], profiles: dict[str, LLMProfile]) -
             dirs[same_dir_key(values.output)].append(pane)
         if not values.limit.isdigit() or int(values.limit) <= 0:
             add(Note("limit", "error", "a whole number above 0"))
+        if not values.workers.isdigit() or int(values.workers) <= 0:
+            add(Note("workers", "error", "a whole number above 0 (tasks in flight at once)"))
         profile = None if values.profile is None else profiles.get(profile_name(values.profile))
         if profile is None:
             add(Note("profile", "error", "choose an LLM profile"))

@@ -21,6 +21,7 @@ from awm_tui.engine.events import (
     MetricsData,
     MetricsSnapshot,
     Phase,
+    RunControlled,
     RunFailed,
     RunFinished,
     RunStarted,
@@ -32,7 +33,18 @@ from awm_tui.engine.events import (
 SPARK_POINTS = 60
 """Evaluation-throughput history kept for the sparkline (one point per metrics tick)."""
 
-ACTIVE_PHASES: frozenset[Phase] = frozenset({"starting", "pulling", "running", "evaluating", "inducing"})
+ACTIVE_PHASES: frozenset[Phase] = frozenset({"starting", "pulling", "running", "evaluating", "inducing",
+                                             "paused"})
+
+
+@dataclass(frozen=True, slots=True)
+class TaskView:
+    """One task in flight, as its pane shows it."""
+
+    index: int
+    step: int = 0
+    phase: Phase = "running"
+    memory_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +71,11 @@ class RunView:
     started_at: float | None = None
     pull: ImagePull | None = None
     """The image pull under way (layers, bytes, free space), if any."""
+    in_flight: dict[str, TaskView] = field(default_factory=dict)
+    """The tasks under way by instance id, in start order (`workers` > 1: several). Never
+    changed in place: each event that changes it gives the view a new dict."""
+    paused: bool = False
+    workers: int = 1
 
     @property
     def active(self) -> bool:
@@ -69,6 +86,13 @@ class RunView:
         return self.resolved / self.done if self.done else None
 
 
+def _task_changed(view: RunView, instance_id: str | None, **changes: object) -> dict[str, TaskView]:
+    task = view.in_flight.get(instance_id or "")
+    if task is None:
+        return view.in_flight
+    return {**view.in_flight, instance_id or "": replace(task, **changes)}  # type: ignore[arg-type]
+
+
 def apply_event(view: RunView, event: Event) -> RunView:
     """The view after `event`; events that change no figure return `view` itself."""
     match event:
@@ -77,15 +101,27 @@ def apply_event(view: RunView, event: Event) -> RunView:
                 view, phase="starting", reason="", limit=event.limit, tasks_total=event.tasks_total,
                 model=event.model, sandbox=event.sandbox, resumed=event.resumed,
                 done=max(view.done, event.resumed), started_at=view.started_at or event.ts,
+                in_flight={}, paused=False, workers=event.workers,
             )
         case StatusChanged():
+            in_flight = view.in_flight
+            if event.instance_id in in_flight:
+                task = in_flight[event.instance_id]
+                in_flight = _task_changed(view, event.instance_id, phase=event.phase,
+                                          step=event.step or task.step)
             return replace(view, phase=event.phase, instance_id=event.instance_id or view.instance_id,
-                           step=event.step, detail=event.detail)
+                           step=event.step, detail=event.detail, in_flight=in_flight)
         case TaskStarted():
+            task = TaskView(event.index, memory_version=event.memory_version)
             return replace(view, phase="running", instance_id=event.instance_id, step=0,
-                           task_index=event.index, tasks_total=event.total)
+                           task_index=event.index, tasks_total=event.total,
+                           in_flight={**view.in_flight, event.instance_id: task})
         case AgentStep():
-            return replace(view, instance_id=event.instance_id, step=event.step)
+            return replace(view, instance_id=event.instance_id, step=event.step,
+                           in_flight=_task_changed(view, event.instance_id, step=event.step))
+        case RunControlled():
+            return replace(view, paused=event.paused, limit=event.limit, workers=event.workers,
+                           tasks_total=event.tasks_total)
         case ImagePull():
             return replace(view, pull=None if event.done else event)
         case LLMCall() if event.ok and event.model and event.model != view.served_model:
@@ -94,7 +130,10 @@ def apply_event(view: RunView, event: Event) -> RunView:
             # Not counted here: the engine saves the checkpoint (CheckpointSaved, which
             # sets done/resolved) before it says the task finished, so counting both showed
             # one task too many; and a task that ended in an error is not checkpointed.
-            return view
+            if event.instance_id not in view.in_flight:
+                return view
+            in_flight = {k: v for k, v in view.in_flight.items() if k != event.instance_id}
+            return replace(view, in_flight=in_flight)
         case CheckpointSaved():
             # The checkpoint is the truth (it counts resumed tasks too).
             return replace(view, done=event.done, resolved=event.resolved)
@@ -105,9 +144,10 @@ def apply_event(view: RunView, event: Event) -> RunView:
             return replace(view, metrics=event.metrics, evals_history=history)
         case RunFinished():
             phase: Phase = "stopped" if event.stopped else "finished"
-            return replace(view, phase=phase, done=event.done, resolved=event.resolved, step=None)
+            return replace(view, phase=phase, done=event.done, resolved=event.resolved, step=None,
+                           in_flight={}, paused=False)
         case RunFailed():
-            return replace(view, phase="failed", reason=event.reason, step=None)
+            return replace(view, phase="failed", reason=event.reason, step=None, in_flight={}, paused=False)
         case _:
             return view
 
@@ -118,9 +158,24 @@ def spark_data(view: RunView) -> list[float]:
     return list(view.evals_history) if view.metrics.evaluations else []
 
 
+def _task_text(instance_id: str, task: TaskView) -> str:
+    if task.phase in ("running", "starting"):
+        return f"{instance_id} step {task.step}" if task.step else instance_id
+    return f"{instance_id} {task.phase}"
+
+
 def status_text(view: RunView) -> str:
-    """One line in the users' words: idle / running task X step N / evaluating / …"""
+    """One line in the users' words: idle / running task X step N / evaluating / …;
+    with several tasks in flight, each of them (instance id and step)."""
     task = view.instance_id or "?"
+    if view.paused and view.phase not in ("finished", "stopped", "failed"):
+        if not view.in_flight:
+            return f"paused · {view.done} done; resume to go on"
+        tasks = " · ".join(_task_text(i, t) for i, t in view.in_flight.items())
+        return f"paused · finishing {len(view.in_flight)} in flight: {tasks}"
+    if len(view.in_flight) > 1 and view.phase in ("running", "evaluating", "pulling", "starting"):
+        tasks = " · ".join(_task_text(i, t) for i, t in view.in_flight.items())
+        return f"running {len(view.in_flight)} of {view.workers} workers: {tasks}"
     match view.phase:
         case "idle":
             if view.done:
@@ -141,6 +196,8 @@ def status_text(view: RunView) -> str:
             return f"pulling {pull.image}{pull.figures()}"
         case "inducing":
             return "inducing workflows"
+        case "paused":
+            return f"paused · {view.done} done; resume to go on"
         case "finished":
             return f"finished · {view.done} done, {view.resolved} resolved"
         case "stopped":

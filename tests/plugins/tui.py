@@ -66,6 +66,8 @@ class RecordingFleet:
         self.resolved: list = []
         """What each start was given (`config.plan.ResolvedRun`), for tests of the key it carries."""
         self.stopped: list[str] = []
+        self.controls: list[tuple[str, str, int | None]] = []
+        """(action, run, value) of each live control the app asked for."""
         self._active: list[str] = []
 
     @property
@@ -89,6 +91,22 @@ class RecordingFleet:
     async def stop_all(self) -> None:
         for name in self.active:
             await self.stop(name)
+
+    def _control(self, action: str, name: str, value: int | None = None) -> bool:
+        self.controls.append((action, name, value))
+        return name in self._active
+
+    def pause(self, name: str) -> bool:
+        return self._control("pause", name)
+
+    def resume(self, name: str) -> bool:
+        return self._control("resume", name)
+
+    def set_limit(self, name: str, limit: int) -> bool:
+        return self._control("set_limit", name, limit)
+
+    def set_workers(self, name: str, workers: int) -> bool:
+        return self._control("set_workers", name, workers)
 
     async def __aenter__(self):
         return self

@@ -34,6 +34,7 @@ from awm_tui.config.keys import mask_key
 from awm_tui.config.models import HttpConfig, LLMProfile
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.http.session import make_session
+from awm_tui.engine.watchdog import waiting_on
 from awm_tui.engine.llm.errors import LLMAuthError, LLMContextLimit, LLMCreditsError, LLMError
 from awm_tui.engine.llm.retry import (
     RetryableError,
@@ -205,15 +206,16 @@ class LLMClient:
         # The key leaves its SecretStr here and only here, straight into the header.
         headers = {"Authorization": "Bearer " + self._api_key.get_secret_value()}
         try:
-            async with session.post(self._url, json=body, headers=headers,
-                                    timeout=self._timeout, proxy=self._proxy) as resp:
-                try:
-                    raw = await resp.read()   # always drain: an unread body pins its pool slot
-                except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-                    self.metrics.record_error()   # the trace saw only the status line
-                    raise RetryableError(f"reading the reply failed ({_describe(exc)})",
-                                         status=resp.status) from None
-                return self._check(resp.status, raw, resp.headers)
+            with waiting_on(f"the model (POST {self._url})"):  # for the stall watchdog
+                async with session.post(self._url, json=body, headers=headers,
+                                        timeout=self._timeout, proxy=self._proxy) as resp:
+                    try:
+                        raw = await resp.read()   # always drain: an unread body pins its pool slot
+                    except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                        self.metrics.record_error()   # the trace saw only the status line
+                        raise RetryableError(f"reading the reply failed ({_describe(exc)})",
+                                             status=resp.status) from None
+                    return self._check(resp.status, raw, resp.headers)
         except (RetryableError, LLMError):
             raise
         except asyncio.TimeoutError:

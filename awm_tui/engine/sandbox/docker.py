@@ -21,6 +21,7 @@ from aiodocker.containers import DockerContainer
 from aiodocker.exceptions import DockerError
 
 from awm_tui.config.models import DockerConfig
+from awm_tui.engine import watchdog
 from awm_tui.engine.outcomes import ErrorKind
 from awm_tui.engine.sandbox.base import (
     DEFAULT_MAX_OUTPUT,
@@ -259,9 +260,11 @@ class DockerSandbox(Sandbox):
                 # The limit is enforced inside the container; this only guards
                 # against a daemon that stops answering.
                 async with asyncio.timeout(timeout_s + KILL_AFTER_S + CLIENT_GRACE_S):
-                    async with execution.start(detach=False) as stream:
-                        while (message := await stream.read_out()) is not None:
-                            output.feed(message.data)
+                    with watchdog.waiting_on(watchdog.command_label(command)):
+                        async with execution.start(detach=False) as stream:
+                            while (message := await stream.read_out()) is not None:
+                                output.feed(message.data)
+                                watchdog.touch()
             except TimeoutError:
                 client_timed_out = True
             except asyncio.CancelledError:

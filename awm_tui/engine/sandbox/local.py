@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from awm_tui.engine import watchdog
 from awm_tui.engine.sandbox.base import (
     DEFAULT_MAX_OUTPUT,
     WORKDIR,
@@ -164,7 +165,8 @@ class LocalSandbox(Sandbox):
         try:
             try:
                 async with asyncio.timeout(timeout_s + KILL_AFTER_S + CLIENT_GRACE_S):
-                    await asyncio.wait([reader, exited], return_when=asyncio.FIRST_COMPLETED)
+                    with watchdog.waiting_on(watchdog.command_label(command)):
+                        await asyncio.wait([reader, exited], return_when=asyncio.FIRST_COMPLETED)
                     # After EOF, wait() returns at exit without polling.
                     exit_code = exited.result() if exited.done() else await proc.wait()
             except TimeoutError:
@@ -245,3 +247,4 @@ async def _reap(proc: asyncio.subprocess.Process) -> None:
 async def _drain(stream: asyncio.StreamReader, output: BoundedOutput) -> None:
     while chunk := await stream.read(READ_CHUNK):
         output.feed(chunk)
+        watchdog.touch()

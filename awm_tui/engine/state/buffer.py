@@ -60,6 +60,8 @@ class Experience(BaseModel):
     resolved: bool = False
     injected_workflows: list[str] = Field(default_factory=list)
     """Ids of workflows shown to the agent for this task."""
+    memory_version: int | None = None
+    """The memory version they were chosen from (None: recorded before versions were)."""
     finished_at: float = Field(default_factory=time.time)
 
     @classmethod

@@ -48,6 +48,8 @@ class TaskResult(BaseModel):
     """Unix time the task finished."""
     evaluated: bool = True
     """False with `--skip-eval`: `resolved`/`reward` are then not meaningful."""
+    memory_version: int | None = None
+    """The memory version the task started with (None: recorded before versions were)."""
 
     @model_validator(mode="before")
     @classmethod

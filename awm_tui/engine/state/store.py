@@ -166,30 +166,45 @@ class StateStore:
     async def commit_task(self, result: TaskResult, *, model: str, patch: str, experience: Experience | None,
                           injected: Sequence[str], trajectory: dict[str, Any]) -> None:
         """Record a finished task: all of it, or (killed before its record is on disk) none."""
-        uses = self.state.memory.counted_use(list(injected), experience.resolved) if experience else {}
-        record = {"kind": "task", "result": result.model_dump(mode="json"),
-                  "prediction": {"model_name_or_path": model, "model_patch": patch},
-                  "experience": experience.model_dump(mode="json") if experience is not None else None,
-                  "uses": uses}
-        dirty = {self.layout.preds, self.layout.checkpoint}
-        dirty |= {self.layout.buffer} if experience is not None else set()
-        dirty |= {self.layout.memory} if uses else set()
-        await self._commit(record, dirty, (self.layout.trajectory(result.instance_id), trajectory),
-                           lambda: self.state.record_task(result, model, patch, experience, uses))
+        def prepare() -> tuple[dict[str, Any], set[Path], Callable[[], None]]:
+            # Under the commit lock: tasks finishing together each count on the other's uses.
+            uses = self.state.memory.counted_use(list(injected), experience.resolved) if experience else {}
+            record = {"kind": "task", "result": result.model_dump(mode="json"),
+                      "prediction": {"model_name_or_path": model, "model_patch": patch},
+                      "experience": experience.model_dump(mode="json") if experience is not None else None,
+                      "uses": uses}
+            dirty = {self.layout.preds, self.layout.checkpoint}
+            dirty |= {self.layout.buffer} if experience is not None else set()
+            dirty |= {self.layout.memory} if uses else set()
+            return record, dirty, lambda: self.state.record_task(result, model, patch, experience, uses)
 
-    async def commit_induction(self, at: float, changed: bool) -> None:
-        """Record an induction that ran (`at`: when it started) with memory as it left it
-        (the caller has just changed `state.memory`; nothing awaited in between)."""
-        record = {"kind": "induction", "at": at, "memory": self.state.memory.to_json() if changed else None}
+        await self._commit(prepare, (self.layout.trajectory(result.instance_id), trajectory))
 
-        def apply() -> None:
-            self.state.induced_at = at
+    async def commit_induction(self, at: float, changed: bool = False, *,
+                               change: Callable[[], bool] | None = None) -> bool:
+        """Record an induction that ran (`at`: when it started) with memory as it left it.
+        `change`, called under the commit lock, changes `state.memory` and says whether it did
+        (so no task's use counts land between the change and the memory the record holds);
+        without it the caller has just changed memory (`changed`), nothing awaited in between.
+        Returns whether memory changed."""
+        def prepare() -> tuple[dict[str, Any], set[Path], Callable[[], None]]:
+            nonlocal changed
+            if change is not None:
+                changed = change()
+            record = {"kind": "induction", "at": at, "memory": self.state.memory.to_json() if changed else None}
 
-        await self._commit(record, {self.layout.memory} if changed else set(), None, apply)
+            def apply() -> None:
+                self.state.induced_at = at
 
-    async def _commit(self, record: dict[str, Any], dirty: set[Path], trajectory: tuple[Path, Any] | None,
-                      apply: Callable[[], None]) -> None:
+            return record, {self.layout.memory} if changed else set(), apply
+
+        await self._commit(prepare, None)
+        return changed
+
+    async def _commit(self, prepare: Callable[[], tuple[dict[str, Any], set[Path], Callable[[], None]]],
+                      trajectory: tuple[Path, Any] | None) -> None:
         async with self._lock:
+            record, dirty, apply = prepare()
             write = asyncio.ensure_future(asyncio.to_thread(self._append, record, trajectory))
             try:
                 await asyncio.shield(write)

@@ -58,6 +58,8 @@ class Trajectory(BaseModel):
     instance_id: str
     exit_status: str = ""
     injected_workflows: list[str] = Field(default_factory=list)
+    memory_version: int | None = None
+    """The memory version the task started with (None: recorded before versions were)."""
     messages: list[dict[str, Any]] = Field(default_factory=list)
     patch: str = ""
     evaluation: dict[str, Any] | None = None

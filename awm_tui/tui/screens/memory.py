@@ -72,7 +72,8 @@ class MemoryScreen(Screen):
 
     def on_mount(self) -> None:
         self.query_one("#inductions", DataTable).add_columns("version", "time", "mode", "added", "changed", "removed")
-        self.query_one("#tasks", DataTable).add_columns("task (enter: trajectory)", "resolved", "workflows received")
+        self.query_one("#tasks", DataTable).add_columns("task (enter: trajectory)", "resolved", "memory",
+                                                     "workflows received")
         self.action_reload()
 
     def action_reload(self) -> None:
@@ -112,8 +113,9 @@ class MemoryScreen(Screen):
         tasks.clear()
         for task in summary.tasks:
             resolved = "…" if task.resolved is None else "yes" if task.resolved else "no"
-            tasks.add_row(Text(task.instance_id), Text(resolved), Text(", ".join(task.workflows) or "none"),
-                          key=task.instance_id)
+            version = "–" if task.memory_version is None else f"v{task.memory_version}"
+            tasks.add_row(Text(task.instance_id), Text(resolved), Text(version),
+                          Text(", ".join(task.workflows) or "none"), key=task.instance_id)
 
     @on(DataTable.RowSelected, "#tasks")
     def _task_selected(self, event: DataTable.RowSelected) -> None:

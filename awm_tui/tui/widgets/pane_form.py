@@ -1,4 +1,7 @@
-"""A pane's settings: name, API key, output directory, limit, LLM profile, Start/Stop."""
+"""A pane's settings: name, API key, output directory, limit, workers, LLM profile, Start/Stop.
+
+While the run goes every field is read-only but limit and workers: Enter in one of them
+changes the running run (`Action("limit")`, `Action("workers")`)."""
 
 from __future__ import annotations
 
@@ -15,7 +18,9 @@ from textual.widgets import Button, Input, Label, Select, Static
 from awm_tui.config.keys import is_file_reference, mask_key, resolve_key
 from awm_tui.config.models import LLMProfile
 
-FIELDS = ("name", "key", "output", "limit", "profile")
+FIELDS = ("name", "key", "output", "limit", "workers", "profile")
+LIVE_FIELDS = ("limit", "workers")
+"""Fields a running run takes changes of."""
 
 
 @dataclass(frozen=True)
@@ -28,6 +33,7 @@ class FormValues:
     output: str
     limit: str
     profile: str | None
+    workers: str = "1"
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class PaneForm(Vertical):
     PaneForm Label { padding: 0 1 0 0; }
     PaneForm #name { width: 18; }
     PaneForm #limit { width: 6; }
+    PaneForm #workers { width: 4; }
     PaneForm #profile { width: 26; margin: 0 1; }
     PaneForm #key, PaneForm #output { width: 1fr; }
     PaneForm #key-shown { width: auto; padding: 0 1; }
@@ -62,12 +69,14 @@ class PaneForm(Vertical):
         def __init__(self, action: str) -> None:
             super().__init__()
             self.action = action
-            """`start` or `stop`."""
+            """`start`, `stop`, or a live field changed on a running run (`limit`, `workers`)."""
 
     def __init__(self, *, name: str, output: str, limit: int, profile: str | None,
-                 profiles: dict[str, LLMProfile], key: SecretStr | None = None, **kwargs) -> None:
+                 profiles: dict[str, LLMProfile], key: SecretStr | None = None, workers: int = 1,
+                 **kwargs) -> None:
         super().__init__(**kwargs)
         self._initial = (name, output, str(limit), profile)
+        self._workers = str(workers)
         self._profiles = profiles
         self._key = key
         self.running = False
@@ -89,6 +98,8 @@ class PaneForm(Vertical):
             yield Input(password=True, placeholder=self._key_placeholder(), id="key", compact=True)
             yield Label("out", classes="gap")
             yield Input(output, placeholder="output directory", id="output", compact=True)
+            yield Label("workers", classes="gap")
+            yield Input(self._workers, type="integer", id="workers", compact=True)
         yield Static(id="notes").set_styles("display: none;")
 
     def _key_placeholder(self) -> str:
@@ -125,6 +136,7 @@ class PaneForm(Vertical):
             output=self.query_one("#output", Input).value.strip(),
             limit=self.query_one("#limit", Input).value.strip(),
             profile=None if profile is Select.NULL else str(profile),
+            workers=self.query_one("#workers", Input).value.strip(),
         )
 
     def set_output(self, output: str) -> None:
@@ -144,6 +156,13 @@ class PaneForm(Vertical):
     @on(Input.Blurred, "#key")
     def _key_left(self) -> None:
         self.stash_key()
+
+    @on(Input.Submitted, "#limit")
+    @on(Input.Submitted, "#workers")
+    def _live_submitted(self, event: Input.Submitted) -> None:
+        if self.running and event.input.id in LIVE_FIELDS:
+            event.stop()
+            self.post_message(self.Action(str(event.input.id)))
 
     @on(Input.Changed)
     @on(Select.Changed)
@@ -182,7 +201,8 @@ class PaneForm(Vertical):
     def set_running(self, running: bool) -> None:
         self.running = running
         for widget in self.query("Input, Select"):
-            widget.disabled = running  # a running pane's settings are read-only
+            # A running pane's settings are read-only, but for what a run takes live.
+            widget.disabled = running and widget.id not in LIVE_FIELDS
         self._refresh_buttons()
 
     def _refresh_buttons(self) -> None:

@@ -19,7 +19,8 @@ from awm_tui.tui.widgets.pane_stats import PaneStats
 from awm_tui.tui.widgets.log_view import PaneLog
 
 # RunConfig field → the form field that shows its errors.
-_FIELD_OF = {"name": "name", "output_dir": "output", "limit": "limit", "llm": "profile", "api_key": "key"}
+_FIELD_OF = {"name": "name", "output_dir": "output", "limit": "limit", "llm": "profile", "api_key": "key",
+             "workers": "workers"}
 
 
 class RunProblem(ValueError):
@@ -54,7 +55,7 @@ class RunPane(Vertical):
         """The config entry or opened directory this pane came from: other fields carry over."""
         self._config = config
         self._form = PaneForm(name=name, output=output, limit=limit, profile=profile,
-                              profiles=config.llm, key=key)
+                              profiles=config.llm, key=key, workers=base.workers if base else 1)
         self.run_name: str | None = None
         """The name this pane's run was started under (events are routed by it)."""
         self.removing = False
@@ -117,6 +118,17 @@ class RunPane(Vertical):
     def show_notes(self, notes: list[Note]) -> None:
         self._form.show_notes(notes)
 
+    def live_value(self, field: str) -> int:
+        """A live field (limit, workers) as a running run takes it; RunProblem otherwise."""
+        text = getattr(self._form.values(), field)
+        try:
+            value = int(text)
+        except ValueError:
+            raise RunProblem(field, f"{field}: expected a whole number, got {text!r}") from None
+        if value < 1:
+            raise RunProblem(field, f"{field}: must be at least 1, got {value}")
+        return value
+
     def build_run(self) -> tuple[RunConfig, SecretStr | None]:
         """A validated RunConfig from the form; RunProblem (one line) otherwise."""
         values = self._form.values()
@@ -126,7 +138,7 @@ class RunPane(Vertical):
             raise RunProblem("profile", "choose an LLM profile")
         data = {} if self.base is None else {k: getattr(self.base, k) for k in RunConfig.model_fields}
         data.update(name=values.name, output_dir=Path(values.output), limit=values.limit or "0",
-                    llm=values.profile, api_key=None)
+                    workers=values.workers or "0", llm=values.profile, api_key=None)
         try:
             run = RunConfig.model_validate(data)
         except ValidationError as error:
