@@ -92,3 +92,13 @@ def test_workers_tiny_overlaps_the_tasks_of_one_run() -> None:
     assert by["4"]["wall_s"] < by["1"]["wall_s"]  # the tasks overlapped
     assert 0 < by["4"]["efficiency"] and by["4"]["speedup"] > 1
     assert [t.name for t in res.targets] == ["speedup at workers=4"]
+
+
+@pytest.mark.timeout(90)
+def test_tui_lag_tiny_every_line_reaches_its_pane() -> None:
+    from benchmarks import tui_lag
+
+    res = asyncio.run(tui_lag.main(1.0, 200, 2))
+    assert res["lines_sent"] > 0 and res["lines_in_logs"] == res["lines_sent"], res  # below the cap: all kept
+    assert res["last_lines_match"], res  # each log ends with the last line sent to its run
+    assert res["lag_p99_ms"] >= 0 and 0 < res["loop_cpu_share"]

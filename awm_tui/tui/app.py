@@ -514,7 +514,7 @@ class AWMApp(App[int]):
             self.refresh_fleet_bar()
 
     def refresh_fleet_bar(self) -> None:
-        bars = self.main_screen.query(FleetBar)
+        bars = self.main_screen.query_children(FleetBar)  # a child of the screen: no walk of the DOM
         if not bars:  # the screen is being torn down
             return
         panes = self.main_screen.panes

@@ -31,6 +31,8 @@ class MainScreen(Screen):
         """The app's config: its profiles are what the pane checks compare against."""
         self.current: RunPane | None = None
         self.wide = False
+        self._mounted_panes: list[RunPane] = []
+        """The panes in order, kept by add/remove: routing an event must not walk the DOM."""
 
     class Ready(Message):
         """The screen is composed: panes can be added."""
@@ -46,12 +48,14 @@ class MainScreen(Screen):
 
     @property
     def panes(self) -> list[RunPane]:
-        # Empty while the screen is still composing or already tearing down: engine
-        # events keep arriving then, and must not take the app down.
-        decks = self.query("#pane-deck")
-        return list(decks.first().query_children(RunPane)) if decks else []
+        # Empty while the screen is still composing, and only attached panes while it is
+        # tearing down: engine events keep arriving then, and must not take the app down.
+        # Kept by add/remove, not queried: this runs for every batch of events.
+        return [pane for pane in self._mounted_panes if pane.is_attached]
 
     def pane_by_run(self, run: str) -> RunPane | None:
+        # Called for every run in every batch of events: a DOM query here was a tenth
+        # of the event loop's time in a log flood (benchmarks/tui_lag under py-spy).
         for pane in self.panes:
             if pane.run_name == run and pane.is_attached and not pane.removing:
                 return pane
@@ -59,6 +63,7 @@ class MainScreen(Screen):
 
     # -- adding and removing --------------------------------------------------------
     async def add_pane(self, pane: RunPane, *, focus: bool = True) -> None:
+        self._mounted_panes.append(pane)  # before awaiting: the run's events may come meanwhile
         await self.query_one("#pane-deck").mount(pane)
         await self.query_one(Tabs).add_tab(Tab(str(pane.border_title or pane.id), id=f"tab-{pane.id}"))
         if focus or self.current is None:
@@ -70,6 +75,7 @@ class MainScreen(Screen):
         panes = self.panes
         index = panes.index(pane)
         pane.removing = True  # events for its run may still arrive while Textual takes it down
+        self._mounted_panes.remove(pane)
         await self.query_one(Tabs).remove_tab(f"tab-{pane.id}")
         await pane.remove()
         rest = self.panes

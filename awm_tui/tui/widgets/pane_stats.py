@@ -87,7 +87,7 @@ class PaneStats(Vertical):
     PaneStats Sparkline { width: 1fr; height: 1; margin-left: 1; }
     """
 
-    view: reactive[RunView] = reactive(RunView, always_update=True)
+    view: reactive[RunView] = reactive(RunView, always_update=True, repaint=False)  # as RunPane.view
     per_host: reactive[bool] = reactive(False)
 
     def compose(self) -> ComposeResult:

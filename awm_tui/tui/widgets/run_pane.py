@@ -44,7 +44,10 @@ class RunProblem(ValueError):
 class RunPane(Vertical):
     ALLOW_MAXIMIZE = True
 
-    view: reactive[RunView] = reactive(RunView, always_update=True)
+    # No repaint of its own: the pane draws nothing from the view, its figure lines
+    # repaint themselves. A repaint here redrew the whole pane, form and log included,
+    # on every metrics tick (benchmarks/tui_lag).
+    view: reactive[RunView] = reactive(RunView, always_update=True, repaint=False)
 
     class Requested(Message):
         """The user asked this pane's run to start or stop."""
