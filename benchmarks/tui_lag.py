@@ -124,11 +124,12 @@ async def main(seconds: float, rate: int, panes: int, curves: bool = False, rows
         await pilot.pause(0.3)  # the relay's last flush
         await pilot.pause()
         shown = app.main_screen.panes
-        lines = sum(p.log_view.line_count for p in shown)
+        lines = sum(p.log_view.line_count + p.log_view.waiting for p in shown)
         builds = sum(p.curves.builds for p in shown)
-        logs_shown = sum(bool(p.log_view.display) for p in shown)
+        logs_shown = sum(bool(p.log_view.display and p.log_view.shown) for p in shown)
         # Every pane's log ends with the last line sent to its run: nothing lost at the end, in order.
-        in_order = all(p.log_view.lines and p.log_view.lines[-1].split(" step ")[-1].startswith(f"{last[p.run_name]} ")
+        # (A log hidden behind its curve holds its lines back until it is shown: count those too.)
+        in_order = all((p.log_view.last_line or "").split(" step ")[-1].startswith(f"{last[p.run_name]} ")
                        for p in shown if p.run_name in last)
     # While the logs still grow, each flush changes their virtual size and so
     # costs a screen layout; once they hold max_lines, a flush only repaints.

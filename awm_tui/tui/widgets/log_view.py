@@ -108,6 +108,12 @@ class PaneLog(ScrollView, can_focus=True):
     def waiting(self) -> int:
         return len(self._waiting)
 
+    @property
+    def last_line(self) -> str | None:
+        """The newest line, stored or still waiting for the log to be shown."""
+        newest = self._waiting or self._lines
+        return newest[-1] if newest else None
+
     def add_lines(self, lines: Iterable[str]) -> None:
         if self.shown and self.size.width:
             self._store(lines)
