@@ -154,8 +154,8 @@ async def test_eight_tasks_through_the_server_in_docker(
     lines = (out / "events.jsonl").read_text(encoding="utf-8").splitlines()
     logged = [json.loads(line) for line in lines]
     assert all(e["kind"] in EVENT_TYPES and e["run"] == name for e in logged)
-    from_run = [e for e in events
-                if not (isinstance(e, StatusChanged) and e.phase == "starting")]  # the fleet's own
+    from_run = [e for e in events   # not the fleet's own: its "starting", its keys' health (run "")
+                if e.run == name and not (isinstance(e, StatusChanged) and e.phase == "starting")]
     assert logged == [json.loads(json.dumps(e.to_dict(), default=str)) for e in from_run]
     assert logged[0]["kind"] == "run_started" and logged[-1]["kind"] == "run_finished"
     assert [e["kind"] for e in logged].count("run_finished") == 1
