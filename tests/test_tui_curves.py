@@ -31,7 +31,7 @@ def task(run: str, n: int, resolved: bool, *, tokens: int = 0, error: bool = Fal
     events: list = [
         TaskStarted(run=run, ts=TS + n, instance_id=instance, index=n, total=20),
         LLMCall(run=run, ts=TS + n, purpose="agent", latency_s=0.1, prompt_tokens=tokens - tokens // 4,
-                completion_tokens=tokens // 4, cost=tokens / 1e6),
+                completion_tokens=tokens // 4, cost=tokens / 1e6, instance_id=instance),
     ]
     if error:
         events.append(TaskFinished(run=run, ts=TS + n, instance_id=instance, exit_status="", outcome=Outcome.ERROR,
@@ -73,6 +73,17 @@ def test_the_curve_counts_checkpointed_tasks_their_tokens_and_the_inductions():
     assert [p.tokens for p in curve.points] == [1100, 1200, 1400, 1500]  # the errored task's call not added
     assert curve.inductions == (2,)
     assert view.resolved == curve.resolved == 3
+
+
+def test_tokens_per_task_are_each_tasks_own_with_several_in_flight():
+    """workers = 2: calls of two tasks interleave; each point gets its own task's tokens."""
+    view = RunView()
+    a, b = task("alpha", 1, True, tokens=1000, done=1, total_resolved=1), task("alpha", 2, False, tokens=200,
+                                                                              done=2, total_resolved=1)
+    for event in [a[0], b[0], a[1], b[1], b[1], b[2], b[3], a[2], a[3]]:  # b ends first, with two calls
+        view = apply_event(view, event)
+    assert [p.tokens for p in view.curve.points] == [400, 1000]
+    assert view.task_tokens == {}
 
 
 # -- per pane ---------------------------------------------------------------------------------

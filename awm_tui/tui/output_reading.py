@@ -9,7 +9,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from awm_tui.engine.state import OutputLayout, RunState, Workflow, load_state
+from awm_tui.engine.state import OutputLayout, RunState, Workflow, load_state, resolve_curve
 from awm_tui.tui.run_view import Curve, CurvePoint
 
 
@@ -69,14 +69,11 @@ def _events(path: Path) -> list[dict]:
 
 def state_curve(state: RunState) -> Curve:
     """The curve a resumed run starts from (the live one extends it, `run_view.extend_curve`)."""
-    results = list(state.checkpoint.finished.values())
-    points, resolved = [], 0
-    for result in results:
-        resolved += int(result.resolved)
-        points.append(CurvePoint(resolved, None, result.cost))
-    finished_at = [r.finished_at for r in results]
-    marks = tuple(sum(1 for t in finished_at if t <= record.at) for record in state.memory.history)
-    return Curve(tuple(points), marks)
+    curve = resolve_curve(state)  # the engine's one derivation; the TUI adds tokens and cost
+    results = state.checkpoint.finished
+    points = tuple(CurvePoint(resolved, (r.prompt_tokens + r.completion_tokens) or None, r.cost)
+                   for resolved, r in zip(curve.resolved, (results[i] for i in curve.instance_ids)))
+    return Curve(points, tuple(mark.after_tasks for mark in curve.inductions))
 
 
 def read_output_dir(path: Path) -> OutputSummary:

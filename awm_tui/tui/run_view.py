@@ -62,9 +62,8 @@ class CurvePoint:
     resolved: int
     """Cumulative resolved after this task."""
     tokens: int | None = None
-    """Agent tokens (prompt + completion) since the previous task finished: the task's own
-    with one worker; with several in flight, what the run spent per finished task.
-    None for tasks read from a checkpoint (it does not keep them)."""
+    """The task's own agent tokens (prompt + completion), from the calls that name it; None
+    for tasks of an older checkpoint, which did not keep them."""
     cost: float = 0.0
 
 
@@ -82,8 +81,9 @@ class Curve:
 
 
 def extend_curve(curve: Curve, event: Event, tokens: int = 0) -> Curve:
-    """The curve after `event` (the TUI's one derivation until the engine offers one):
-    a checkpointed task adds a point, an induction that changed memory adds a mark."""
+    """The live curve after `event`: a checkpointed task adds a point, an induction that
+    changed memory adds a mark (the rule `engine.state.resolve_curve` applies to committed
+    state, from which `output_reading.state_curve` seeds a resumed run's curve)."""
     match event:
         case TaskFinished() if event.outcome is not Outcome.ERROR:
             point = CurvePoint(curve.resolved + int(event.resolved), tokens, event.cost)
@@ -120,8 +120,9 @@ class RunView:
     """The image pull under way (layers, bytes, free space), if any."""
     curve: Curve = field(default_factory=Curve)
     """Seeded from the output directory's state, then extended by events."""
-    task_tokens: int = 0
-    """Agent tokens since the last finished task (the next curve point's)."""
+    task_tokens: dict[str, int] = field(default_factory=dict)
+    """Agent tokens of each task under way, by instance id (several with `workers` > 1), from
+    the LLMCall events that name their task; never changed in place."""
     in_flight: dict[str, TaskView] = field(default_factory=dict)
     """The tasks under way by instance id, in start order (`workers` > 1: several). Never
     changed in place: each event that changes it gives the view a new dict."""
@@ -191,16 +192,20 @@ def apply_event(view: RunView, event: Event) -> RunView:
             tokens = event.prompt_tokens + event.completion_tokens if event.purpose == "agent" else 0
             if served == view.served_model and not tokens:
                 return view
-            return replace(view, served_model=served, task_tokens=view.task_tokens + tokens)
+            counts = view.task_tokens
+            if tokens:
+                counts = {**counts, event.instance_id: counts.get(event.instance_id, 0) + tokens}
+            return replace(view, served_model=served, task_tokens=counts)
         case TaskFinished():
             # Not counted in done/resolved: the engine saves the checkpoint (CheckpointSaved,
             # which sets them) before it says the task finished, so counting both showed one
             # task too many; and a task that ended in an error is not checkpointed.
-            curve = extend_curve(view.curve, event, view.task_tokens)
+            counts = dict(view.task_tokens)
+            curve = extend_curve(view.curve, event, counts.pop(event.instance_id, 0))
             in_flight = view.in_flight
             if event.instance_id in in_flight:
                 in_flight = {k: v for k, v in in_flight.items() if k != event.instance_id}
-            return replace(view, curve=curve, task_tokens=0, in_flight=in_flight)
+            return replace(view, curve=curve, task_tokens=counts, in_flight=in_flight)
         case InductionDone():
             curve = extend_curve(view.curve, event)
             return view if curve is view.curve else replace(view, curve=curve)

@@ -27,20 +27,14 @@ from textual.timer import Timer
 from textual_plotext import PlotextPlot
 from textual_plotext.plot import Plot
 
+from awm_tui.config.twins import twin_of
 from awm_tui.tui.run_view import Curve
 
 Metric = Literal["resolved", "cost"]
 METRICS: tuple[Metric, ...] = ("resolved", "cost")
 
-TWIN_SUFFIX = "-nomem"
-"""The no-memory twin of run `X` is the run named `X-nomem` in the same fleet."""
-
 PlotColour = int | tuple[int, int, int]
 """What plotext takes: a 0-255 terminal colour (0-15 the ANSI ones), or RGB."""
-
-
-def twin_name(name: str) -> str:
-    return f"{name}{TWIN_SUFFIX}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,13 +53,12 @@ def fleet_series(runs: Iterable[tuple[str, Curve]]) -> tuple[Series, ...]:
     names = {name for name, _ in runs}
     colours: dict[str, int] = {}
     for name, _ in runs:
-        if not (name.endswith(TWIN_SUFFIX) and name.removesuffix(TWIN_SUFFIX) in names):
+        if twin_of(name) not in names:
             colours[name] = len(colours)
     series = []
     for name, curve in runs:
-        base = name.removesuffix(TWIN_SUFFIX)
         twin = name not in colours
-        series.append(Series(name, curve, colours[base if twin else name], twin))
+        series.append(Series(name, curve, colours[twin_of(name) or name if twin else name], twin))
     return tuple(sorted(series, key=lambda s: (s.colour, s.twin)))
 
 

@@ -16,7 +16,8 @@ from textual.reactive import reactive
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.engine.events import Event, InductionDone, TaskStarted
 from awm_tui.tui.run_view import Curve, RunView, apply_event
-from awm_tui.tui.widgets.curves import CurvesPlot, Series, twin_name
+from awm_tui.config.twins import twin_name
+from awm_tui.tui.widgets.curves import CurvesPlot, Series
 from awm_tui.tui.widgets.pane_form import FormValues, Note, PaneForm
 from awm_tui.tui.widgets.pane_stats import PaneStats
 from awm_tui.tui.widgets.log_view import PaneLog
@@ -214,7 +215,7 @@ class RunPane(Vertical):
 
 def link_twins(panes: Iterable[RunPane]) -> None:
     """Give each pane the curve of its no-memory twin: the pane whose run is named
-    `NAME-nomem` (`widgets.curves.twin_name`), or None when there is no such pane."""
+    `NAME-nomem` (`config.twins.twin_name`), or None when there is no such pane."""
     panes = list(panes)
     by_name = {pane.display_name: pane for pane in panes}
     for pane in panes:
