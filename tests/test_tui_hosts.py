@@ -40,3 +40,23 @@ async def test_pane_shows_its_host_and_when_it_goes_down():
         await pilot.press("escape")
         await pilot.pause()
         assert f"on {URL}" in screen_text(app) and "(host DOWN)" not in screen_text(app)
+
+
+def test_with_several_workers_each_task_in_flight_names_its_own_host():
+    """workers = 2, the tasks on two hosts: the pane names both, and marks only the one that went down."""
+    from awm_tui.tui.run_view import RunView, apply_event, status_text
+
+    other = "tcp://127.0.0.1:24753"
+    view = RunView(workers=2)
+    for event in [TaskStarted(run="alpha", instance_id="minicsv-3", index=1, total=4),
+                  SandboxPlaced(run="alpha", instance_id="minicsv-3", host=URL),
+                  TaskStarted(run="alpha", instance_id="minicsv-7", index=2, total=4),
+                  SandboxPlaced(run="alpha", instance_id="minicsv-7", host=other),
+                  status(False, 0)]:
+        view = apply_event(view, event)
+    text = status_text(view)
+    assert f"minicsv-3 on {URL} (host DOWN)" in text, text
+    assert f"minicsv-7 on {other}" in text and f"{other} (host DOWN)" not in text, text
+    assert view.hosts == {URL, other}
+    view = apply_event(view, status(True))
+    assert "(host DOWN)" not in status_text(view)

@@ -495,7 +495,7 @@ class AWMApp(App[int]):
             if isinstance(screen, HostsScreen):
                 screen.update(status)
         for pane in self.main_screen.panes:
-            if pane.view.host != status.url:
+            if status.url not in pane.view.hosts:  # several with workers > 1
                 continue
             pane.apply_events([status])
             if before is not None and before.up != status.up:

@@ -53,6 +53,8 @@ class TaskView:
     step: int = 0
     phase: Phase = "running"
     memory_version: int = 0
+    host: str = ""
+    """The Docker host its container went to (`[[docker.hosts]]`), once placed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +137,13 @@ class RunView:
     host: str = ""
     """The Docker host of the task in hand (`[[docker.hosts]]`)."""
     host_up: bool = True
+    down_hosts: frozenset[str] = frozenset()
+    """Hosts of tasks in flight that the pool has marked down."""
+
+    @property
+    def hosts(self) -> frozenset[str]:
+        """Every Docker host a task of this run is on now (several with `workers` > 1)."""
+        return frozenset({self.host} | {t.host for t in self.in_flight.values()}) - {""}
 
     @property
     def active(self) -> bool:
@@ -176,9 +185,12 @@ def apply_event(view: RunView, event: Event) -> RunView:
                            task_index=event.index, tasks_total=event.total,
                            in_flight={**view.in_flight, event.instance_id: task}, host="", host_up=True)
         case SandboxPlaced():
-            return replace(view, host=event.host, host_up=True)
-        case HostStatus() if event.url == view.host and event.up != view.host_up:
-            return replace(view, host_up=event.up)
+            return replace(view, host=event.host, host_up=True, down_hosts=view.down_hosts - {event.host},
+                           in_flight=_task_changed(view, event.instance_id, host=event.host))
+        case HostStatus() if event.url in view.hosts and (event.url in view.down_hosts) == event.up:
+            down = view.down_hosts - {event.url} if event.up else view.down_hosts | {event.url}
+            host_up = event.up if event.url == view.host else view.host_up
+            return replace(view, host_up=host_up, down_hosts=down)
         case AgentStep():
             return replace(view, instance_id=event.instance_id, step=event.step,
                            in_flight=_task_changed(view, event.instance_id, step=event.step))
@@ -243,10 +255,11 @@ def spark_data(view: RunView) -> list[float]:
     return list(view.evals_history) if view.metrics.evaluations else []
 
 
-def _task_text(instance_id: str, task: TaskView) -> str:
+def _task_text(instance_id: str, task: TaskView, down: frozenset[str] = frozenset()) -> str:
+    where = f" on {task.host}" + (" (host DOWN)" if task.host in down else "") if task.host else ""
     if task.phase in ("running", "starting"):
-        return f"{instance_id} step {task.step}" if task.step else instance_id
-    return f"{instance_id} {task.phase}"
+        return (f"{instance_id} step {task.step}" if task.step else instance_id) + where
+    return f"{instance_id} {task.phase}{where}"
 
 
 def status_text(view: RunView) -> str:
@@ -256,10 +269,10 @@ def status_text(view: RunView) -> str:
     if view.paused and view.phase not in ("finished", "stopped", "failed"):
         if not view.in_flight:
             return f"paused · {view.done} done; resume to go on"
-        tasks = " · ".join(_task_text(i, t) for i, t in view.in_flight.items())
+        tasks = " · ".join(_task_text(i, t, view.down_hosts) for i, t in view.in_flight.items())
         return f"paused · finishing {len(view.in_flight)} in flight: {tasks}"
     if len(view.in_flight) > 1 and view.phase in ("running", "evaluating", "pulling", "starting"):
-        tasks = " · ".join(_task_text(i, t) for i, t in view.in_flight.items())
+        tasks = " · ".join(_task_text(i, t, view.down_hosts) for i, t in view.in_flight.items())
         return f"running {len(view.in_flight)} of {view.workers} workers: {tasks}"
     match view.phase:
         case "idle":
