@@ -1,4 +1,4 @@
-"""Benchmark 7 — scale-out over Docker hosts: tasks/minute and exec/s with 1, 2 and 3 daemons.
+"""Benchmark 9 — scale-out over Docker hosts: tasks/minute and exec/s with 1, 2 and 3 daemons.
 
 The same total load each time — TASKS tasks, CONCURRENCY at once, each one container
 created and started, EXECS commands (`echo ok`), then removed — placed by the engine's
