@@ -216,3 +216,21 @@ def test_only_openrouter_or_a_profile_that_says_so_is_asked_for_credits():
     assert not offers_key_endpoint(LLMProfile(model="x", base_url="http://127.0.0.1:8900/v1"))
     assert offers_key_endpoint(LLMProfile(model="x", base_url="http://127.0.0.1:8900/v1", key_endpoint=True))
     assert not offers_key_endpoint(LLMProfile(model="openrouter/x", key_endpoint=False))
+
+
+async def test_a_keys_first_call_waits_for_its_first_credits_read(aiohttp_server):
+    """The credits are known before anything is spent on the key, so a key already low
+    warns first; a slow /key endpoint (0.3 s here) holds the first call, not later ones."""
+    async def key_info(request: web.Request) -> web.Response:
+        await asyncio.sleep(0.3)
+        return web.json_response({"data": {"label": "k", "limit": 1.0, "limit_remaining": 0.5, "usage": 0.5}})
+
+    app = web.Application()
+    app.router.add_get("/v1/key", key_info)
+    server = await aiohttp_server(app)
+    profile = LLMProfile(model="m", base_url=str(server.make_url("/v1")), key_endpoint=True)
+    async with KeyRegistry(lambda event: None, HttpConfig(), interval=0.05) as registry:
+        state = registry.state_for(KEY, profile, "r")
+        await state.acquire()
+        assert state.credits is not None and state.credits_low  # read before the first call went
+        state.release(200, ok=True)

@@ -14,6 +14,7 @@ reports each key as a `KeyHealth` event (masked key and identity, never the key)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -42,6 +43,8 @@ CREDITS_EVERY_S = 180.0
 """How often a key's credits are read again."""
 LOW_FRACTION, LOW_USD = 0.10, 1.0
 """Credits are low below 10% of the key's limit or below $1, whichever is more."""
+FIRST_READ_WAIT_S = 5.0
+"""How long a key's first call waits for its first credits read."""
 
 
 def credits_low(remaining: float | None, limit: float | None) -> bool:
@@ -92,6 +95,8 @@ class KeyState:
         self.runs: dict[str, None] = {}
         self.on_change = on_change
         self._changed: asyncio.Event | None = None
+        self.first_read: asyncio.Event | None = None
+        """Set once the first credits read has ended (None: the key's endpoint is not asked)."""
 
     def __repr__(self) -> str:
         return f"KeyState({self.masked}, {self.in_flight}/{self.limit} in flight)"
@@ -103,6 +108,12 @@ class KeyState:
         loop = asyncio.get_running_loop()
         self.waiting += 1
         try:
+            if self.first_read is not None and not self.first_read.is_set():
+                # The credits are known before the key's first call, so a key that is
+                # already low warns before anything is spent on it (bounded: a slow
+                # endpoint never holds the calls up for long).
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self.first_read.wait(), FIRST_READ_WAIT_S)
             while True:
                 delay = self.hold_until - loop.time()
                 if delay > 0:
@@ -233,6 +244,7 @@ class KeyRegistry:
         base = profile.effective_base_url.rstrip("/")
         if offers_key_endpoint(profile) and (identity, base) not in self._polled:
             self._polled.add((identity, base))
+            state.first_read = state.first_read or asyncio.Event()
             self._tasks.append(asyncio.create_task(self._poll(state, base), name=f"credits-{identity}"))
         if self._ticker is None:
             self._ticker = asyncio.create_task(self._tick(), name="key-health")
@@ -289,7 +301,12 @@ class KeyRegistry:
 
     async def _poll(self, state: KeyState, base: str) -> None:
         while True:
-            if not await self.read_credits(state, base):
+            try:
+                offered = await self.read_credits(state, base)
+            finally:
+                if state.first_read is not None:
+                    state.first_read.set()
+            if not offered:
                 return
             await asyncio.sleep(self.credits_every)
 
@@ -317,6 +334,8 @@ class KeyRegistry:
         state.credits = Credits(_number(data.get("limit")), _number(data.get("limit_remaining")),
                                 _number(data.get("usage")), time.time(), state.spent)
         state._notify()
+        self._emit(state.snapshot())  # a read is news at once, not at the next coalescing tick
+        self._dirty.discard(state.identity)
         return True
 
 
