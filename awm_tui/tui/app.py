@@ -12,8 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from pathlib import Path
-from contextlib import AbstractAsyncContextManager
-from typing import Any, Protocol
+from typing import Any
 
 from pydantic import SecretStr
 from textual import on
@@ -25,13 +24,15 @@ from textual.worker import Worker, WorkerState
 from awm_tui.config.errors import ConfigError
 from awm_tui.config.keys import KeyProblem, aresolve_key, is_file_reference, key_file_path
 from awm_tui.config.models import AppConfig, RunConfig
-from awm_tui.config.plan import OVERRIDE, ResolvedRun, resolve_run
+from awm_tui.config.plan import OVERRIDE, resolve_run
 from awm_tui.config.twins import twin_config, twin_dir, twin_name
-from awm_tui.engine.events import CreditsLow, HostStatus, KeyHealth
 from awm_tui.engine.state import StateError
 from awm_tui.engine.state.trajectory import last_finished
 from awm_tui.tui.messages import MetricsArrived, RunEventsArrived
 from awm_tui.tui.output_reading import OutputSummary, read_output_dir
+from awm_tui.tui.commands import pane_commands
+from awm_tui.tui.fleet_control import FleetControl, FleetFactory, default_fleet_factory
+from awm_tui.tui.fleet_status import FleetStatus
 from awm_tui.tui.relay import EventRelay
 from awm_tui.tui.run_view import RunView, latest_fleet_spend
 from awm_tui.tui.screens.curves import FleetCurvesScreen
@@ -45,32 +46,6 @@ from awm_tui.tui.themes import DEFAULT_THEME, load_all_themes, stylesheet_path
 from awm_tui.tui.widgets.fleet_bar import FleetBar, FleetTotals
 from awm_tui.tui.widgets.pane_form import LIVE_FIELDS, Note
 from awm_tui.tui.widgets.run_pane import RunPane, RunProblem, link_twins
-
-class FleetControl(Protocol):
-    """What the app asks of the engine's Fleet (and of the tests' recording stand-in)."""
-
-    @property
-    def active(self) -> list[str]: ...
-    def open_connections(self) -> int: ...
-    async def start(self, resolved: ResolvedRun) -> object: ...
-    async def stop(self, name: str) -> object: ...
-    async def stop_all(self) -> None: ...
-    # Live control of a running run; each says False when no such run is going.
-    def pause(self, name: str) -> bool: ...
-    def resume(self, name: str) -> bool: ...
-    def set_limit(self, name: str, limit: int) -> bool: ...
-    def set_workers(self, name: str, workers: int) -> bool: ...
-
-
-FleetFactory = Callable[[AppConfig, EventRelay], AbstractAsyncContextManager[FleetControl]]
-"""(config, sink) -> async context manager yielding a Fleet."""
-
-
-def _default_fleet_factory(config: AppConfig, sink: EventRelay) -> AbstractAsyncContextManager[FleetControl]:
-    from awm_tui.engine.fleet import Fleet  # the engine loads only when the app starts
-
-    return Fleet(config, sink)
-
 
 class AWMApp(App[int]):
     CSS_PATH = stylesheet_path()
@@ -110,7 +85,7 @@ class AWMApp(App[int]):
         """The loader's unresolved key references by key path (`runs[0].api_key`, `llm.NAME.api_key`)."""
         self.demo = demo
         self._theme_choice = theme or config.ui.theme
-        self._fleet_factory = fleet_factory or _default_fleet_factory
+        self._fleet_factory = fleet_factory or default_fleet_factory
         self._output_root = output_root or Path("outputs")
         self._clock = clock
         self._first_start: float | None = None
@@ -121,13 +96,11 @@ class AWMApp(App[int]):
         self._fleet_error: str | None = None
         self._quitting = asyncio.Event()
         self._fleet_worker: Worker | None = None
-        self.host_statuses: dict[str, HostStatus] = {}
-        """The latest HostStatus of each Docker host, for the hosts view (f10)."""
+        self.status = FleetStatus()
+        """The latest health of every key and Docker host the fleet uses (f7, f10)."""
         self.panes_ready = asyncio.Event()
         """Set once the configured runs have their panes (tests and scripts wait on it)."""
         self.main_screen: MainScreen
-        self.key_health: dict[str, KeyHealth] = {}
-        """The latest health of every key the fleet uses, by key identity."""
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # In the memory browser or a dialog the panes are hidden: ctrl+s there started
@@ -455,13 +428,8 @@ class AWMApp(App[int]):
         screen = self.main_screen
         by_run: dict[str, list] = {}
         for event in message.events:
-            if isinstance(event, (KeyHealth, CreditsLow)):
-                self._key_event(event, by_run)
-                continue
-            if isinstance(event, HostStatus):
-                self._host_status(event)
-                continue
-            by_run.setdefault(event.run, []).append(event)
+            if not self.status.route(self, event, by_run):  # a key's or a host's: fleet-wide
+                by_run.setdefault(event.run, []).append(event)
         with self.batch_update():
             for run, events in by_run.items():
                 if (pane := screen.pane_by_run(run)) is not None:
@@ -473,38 +441,8 @@ class AWMApp(App[int]):
                     pane.add_log_lines(lines)
             link_twins(screen.panes)
 
-    def _key_event(self, event: KeyHealth | CreditsLow, by_run: dict[str, list]) -> None:
-        """A key's health is fleet-wide: each run on the key gets it, and the keys view."""
-        if isinstance(event, CreditsLow):
-            of = f" of ${event.limit:.2f}" if event.limit is not None else ""
-            self.notify(f"${event.remaining:.2f}{of} left (runs {', '.join(event.runs)})",
-                        title=f"credits low on key {event.masked}", severity="warning", timeout=15)
-            return
-        self.key_health[event.identity] = event
-        for run in event.runs:
-            by_run.setdefault(run, []).append(event)
-        if isinstance(self.screen, KeysScreen):
-            self.screen.show(self.key_health.values())
-
-    def _host_status(self, status: HostStatus) -> None:
-        """A Docker host's status: to the hosts view, and to the panes whose task is on it
-        (a host going down is said in their log too)."""
-        before = self.host_statuses.get(status.url)
-        self.host_statuses[status.url] = status
-        for screen in self.screen_stack:
-            if isinstance(screen, HostsScreen):
-                screen.update(status)
-        for pane in self.main_screen.panes:
-            if status.url not in pane.view.hosts:  # several with workers > 1
-                continue
-            pane.apply_events([status])
-            if before is not None and before.up != status.up:
-                mark = "●" if status.up else "✗"
-                pane.add_log_lines([f"{time.strftime('%H:%M:%S', time.localtime(status.ts))} {mark} "
-                                    f"Docker host {status.line()}"])
-
     def action_docker_hosts(self) -> None:
-        self.push_screen(HostsScreen(self.host_statuses.values()))
+        self.push_screen(HostsScreen(self.status.hosts.values()))
 
     def on_metrics_arrived(self, message: MetricsArrived) -> None:
         with self.batch_update():
@@ -553,7 +491,7 @@ class AWMApp(App[int]):
 
     def action_keys(self) -> None:
         if not isinstance(self.screen, KeysScreen):
-            self.push_screen(KeysScreen(self.key_health.values()))
+            self.push_screen(KeysScreen(self.status.keys.values()))
 
     def action_trajectory(self) -> None:
         """The trajectory of the task the pane's run finished last."""
@@ -626,29 +564,7 @@ class AWMApp(App[int]):
                             self.action_keys)
         if screen is not self.main_screen:
             return  # the pane commands would act on panes hidden behind this screen
-        yield SystemCommand("Add pane", "A new run pane (ctrl+n)", self.action_add_pane)
-        yield SystemCommand("Remove pane", "Remove the current pane (ctrl+r)", self.action_remove_pane)
-        yield SystemCommand("Start run", "Start the current pane's run (ctrl+s)", self.action_start_pane)
-        yield SystemCommand("Stop run", "Stop the current pane's run (ctrl+t)", self.action_stop_pane)
-        yield SystemCommand("Start all runs", "Start every idle pane (ctrl+g)", self.action_start_all)
-        yield SystemCommand("Pause run", "Finish the tasks in flight, start no new one (f6)", self.action_pause_run)
-        yield SystemCommand("Resume run", "Start tasks again after a pause (f6)", self.action_resume_run)
-        yield SystemCommand("Apply limit and workers", "The running run takes the pane's limit and workers "
-                            "(Enter in either field)", self.action_apply_live)
-        yield SystemCommand("Memory browser", "Workflows, inductions and tasks (ctrl+l)", self.action_memory)
-        yield SystemCommand("Last trajectory", "Steps, prompt, patch and evaluation of the pane's last task (f4)",
-                            self.action_trajectory)
-        yield SystemCommand("Open output directory", "Show and resume an old run (ctrl+o)",
-                            self.action_open_output_dir)
-        yield SystemCommand("Pane curves", "Log → resolve curve (twin, inductions) → tokens and cost (f5)",
-                            self.action_pane_curves)
-        yield SystemCommand("Fleet curves", "Every run's resolve curve together (f9)", self.action_fleet_curves)
-        yield SystemCommand("Maximise pane", "Toggle the current pane full screen (f2)",
-                            self.action_maximize_pane)
-        yield SystemCommand("Per-host connections", "Toggle per-host connection counts (f3)",
-                            self.action_toggle_hosts)
-        yield SystemCommand("Docker hosts", "Up/down, containers, exec/s, images, disk of each host (f10)",
-                            self.action_docker_hosts)
+        yield from pane_commands(self)
 
 
 def run_tui(config: AppConfig | None, *, theme: str | None, demo: bool, output_root: Path | None,
