@@ -8,24 +8,18 @@ import time
 import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from awm_tui.config.models import HttpConfig, LLMProfile, RunConfig
 from awm_tui.engine.agent import Agent, AgentResult
 from awm_tui.engine.evaluation import EvalOutcome, Evaluator
 from awm_tui.engine.events import (
-    AgentStep, CheckpointSaved, EvaluationDone, Event, EventSink, InductionDone, InductionStarted, LLMCall,
-    LogLine, MemoryUpdated, MetricsSnapshot, RunControlled, RunFailed, RunFinished, RunStarted, SandboxPlaced,
-    StatusChanged,
-    TaskFinished, TaskStarted,
+    AgentStep, CheckpointSaved, EvaluationDone, Event, EventSink, LLMCall, LogLine, MetricsSnapshot,
+    RunControlled, RunFailed, RunFinished, RunStarted, SandboxPlaced, StatusChanged, TaskFinished, TaskStarted,
 )
 from awm_tui.engine.http.metrics import RunMetrics
-from awm_tui.engine.induction import (
-    InductionParseError, ParsedInduction, build_induction_messages, induce_rule, parse_induction_reply,
-    transcript, write_transcript,
-)
-from awm_tui.engine.llm import ChatResult, LLMClient, LLMError, LLMFatalError
+from awm_tui.engine.induction.step import InductionStep
+from awm_tui.engine.llm import LLMClient, LLMError, LLMFatalError
 from awm_tui.engine.llm.budget import Budget, BudgetReached, standalone
 from awm_tui.engine.llm.keyhealth import KeyState
 from awm_tui.engine.outcomes import ErrorKind, InfraError, Outcome, error_kind
@@ -46,7 +40,6 @@ PREPARE_REPO = (
     "git add -A && git -c user.name=awm-tui -c user.email=awm-tui@localhost "
     "commit -q --allow-empty -m base"
 )
-INDUCTION_EXAMPLES = 8
 MAX_TASK_ERRORS_IN_A_ROW = 3
 
 log = logging.getLogger(__name__)
@@ -102,7 +95,6 @@ class AWMRun:
         self.in_flight: dict[str, InFlight] = {}
         self._versions: dict[str, int] = {}
         """Memory version each started, unrecorded task began with."""
-        self._induction_lock = asyncio.Lock()
         self._report_lock = asyncio.Lock()
         self.last_call_latency: float | None = None
         self.phase = "starting"
@@ -127,6 +119,8 @@ class AWMRun:
             self.checkpoint, self.buffer, self.memory, self.preds = (
                 state.checkpoint, state.buffer, state.memory, state.preds)
             self.events = await asyncio.to_thread(self.out.event_log)
+            self._induce = InductionStep(self.run, self.store, output_dir=self.out.path, emit=self._emit,
+                                         log=self._log)
         except StateError as exc:
             await asyncio.to_thread(self.out.unlock)
             raise RunRefused(str(exc)) from None
@@ -435,46 +429,6 @@ class AWMRun:
             except OSError as failed:
                 self._log("warning", f"could not write report.json: {failed}")
 
-    # -- induction --------------------------------------------------------------
-
-    async def _induce(self, llm: LLMClient) -> None:
-        async with self._induction_lock:  # one at a time, whoever asks
-            await self._induce_now(llm)
-
-    async def _induce_now(self, llm: LLMClient) -> None:
-        run = self.run
-        started_at = time.time()
-        examples = self.buffer.recent_successes(INDUCTION_EXAMPLES)
-        self._emit(InductionStarted(run=self.name, memory_version=self.memory.version, examples=len(examples)))
-        self._emit(StatusChanged(run=self.name, phase="inducing", detail=f"from {len(examples)} successes"))
-        try:
-            if run.induction == "llm":
-                workflows = await self._ask_model(llm, examples)
-            else:
-                workflows = induce_rule(examples)
-        except (ValueError, LLMError) as exc:
-            if isinstance(exc, LLMFatalError):
-                raise
-            await self.store.commit_induction(started_at, changed=False)  # ran: not due again on resume
-            self._emit(InductionDone(run=self.name, mode=run.induction, ok=False, error=str(exc)[:300]))
-            self._log("warning", f"induction failed, memory kept as it was: {exc}")
-            return
-        diffs = []
-
-        def change() -> bool:  # under the store's commit lock: no task's uses land in between
-            diffs.append(self.memory.apply_induction(
-                workflows, run.induction, sources=[e.instance_id for e in examples],
-                repos=sorted({e.repo for e in examples})))
-            return bool(diffs[0])
-
-        await self.store.commit_induction(started_at, change=change)
-        diff = diffs[0]
-        self._emit(InductionDone(run=self.name, mode=run.induction, ok=True, added=diff.added,
-                                 changed=diff.changed, removed=diff.removed))
-        self._emit(MemoryUpdated(run=self.name, version=self.memory.version, workflows=len(self.memory.workflows)))
-        self._log("info", f"induction: +{len(diff.added)} ~{len(diff.changed)} -{len(diff.removed)}, "
-                          f"{len(self.memory.workflows)} workflows in memory (v{self.memory.version})")
-
     # -- live control -------------------------------------------------------------
 
     def pause(self) -> None:
@@ -516,38 +470,6 @@ class AWMRun:
             tasks_total=len(self._pool[:self.control.limit]),
             memory_version=self.memory.version if getattr(self, "memory", None) is not None else 0,
             in_flight=tasks, last_call_latency_s=self.last_call_latency)
-
-    async def _ask_model(self, llm: LLMClient, examples: list[Experience]) -> list[dict]:
-        """The workflows the model induces. Each prompt and reply is kept in inductions/,
-        and a reply that cannot be used fails with its reason and where it is kept."""
-        messages = build_induction_messages(examples, self.memory.workflows)
-        reply = None
-        started = time.monotonic()
-        try:
-            reply = await llm.chat(messages, purpose="induction")
-            self._emit(LLMCall(run=self.name, purpose="induction", latency_s=time.monotonic() - started,
-                               prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-                               cost=reply.cost, retries=reply.retries, cached_tokens=reply.cached_tokens))
-            self._emit(llm.budget.event(self.name))
-            parsed = parse_induction_reply(reply.content)
-        except LLMError as exc:
-            await self._keep_transcript(messages, reply, None, str(exc), examples)
-            raise
-        except InductionParseError as exc:
-            where = await self._keep_transcript(messages, reply, None, str(exc), examples)
-            raise InductionParseError(f"{exc} (prompt and reply in {where})") from None
-        where = await self._keep_transcript(messages, reply, parsed, "", examples)
-        if parsed.note:
-            self._log("warning", f"induction reply: {parsed.note} (prompt and reply in {where})")
-        return parsed.workflows
-
-    async def _keep_transcript(self, messages: list[dict], reply: ChatResult | None,
-                               parsed: ParsedInduction | None, error: str,
-                               examples: list[Experience]) -> Path:
-        record = transcript(messages=messages, reply=reply, parsed=parsed, error=error,
-                            memory_version=self.memory.version, sources=[e.instance_id for e in examples])
-        saved = await asyncio.to_thread(write_transcript, self.out.layout.inductions, record)
-        return saved.relative_to(self.out.path)
 
     # -- reporting --------------------------------------------------------------
 

@@ -5,6 +5,8 @@
 - `transcript`: `inductions/NNNN.json`, each LLM induction's prompt, reply and outcome
 - `rules`: the deterministic offline inducer (`induction = "rule"`), whose rules the
   simulated model also applies
+- `step`: a run's induction step, one at a time, committed to memory.json (imported
+  by the run directly: it needs the state store)
 
 Both routes give plain dicts (`title`, `description`, `steps`) that
 `Memory.apply_induction` merges. Pass only the experiences to learn from
