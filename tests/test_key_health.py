@@ -17,7 +17,7 @@ from awm_tui.config.plan import resolve_run
 from awm_tui.engine.events import CreditsLow, Event, KeyHealth, TaskFinished
 from awm_tui.engine.fleet import Fleet
 from awm_tui.engine.http.metrics import RunMetrics
-from awm_tui.engine.llm import LLMClient
+from awm_tui.engine.llm import LLMClient, LLMFatalError
 from awm_tui.engine.llm.keyhealth import KeyRegistry, KeyState, offers_key_endpoint
 from awm_tui.engine.outcomes import ErrorKind, Outcome
 from awm_tui.servers.sim_llm import SimLLMServer, SimOptions
@@ -234,3 +234,45 @@ async def test_a_keys_first_call_waits_for_its_first_credits_read(aiohttp_server
         await state.acquire()
         assert state.credits is not None and state.credits_low  # read before the first call went
         state.release(200, ok=True)
+
+
+# -- refusals --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("secret", "says"), [("sk-invalid-" + "d" * 40, "invalid API key"),
+                                              ("sk-nocredit-" + "e" * 40, "out of credits")])
+async def test_a_key_wide_refusal_fails_the_keys_other_calls_without_asking(secret: str, says: str):
+    """A 401 (bad key) or 402 (no credits) met by one run's call holds for the key: the
+    other runs' calls on it fail at once with the same reason, and the provider is asked
+    once. A run that starts on the key afterwards asks again (it may have been fixed)."""
+    key = SecretStr(secret)
+    async with SimLLMServer(SimOptions(datasets=())) as sim:
+        profile = profile_for(sim)
+        async with KeyRegistry(lambda event: None, HttpConfig()) as registry:
+            state = registry.state_for(key, profile, "first")
+            clients = [LLMClient(profile, api_key=key, http=HttpConfig(), metrics=RunMetrics(), key_state=state)
+                       for _ in range(3)]
+            errors = []
+            for llm in clients:
+                async with llm:
+                    with pytest.raises(LLMFatalError) as raised:
+                        await llm.chat(MESSAGES)
+                errors.append(raised.value)
+            asked = sim.stats()["by_key"][mask_key(key)]["requests"]
+            registry.state_for(key, profile, "later")
+            async with LLMClient(profile, api_key=key, http=HttpConfig(), metrics=RunMetrics(),
+                                 key_state=state) as llm:
+                with pytest.raises(LLMFatalError):
+                    await llm.chat(MESSAGES)
+            asked_later = sim.stats()["by_key"][mask_key(key)]["requests"]
+    assert asked == 1, f"the provider was asked {asked} times for one refused key"
+    assert all(says in str(e) and secret not in str(e) for e in errors), errors
+    assert asked_later == 2
+
+
+async def test_a_403_is_not_taken_for_the_whole_key():
+    """A 403 may be one model's access: the key's other calls still ask."""
+    state = KeyState(KEY)
+    state.refuse(403, "access denied for API key … (HTTP 403)")
+    await state.acquire()
+    state.release(ok=True)
+    assert state.refused is None

@@ -29,6 +29,7 @@ from awm_tui.config.models import OPENROUTER_BASE_URL, HttpConfig, LLMProfile
 from awm_tui.engine.events import CreditsLow, EventSink, KeyHealth
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.http.session import make_session
+from awm_tui.engine.llm.errors import LLMAuthError, LLMCreditsError, LLMFatalError
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +46,10 @@ LOW_FRACTION, LOW_USD = 0.10, 1.0
 """Credits are low below 10% of the key's limit or below $1, whichever is more."""
 FIRST_READ_WAIT_S = 5.0
 """How long a key's first call waits for its first credits read."""
+KEY_WIDE_REFUSALS: dict[int, type[LLMFatalError]] = {401: LLMAuthError, 402: LLMCreditsError}
+"""Refusals that hold for every call on the key (a 403 may be one model's access only):
+once a call meets one, the key's other calls, of any run, fail at once instead of each
+asking the provider again. A run that starts on the key later tries it afresh."""
 
 
 def credits_low(remaining: float | None, limit: float | None) -> bool:
@@ -115,6 +120,7 @@ class KeyState:
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(self.first_read.wait(), FIRST_READ_WAIT_S)
             while True:
+                self._raise_if_refused()
                 delay = self.hold_until - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)   # a longer hold set meanwhile: go round again
@@ -174,9 +180,22 @@ class KeyState:
         return self.credits is not None and credits_low(self.remaining(), self.credits.limit)
 
     def refuse(self, status: int, message: str) -> None:
-        """The provider refused the key (401/402/403)."""
+        """The provider refused the key (401/402/403); waiting calls see it at once."""
         self.refused, self.refusal = status, message[:200]
         self._notify()
+
+    def try_again(self) -> None:
+        """A run starting on the key: a key-wide refusal is asked about afresh (the
+        user may have fixed the key or topped the account up since)."""
+        if self.refused in KEY_WIDE_REFUSALS:
+            self.refused, self.refusal = None, ""
+            self._notify()
+
+    def _raise_if_refused(self) -> None:
+        error = KEY_WIDE_REFUSALS.get(self.refused or 0)
+        if error is not None:
+            raise error(f"{self.refusal} (another call on this key was refused: it is not asked again)",
+                        status=self.refused)
 
     def authorization(self) -> dict[str, str]:
         """The header for the key's own requests (GET /key); never logged or shown."""
@@ -241,6 +260,7 @@ class KeyRegistry:
             state = self.states[identity] = KeyState(secret, max_in_flight=self.max_in_flight,
                                                      on_change=self._mark)
         state.runs[run] = None
+        state.try_again()
         base = profile.effective_base_url.rstrip("/")
         if offers_key_endpoint(profile) and (identity, base) not in self._polled:
             self._polled.add((identity, base))
