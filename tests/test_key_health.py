@@ -136,6 +136,37 @@ async def test_two_runs_on_one_rate_limited_key_stay_within_the_limit(tmp_path: 
     assert any(e.retry_after_s > 0 for e in health)
 
 
+
+async def test_a_paced_key_meets_no_429(tmp_path: Path):
+    """The same two runs on a 4 requests/s key as above, with the profile's
+    `requests_per_minute = 210` (3.5/s): the calls of both runs are spaced on the key, so
+    the provider refuses none of them and no second holds more than the limit."""
+    limit = 4.0
+    events: list[Event] = []
+    async with SimLLMServer(SimOptions(seed=1, latency=0.3, key_rate_limit=limit)) as sim:
+        runs = runs_on(tmp_path, ["left", "right"], limit=2)
+        config = AppConfig(llm={"llm.sim": profile_for(sim, num_retries=2, requests_per_minute=210)}, runs=runs)
+        outcomes = await run_fleet(config, events)
+        account = sim.stats()["keys"][mask_key(KEY)]
+
+    for outcome in outcomes.values():
+        assert (outcome.status, outcome.done, outcome.errors) == ("finished", 2, 0), outcome
+    assert len(account["arrivals"]) >= 8, account
+    assert account["rate_limited"] == 0, account
+    assert peak_rate(account["arrivals"]) <= limit
+    gaps = [b - a for a, b in zip(account["arrivals"], account["arrivals"][1:])]
+    assert min(gaps) > 60 / 210 - 0.05, gaps
+
+
+async def test_the_slowest_pace_asked_for_a_key_wins():
+    state = KeyState(KEY)
+    state.pace(600)
+    state.pace(60)
+    state.pace(None)
+    await state.acquire()
+    state.release(ok=True)
+    assert state.interval == 1.0 and 0.9 < state.pacing_s() <= 1.0
+
 async def test_a_429_storm_over_three_runs_costs_no_task(tmp_path: Path):
     """Three runs of two workers each on one key, half the calls 429: six tasks in flight
     share the key's hold and in-flight limit, and none is lost."""

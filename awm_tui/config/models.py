@@ -107,6 +107,10 @@ class LLMProfile(BaseModel):
     key_budget: float | None = Field(None, gt=0)
     """USD each API key used with this profile may spend in this process, across every run on
     that key; the call that could cross it is not made. The smallest wins when profiles share a key."""
+    requests_per_minute: float | None = Field(None, gt=0)
+    """Calls started per minute on each API key used with this profile (the provider's rate
+    limit: 20 for OpenRouter's free models, say). Calls on the key, of every run and worker,
+    are spaced to keep under it instead of meeting 429s. The smallest wins when profiles share a key."""
     label: str | None = None
     """Shown next to the profile name in the UI (e.g. "simulated model")."""
     key_endpoint: bool | None = None

@@ -106,7 +106,8 @@ class LLMClient:
         if key_state is not None and key_state.identity != key_identity(api_key):
             raise ValueError("key_state belongs to another key")
         self.key = key_state or KeyState(api_key)
-        """The key's shared state (backoff, in-flight limit); its own when no fleet shares one."""
+        """The key's shared state (backoff, in-flight limit, pace); its own when no fleet shares one."""
+        self.key.pace(profile.requests_per_minute)
         self.profile = profile
         self.metrics = metrics
         self.run_name = run_name
@@ -261,7 +262,8 @@ class LLMClient:
     async def _attempt(self, session: aiohttp.ClientSession, body: dict[str, Any]) -> dict[str, Any]:
         """One request, in turn with every other call on the key (`KeyState.acquire`)."""
         key = self.key
-        if key.retry_after_s() > 0 or (key.limit < key.max_in_flight and key.in_flight >= key.limit):
+        if key.retry_after_s() > 0 or key.pacing_s() > 0 or (
+                key.limit < key.max_in_flight and key.in_flight >= key.limit):
             _RATE_LIMITED.set(True)   # held back by the key's rate limiting, whichever run met it
         with unwatched(f"the rate limit of key {key.masked}"):   # bounded by Retry-After and patience
             await key.acquire()

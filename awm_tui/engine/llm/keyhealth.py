@@ -1,6 +1,7 @@
 """Per-key health, fleet-wide: one `KeyState` per API key, shared by every run using it.
 
-A key's capacity is the provider's, not a run's: when one run gets a 429 with a
+A key's capacity is the provider's, not a run's: a profile's `requests_per_minute`
+spaces the starts of every call on the key (`pace`), and when one run gets a 429 with a
 Retry-After, every call on that key waits it out (`hold`), and the calls allowed
 in flight on the key adapt, AIMD as inspect_ai's adaptive connections do: halved
 on a 429 (at least 1), one more after `GROW_AFTER` successes in a row (and
@@ -91,6 +92,9 @@ class KeyState:
         self._successes = 0
         self.hold_until = 0.0
         """Loop time before which no call on the key starts (the Retry-After in force)."""
+        self.interval = 0.0
+        """Seconds between call starts on the key (`requests_per_minute`; 0: unpaced)."""
+        self._next_start = -math.inf
         self._shrunk_at = self._last_429 = -math.inf
         self.spent = 0.0
         """USD the fleet's replies on this key cost (their `usage.cost`)."""
@@ -125,6 +129,9 @@ class KeyState:
                 if delay > 0:
                     await asyncio.sleep(delay)   # a longer hold set meanwhile: go round again
                     continue
+                if (delay := self.pacing_s()) > 0:
+                    await asyncio.sleep(delay)   # another call took the slot meanwhile: go round again
+                    continue
                 if self.in_flight < self.limit:
                     break
                 if self._changed is None:
@@ -134,6 +141,7 @@ class KeyState:
             self.waiting -= 1
         self.in_flight += 1
         self.calls += 1
+        self._next_start = loop.time() + self.interval
         self._notify()
 
     def release(self, status: int | None = None, *, ok: bool = False) -> None:
@@ -163,6 +171,17 @@ class KeyState:
         if until > self.hold_until:
             self.hold_until = until
             self._notify()
+
+    def pace(self, requests_per_minute: float | None) -> None:
+        """At most this many call starts a minute on the key (the smallest asked wins)."""
+        if requests_per_minute:
+            self.interval = max(self.interval, 60.0 / requests_per_minute)
+
+    def pacing_s(self) -> float:
+        """How long the next call must wait for its turn under the key's pace."""
+        if not self.interval:
+            return 0.0
+        return max(0.0, self._next_start - asyncio.get_running_loop().time())
 
     def charge(self, cost: float) -> None:
         if cost > 0:
