@@ -66,6 +66,17 @@ async def test_python_block_before_the_bash_block_runs_the_bash_block(tmp_path: 
     assert "```python" in ran.trajectory()["messages"][2]["content"]  # the shape really was sent
 
 
+async def test_replies_without_usage_are_estimated_and_said_once(tmp_path: Path) -> None:
+    ran = await run_one(tmp_path, SimOptions(stream_usage=False, report_cost=False), stream=True,
+                        input_cost_per_token=1e-5)
+    assert ran.outcome.status == "finished" and ran.outcome.resolved == 1
+    calls = ran.of(LLMCall)
+    assert len(calls) > 1 and all(c.prompt_tokens > 0 and c.cost > 0 for c in calls)
+    said = [m for m in ran.logged("warning") if "reports no token usage" in m]
+    assert len(said) == 1 and "estimated at 4 characters per token" in said[0]
+    assert not any("system message" in m for m in ran.logged("warning"))
+
+
 async def test_a_reply_cut_at_max_tokens_is_named_and_counted(tmp_path: Path) -> None:
     # 120 tokens: the scripted patch reply (~215 tokens) is cut, the others fit.
     ran = await run_one(tmp_path, SimOptions(), max_output_tokens=120)

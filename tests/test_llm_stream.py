@@ -128,3 +128,18 @@ async def test_each_streamed_chunk_is_progress_for_the_watchdog(dribble: tuple[D
     async with client(url, stream=True) as llm:
         reply = await watched(llm.chat(ASK), 0.6)
     assert reply.content == "x" * 10 and reply.finish_reason == "stop"
+
+
+async def test_a_stream_without_usage_is_estimated_and_priced() -> None:
+    """llama-cpp-python streams no usage, even when asked: the tokens are estimated from
+    characters and priced, so the pane's tokens and every budget still count the call."""
+    async with SimLLMServer(SimOptions(seed=3, stream_usage=False, report_cost=False)) as sim:
+        async with client(sim.url) as plain, \
+                client(sim.url, stream=True, input_cost_per_token=1e-5, output_cost_per_token=2e-5) as streamed:
+            counted = await plain.chat(ASK)
+            reply = await streamed.chat(ASK)
+    assert not counted.usage_estimated and reply.usage_estimated
+    assert reply.content == counted.content
+    assert reply.completion_tokens == -(-len(reply.content) // 4)
+    assert 0.5 * counted.prompt_tokens <= reply.prompt_tokens <= 2 * counted.prompt_tokens
+    assert reply.cost == pytest.approx(reply.prompt_tokens * 1e-5 + reply.completion_tokens * 2e-5)

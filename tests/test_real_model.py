@@ -202,3 +202,5 @@ async def test_a_timed_out_streamed_call_stops_the_server(llama) -> None:
     async with client(server, max_output_tokens=8, stream=True) as llm:
         reply = await llm.chat(ASK)
     assert reply.content.strip() and reply.finish_reason in ("stop", "length")
+    # llama-cpp-python's streams carry no usage, even when asked: the client estimates it.
+    assert reply.usage_estimated and reply.prompt_tokens > 0 and reply.completion_tokens > 0

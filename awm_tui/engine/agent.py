@@ -13,6 +13,7 @@ from awm_tui.engine.context import ContextWindow, system_dropped
 from awm_tui.engine.events import AgentStep, Event, LLMCall, LogLine, StatusChanged
 from awm_tui.engine.llm import ChatResult, LLMClient, LLMContextLimit, LLMError, LLMFatalError
 from awm_tui.engine.llm.budget import Budget, BudgetReached
+from awm_tui.engine.llm.cost import CHARS_PER_TOKEN_ESTIMATE
 from awm_tui.engine.sandbox.base import Sandbox
 from awm_tui.engine.tasks import Task
 
@@ -55,6 +56,7 @@ class Agent:
         self.llm, self.run, self.emit = llm, run, emit
         self._system_checked = llm.profile.system_prompt_mode != "system"
         """Whether the server's prompt count was compared with the system text (once per run)."""
+        self._estimates_said = False
 
     async def solve(self, task: Task, sandbox: Sandbox, workflows_block: str) -> AgentResult:
         started = time.monotonic()
@@ -101,8 +103,11 @@ class Agent:
             result.prompt_tokens += reply.prompt_tokens
             result.completion_tokens += reply.completion_tokens
             result.model_calls += 1
-            window.observe(sent, reply.prompt_tokens)
-            self._check_system(sent, reply)
+            if reply.usage_estimated:
+                self._say_estimated()   # nothing to calibrate on, nothing to compare the system text with
+            else:
+                window.observe(sent, reply.prompt_tokens)
+                self._check_system(sent, reply)
             messages.append({"role": "assistant", "content": reply.content})
             if reply.finish_reason == "length":
                 limit = self.llm.profile.max_output_tokens
@@ -147,6 +152,13 @@ class Agent:
                           finish_reason=reply.finish_reason, cached_tokens=reply.cached_tokens))
         self.emit(self.llm.budget.event(self.run.name))
         return reply
+
+    def _say_estimated(self) -> None:
+        if not self._estimates_said:
+            self._estimates_said = True
+            self._log("warning", f"the server reports no token usage (llama-cpp-python's streamed replies carry "
+                                 f"none): tokens and cost are estimated at {CHARS_PER_TOKEN_ESTIMATE:g} characters "
+                                 "per token, and budgets count the estimates")
 
     def _check_system(self, sent: list[dict], reply: ChatResult) -> None:
         if self._system_checked or reply.prompt_tokens <= 0:

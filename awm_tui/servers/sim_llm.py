@@ -84,6 +84,9 @@ class SimOptions:
     """Dollars per prompt token written to the cache."""
     report_cost: bool = True
     """Send `usage.cost` (OpenRouter does; a plain OpenAI-compatible server does not)."""
+    stream_usage: bool = True
+    """Send a streamed reply's usage chunk when asked (`stream_options.include_usage`);
+    False streams none even then, as llama-cpp-python's server does."""
     key_rate_limit: float = 0.0
     """Chat requests per second one key may make; above it 429 + Retry-After (0: no limit)."""
     key_credit_limit: float | None = None
@@ -278,8 +281,8 @@ class _Handlers:
         if not self.options.report_cost:
             del reply["usage"]["cost"]
         if body.get("stream") is True:
-            return await _stream(request, reply, usage=bool((body.get("stream_options") or {})
-                                                            .get("include_usage")))
+            asked = bool((body.get("stream_options") or {}).get("include_usage"))
+            return await _stream(request, reply, usage=asked and self.options.stream_usage)
         return web.json_response(reply)
 
     def _induction(self, user_text: str) -> InductionReply:
@@ -464,6 +467,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt-cache", action="store_true",
                    help="cache prefixes up to cache_control breakpoints, per key, and report cached tokens")
     p.add_argument("--no-cost", action="store_true", help="send no usage.cost (tokens only)")
+    p.add_argument("--no-stream-usage", action="store_true",
+                   help="streamed replies carry no usage, even when asked (as llama-cpp-python's)")
     p.add_argument("--memory-gain", type=float, default=0.0,
                    help="SIMULATION: share of tasks solved only with workflows in the prompt")
     p.add_argument("--seed", type=int, default=0)
@@ -491,6 +496,7 @@ def options_from_args(args: argparse.Namespace) -> SimOptions:
         python_first_rate=args.python_first_rate, context_window=args.context_window,
         ignore_system=args.ignore_system, memory_gain=args.memory_gain, seed=args.seed,
         prompt_cache=args.prompt_cache, report_cost=not args.no_cost,
+        stream_usage=not args.no_stream_usage,
         invalid_keys=frozenset(args.invalid_key), no_credit_keys=frozenset(args.no_credit_key),
         datasets=datasets, submit=tuple(_submit_choice(arg) for arg in args.submit),
         key_rate_limit=args.key_rate_limit, key_credit_limit=args.key_credit_limit)

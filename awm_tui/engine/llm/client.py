@@ -37,7 +37,7 @@ from awm_tui.config.models import HttpConfig, LLMProfile
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.http.session import make_session
 from awm_tui.engine.llm.budget import Budget
-from awm_tui.engine.llm.cost import CostEstimator, prompt_chars, usage_of
+from awm_tui.engine.llm.cost import CostEstimator, estimated_usage, has_counts, prompt_chars, usage_of
 from awm_tui.engine.llm.errors import LLMAuthError, LLMContextLimit, LLMCreditsError, LLMError, LLMFatalError
 from awm_tui.engine.llm.keyhealth import KeyState
 from awm_tui.engine.watchdog import touch, unwatched, waiting_on
@@ -87,6 +87,9 @@ class ChatResult:
     """Prompt tokens the provider read from its prompt cache (counted in prompt_tokens too)."""
     cache_saving: float = 0.0
     """USD those cached tokens saved against the input price (0 without a cache price)."""
+    usage_estimated: bool = False
+    """The server reported no token counts: tokens (and a priced cost) are estimated from
+    characters (`cost.estimated_usage`), and say nothing of how the server tokenised."""
 
 
 class LLMClient:
@@ -216,7 +219,7 @@ class LLMClient:
         else:
             retries = 0
         latency = loop.time() - started
-        result = self._result(data, latency, retries)
+        result = self._result(data, latency, retries, prompt_chars(messages))
         _RATE_LIMITED.set(False)
         self.key.charge(result.cost)
         self.estimators[purpose].observe(prompt_chars(messages), result.prompt_tokens, result.completion_tokens,
@@ -372,17 +375,20 @@ class LLMClient:
         text = _KEYLIKE.sub(lambda m: mask_key(m.group(0)), text)
         return text[:200] + ("…" if len(text) > 200 else "")
 
-    def _result(self, data: dict[str, Any], latency: float, retries: int) -> ChatResult:
+    def _result(self, data: dict[str, Any], latency: float, retries: int, sent_chars: int) -> ChatResult:
         choice = data["choices"][0]
         message = choice.get("message")
         content = message.get("content") if isinstance(message, dict) else choice.get("text")
-        usage = usage_of(data.get("usage"), self.profile)
+        content = content if isinstance(content, str) else ""
+        estimated = not has_counts(data.get("usage"))
+        usage = (estimated_usage(data.get("usage"), sent_chars, len(content), self.profile) if estimated
+                 else usage_of(data.get("usage"), self.profile))
         finish = choice.get("finish_reason")
         finish = finish if isinstance(finish, str) else ""
         if finish == "length":
             self.metrics.record_truncated()
         return ChatResult(
-            content=content if isinstance(content, str) else "",
+            content=content,
             prompt_tokens=usage.prompt_tokens,
             completion_tokens=usage.completion_tokens,
             cost=usage.cost,
@@ -392,6 +398,7 @@ class LLMClient:
             finish_reason=finish,
             cached_tokens=usage.cached_tokens,
             cache_saving=usage.saving,
+            usage_estimated=estimated,
         )
 
 

@@ -12,6 +12,7 @@ Anthropic's (input tokens without the cache) and is read that way.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,9 @@ and JSON tokenise tighter than prose's 4 characters per token."""
 OUTPUT_TOKENS_UNKNOWN = 4096
 """A reply's worst length when the profile sets no max_output_tokens and no reply came yet."""
 RECENT = 32
+CHARS_PER_TOKEN_ESTIMATE = 4.0
+"""For a reply that reports no usage: English prose's rate (code is denser, so an
+estimate errs low; the warning that comes with it says so)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +69,23 @@ def usage_of(usage: Any, profile: LLMProfile) -> Usage:
     cost = usage.get("cost")
     reported = isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost >= 0
     return Usage(prompt, completion, cached, written, float(cost) if reported else priced, reported, saving)
+
+
+def estimated_usage(usage: Any, prompt_chars: int, reply_chars: int, profile: LLMProfile) -> Usage:
+    """Tokens of a reply whose server counted none (llama-cpp-python's streams send no
+    usage), from characters, priced like counted ones so budgets still hold (a cost the
+    server did report is kept)."""
+    def tokens(chars: int) -> int:
+        return math.ceil(max(chars, 0) / CHARS_PER_TOKEN_ESTIMATE)
+
+    given = usage if isinstance(usage, dict) else {}
+    return usage_of({**given, "prompt_tokens": tokens(prompt_chars), "completion_tokens": tokens(reply_chars)},
+                    profile)
+
+
+def has_counts(usage: Any) -> bool:
+    """Whether a reply's `usage` holds token counts at all."""
+    return isinstance(usage, dict) and bool(_count(usage.get("prompt_tokens")) or _count(usage.get("completion_tokens")))
 
 
 def _or(price: float | None, fallback: float) -> float:
