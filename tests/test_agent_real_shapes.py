@@ -122,6 +122,20 @@ async def test_a_dropped_system_message_is_detected_once(tmp_path: Path) -> None
     assert ran.of(AgentStep)[0].format_error  # the rules never reached the model
 
 
+async def test_a_low_prompt_count_is_probed_before_anyone_is_warned(tmp_path: Path) -> None:
+    """A tokenizer thriftier on the prompt than on the reply makes the first count look
+    like the system text is missing; the probe shows it arrives, so no warning."""
+    ran = await run_one(tmp_path, SimOptions(prompt_chars_per_token=6.5))
+    assert ran.outcome.status == "finished" and ran.outcome.resolved == 1
+    assert not [m for m in ran.logged("warning") if "system" in m]
+
+
+async def test_streamed_replies_without_usage_are_probed_for_a_dropped_system_message(tmp_path: Path) -> None:
+    ran = await run_one(tmp_path, SimOptions(ignore_system=True, stream_usage=False), stream=True)
+    [warning] = [m for m in ran.logged("warning") if "system_prompt_mode" in m]
+    assert "drops the system message (a probe counted" in warning
+
+
 async def test_system_prompt_mode_user_gets_the_rules_through(tmp_path: Path) -> None:
     ran = await run_one(tmp_path, SimOptions(ignore_system=True), system_prompt_mode="user")
     assert not [m for m in ran.logged("warning") if "system_prompt_mode" in m]

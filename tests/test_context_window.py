@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from awm_tui.engine.context import ContextWindow, system_dropped
+from awm_tui.engine.context import ContextWindow, probe_says_dropped, system_maybe_dropped
 
 
 def conversation(outputs: int, size: int = 4000) -> list[dict]:
@@ -55,14 +55,22 @@ def test_the_servers_count_calibrates_the_estimate() -> None:
     assert abs(window.estimate(messages) - 2 * before) <= 2
 
 
-def test_a_dropped_system_message_shows_in_the_prompt_count() -> None:
+def test_a_prompt_count_near_the_prompt_without_its_system_message_is_worth_a_probe() -> None:
     sent = [{"role": "system", "content": "Reply with one ```bash block. " * 40},
             {"role": "user", "content": "Fix the bug in calc/ops.py: mul adds. " * 30}]
     user_only = (len(sent[1]["content"]) + 16) // 4
     both = (len(sent[0]["content"]) + len(sent[1]["content"]) + 32) // 4
-    reply = "THOUGHT: look first.\n```bash\nls\n```"
-    assert system_dropped(sent, user_only + 8, reply, 12)
-    assert not system_dropped(sent, both, reply, 12)
-    # a tokenizer far more efficient than 4 chars per token raises no false alarm
-    assert not system_dropped(sent, round(both * 4 / 5.5), reply, 12)
-    assert not system_dropped(sent[1:], user_only, reply, 12)     # no system message at all
+    reply = "THOUGHT: look first.\n```bash\nls\n```" * 4
+    assert system_maybe_dropped(sent, user_only + 8, reply, 40)
+    assert not system_maybe_dropped(sent, both, reply, 40)
+    # the reply's own rate is the yardstick: llama.cpp's gemma format, measured (833 system
+    # and 920 user characters counted as 305 tokens; the reply ran 3.19 characters a token)
+    real = [{"role": "system", "content": "s" * 833}, {"role": "user", "content": "u" * 920}]
+    assert system_maybe_dropped(real, 305, "r" * 817, 256)
+    assert not system_maybe_dropped(real, 550, "r" * 817, 256)
+    assert not system_maybe_dropped(sent[1:], user_only, reply, 40)     # no system message at all
+
+
+def test_the_probe_settles_it() -> None:
+    assert probe_says_dropped(12, 12) and probe_says_dropped(14, 12)
+    assert not probe_says_dropped(52, 12)

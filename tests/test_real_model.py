@@ -18,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
+from typing import Any
 from pathlib import Path
 
 import psutil
@@ -30,7 +31,7 @@ if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("ge
 
 from awm_tui.config.models import AppConfig, EvalConfig, HttpConfig, LLMProfile, RunConfig  # noqa: E402
 from awm_tui.config.plan import resolve_run  # noqa: E402
-from awm_tui.engine.events import Event, TaskFinished  # noqa: E402
+from awm_tui.engine.events import Event, LogLine, TaskFinished  # noqa: E402
 from awm_tui.engine.fleet import Fleet  # noqa: E402
 from awm_tui.engine.http import RunMetrics  # noqa: E402
 from awm_tui.engine.llm import LLMClient, LLMError  # noqa: E402
@@ -67,21 +68,22 @@ def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def llama(model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[int], LlamaServer]]:
-    """Start llama.cpp servers by context size (one per size, shared by the module)."""
-    servers: dict[int, LlamaServer] = {}
+def llama(model_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., LlamaServer]]:
+    """Start llama.cpp servers by context size and chat format (one each, shared by the module)."""
+    servers: dict[tuple[int, str | None], LlamaServer] = {}
 
-    def start(n_ctx: int) -> LlamaServer:
-        if n_ctx in servers:
-            return servers[n_ctx]
+    def start(n_ctx: int, chat_format: str | None = None) -> LlamaServer:
+        if (n_ctx, chat_format) in servers:
+            return servers[n_ctx, chat_format]
         port = _free_port()
         log = tmp_path_factory.mktemp("llama") / "server.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
                 [sys.executable, "-m", "llama_cpp.server", "--model", str(model_file), "--host", "127.0.0.1",
-                 "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", "1", "--api_key", KEY],
+                 "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", "1", "--api_key", KEY,
+                 *(["--chat_format", chat_format] if chat_format else [])],
                 stdout=out, stderr=subprocess.STDOUT)
-        server = servers[n_ctx] = LlamaServer(proc, port, log)
+        server = servers[n_ctx, chat_format] = LlamaServer(proc, port, log)
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -134,7 +136,7 @@ async def test_replies_carry_usage_model_and_finish_reason(llama) -> None:
     assert metrics.snapshot().truncated_replies == sum(r.finish_reason == "length" for r in (reply, cut, tiny))
 
 
-async def _run(tmp_path: Path, prof: LLMProfile, key: str) -> tuple[object, list[Event], Path]:
+async def _run(tmp_path: Path, prof: LLMProfile, key: str) -> tuple[Any, list[Event], Path]:
     events: list[Event] = []
     out = tmp_path / "out"
     run = RunConfig(name="real", llm="llm.real", output_dir=out, dataset=str(subset(tmp_path, "d", [TASK])),
@@ -155,6 +157,14 @@ async def test_a_too_small_context_ends_the_task_with_context_limit_checkpointed
     assert checkpoint["finished"][TASK]["exit_status"] == "ContextLimit"
     trajectory = json.loads((out / "trajectories" / f"{TASK}.json").read_text())
     assert trajectory["exit_status"] == "ContextLimit" and trajectory["messages"][0]["role"] == "system"
+
+
+async def test_the_gemma_chat_format_dropping_the_system_message_is_detected(llama, tmp_path: Path) -> None:
+    """llama.cpp's `gemma` chat format leaves system messages out of the prompt: the run
+    says so, probed (the first call's count alone did not show it with this prompt)."""
+    _, events, _ = await _run(tmp_path, profile(llama(2048, "gemma"), max_output_tokens=64), KEY)
+    warnings = [e.message for e in events if isinstance(e, LogLine) and e.level == "warning"]
+    assert any("drops the system message (a probe counted" in w for w in warnings), warnings
 
 
 async def test_a_wrong_key_ends_the_run_invalid_api_key(llama, tmp_path: Path) -> None:

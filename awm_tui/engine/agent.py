@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from awm_tui.config.models import RunConfig
 from awm_tui.engine import prompts, protocol, replies
-from awm_tui.engine.context import ContextWindow, system_dropped
+from awm_tui.engine.context import PROBE, ContextWindow, probe_says_dropped, system_maybe_dropped
 from awm_tui.engine.events import AgentStep, Event, LLMCall, LogLine, StatusChanged
 from awm_tui.engine.llm import ChatResult, LLMClient, LLMContextLimit, LLMError, LLMFatalError
 from awm_tui.engine.llm.budget import Budget, BudgetReached
@@ -104,10 +104,10 @@ class Agent:
             result.completion_tokens += reply.completion_tokens
             result.model_calls += 1
             if reply.usage_estimated:
-                self._say_estimated()   # nothing to calibrate on, nothing to compare the system text with
+                self._say_estimated()   # nothing to calibrate on
             else:
                 window.observe(sent, reply.prompt_tokens)
-                self._check_system(sent, reply)
+            await self._check_system(sent, reply)
             messages.append({"role": "assistant", "content": reply.content})
             if reply.finish_reason == "length":
                 limit = self.llm.profile.max_output_tokens
@@ -160,15 +160,25 @@ class Agent:
                                  f"none): tokens and cost are estimated at {CHARS_PER_TOKEN_ESTIMATE:g} characters "
                                  "per token, and budgets count the estimates")
 
-    def _check_system(self, sent: list[dict], reply: ChatResult) -> None:
-        if self._system_checked or reply.prompt_tokens <= 0:
+    async def _check_system(self, sent: list[dict], reply: ChatResult) -> None:
+        """Once per run: does the system message reach the model? The first call's prompt
+        count screens for it (without counts, nothing can); a probe of two one-token
+        calls settles it, so a server that keeps it is never warned about."""
+        if self._system_checked:
             return
         self._system_checked = True
-        if system_dropped(sent, reply.prompt_tokens, reply.content, reply.completion_tokens):
+        if not reply.usage_estimated and not system_maybe_dropped(
+                sent, reply.prompt_tokens, reply.content, reply.completion_tokens):
+            return
+        with_system, without = [await self.llm.count_prompt(messages) for messages in PROBE]
+        fix = f'so the format rules never reach the model; set system_prompt_mode = "user" in [{self.run.llm}]'
+        if with_system is not None and without is not None:
+            if probe_says_dropped(with_system, without):
+                self._log("warning", f"the server's chat template drops the system message (a probe counted "
+                                     f"{with_system} prompt tokens with one, {without} without), {fix}")
+        elif not reply.usage_estimated:
             self._log("warning", f"the server counted {reply.prompt_tokens} prompt tokens, about what the "
-                                 "prompt holds without its system message: its chat template seems to drop "
-                                 "it, so the format rules never reach the model; set "
-                                 f'system_prompt_mode = "user" in [{self.run.llm}]')
+                                 f"prompt holds without its system message: its chat template seems to drop it, {fix}")
 
     def _window_hint(self, exc: LLMContextLimit) -> str:
         if self.llm.profile.max_input_tokens is not None:

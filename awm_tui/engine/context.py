@@ -100,19 +100,34 @@ class ContextWindow:
         return {**message, "content": ELIDED.format(what=what, chars=len(str(message.get("content") or "")))}
 
 
-def system_dropped(sent: list[dict[str, Any]], prompt_tokens: int, reply: str,
-                   completion_tokens: int) -> bool:
-    """True when the server's prompt count fits the prompt without its system message.
+def system_maybe_dropped(sent: list[dict[str, Any]], prompt_tokens: int, reply: str,
+                         completion_tokens: int) -> bool:
+    """True when the server's prompt count is nearer the prompt without its system
+    message than with it: worth a probe (`PROBE`), which settles it.
 
-    Checked on a task's first call, where the system text is a large share of the
-    prompt. Characters per token are taken as the larger of 5 (more than English
-    prose gets from any common tokenizer) and this model's own reply rate, so a
-    tokenizer more efficient than assumed cannot raise a false alarm: the count
-    must fall below the midpoint between "with" and "without the system text".
+    Checked on a run's first call, where the system text is a large share of the
+    prompt. Characters per token are this model's own reply rate (clamped to 2.5–5;
+    4 for a reply too short to tell). A screen, not a verdict: a prompt of sparse
+    prose beside a reply of dense code can look like a drop, and only the probe warns.
     """
     system = sum(_chars(m) for m in sent if m.get("role") == "system")
     if not system or prompt_tokens <= 0:
         return False
-    rate = max(GENEROUS_CHARS_PER_TOKEN, len(reply) / completion_tokens if completion_tokens > 0 else 0.0)
+    rate = min(max(len(reply) / completion_tokens, 2.5), GENEROUS_CHARS_PER_TOKEN) if completion_tokens >= 16 \
+        else CHARS_PER_TOKEN
     total = sum(_chars(m) for m in sent)
     return system / rate >= 50 and prompt_tokens < (total - system / 2) / rate
+
+
+PROBE_SYSTEM = ("You are a careful software engineer working in a Linux shell. Answer every message with "
+                "exactly one fenced bash block holding one command, and nothing else: no prose, no other "
+                "fenced blocks, no explanation before or after the command.")
+PROBE = ([{"role": "system", "content": PROBE_SYSTEM}, {"role": "user", "content": "List the files."}],
+         [{"role": "user", "content": "List the files."}])
+"""The same user turn with and without a system message: a server that keeps the system
+text counts its ~40 tokens more for the first."""
+
+
+def probe_says_dropped(with_system: int, without: int) -> bool:
+    """The probe's two counts: the system text made (almost) no difference."""
+    return with_system - without < len(PROBE_SYSTEM) / GENEROUS_CHARS_PER_TOKEN / 2

@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import json
 import logging
+import math
 import random
 import sys
 import time
@@ -58,6 +59,9 @@ class SimOptions:
     ignore_system: bool = False
     """Drop system messages, as llama.cpp's gemma template does: the rules never arrive
     and the prompt count leaves them out."""
+    prompt_chars_per_token: float = 4.0
+    """How densely prompts are counted (replies stay at 4): 6 is a tokenizer thriftier on
+    the prompt's prose than on the reply's code, whose counts look low beside the reply."""
     messy_induction_rate: float = 0.0
     """Induction replies in a messy shape real models send (sim_induction.MESSY_SHAPES,
     taken in turn from one the seed picks); counted in stats' `induction_shapes`."""
@@ -250,7 +254,8 @@ class _Handlers:
             entry.status["200"] += 1
             return web.json_response({"error": {"message": "provider returned error (simulated)",
                                                 "code": 502, "type": "upstream_error"}})
-        counts = [_tokens(text_of(m.get("content"))) for m in seen]
+        rate = self.options.prompt_chars_per_token
+        counts = [max(1, math.ceil(len(text_of(m.get("content"))) / rate)) for m in seen]
         prompt = sum(counts)
         if self.options.context_window and prompt + max_tokens > self.options.context_window:
             entry.status["400"] += 1

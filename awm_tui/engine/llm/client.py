@@ -189,6 +189,19 @@ class LLMClient:
         reservation.settle(result.cost)
         return result
 
+    async def count_prompt(self, messages: list[dict[str, Any]]) -> int | None:
+        """The server's token count for `messages` as sent (one request for one output token,
+        no retry, outside the budgets: a probe costs a few dozen tokens), or None when it
+        counts none or the request fails."""
+        body = {"model": self.profile.api_model, "messages": messages, "max_tokens": 1, "temperature": 0.0}
+        try:
+            data = await self._attempt(self._ensure_session(), body)
+        except (RetryableError, LLMError) as exc:
+            log.info("%s: prompt count probe failed: %s", self.run_name or "llm", exc)
+            return None
+        usage = data.get("usage")
+        return usage_of(usage, self.profile).prompt_tokens if has_counts(usage) else None
+
     async def _chat(self, session: aiohttp.ClientSession, messages: list[dict[str, Any]],
                     purpose: Purpose) -> ChatResult:
         body: dict[str, Any] = {
