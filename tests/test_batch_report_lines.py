@@ -94,3 +94,11 @@ def test_the_status_line_carries_the_runs_key_health_and_low_credits_get_a_line(
                         runs=("r", "s")))
     assert "warning: credits low on key sk-or-v1-…ab12: $0.40 of $5.00 left (runs r, s)" in lines(out)[-1]
     assert "" not in rep.tallies       # fleet-wide events make no run of their own
+
+
+def test_the_start_line_counts_its_tasks_in_words() -> None:
+    rep, out = reporter()
+    rep.sink(RunStarted(run="r", output_dir="/o", limit=1, model="m", sandbox="local", tasks_total=1))
+    rep.sink(RunStarted(run="s", output_dir="/p", limit=2, model="m", sandbox="local", tasks_total=2))
+    one, two = lines(out)
+    assert " · 1 task · " in one and " · 2 tasks · " in two

@@ -182,7 +182,7 @@ class Reporter:
             key = f" · key {self.keys[event.run]}" if event.run in self.keys else ""
             memory = "" if event.memory else " · no memory (no workflows, no induction)"
             return Text.assemble(("run started", "bold"), f" · sandbox {event.sandbox} · output {event.output_dir}"
-                                 f" · {event.tasks_total} tasks{resumed} · model {event.model}{key}{memory}")
+                                 f" · {event.tasks_total} task{'s' if event.tasks_total != 1 else ''}{resumed} · model {event.model}{key}{memory}")
         if isinstance(event, InductionDone):
             if not event.ok:
                 tally.said = event.error
