@@ -50,13 +50,12 @@ def _positive(value: str) -> int:
 
 
 def _usd(value: str) -> float:
+    from awm_tui.config.models import parse_usd
+
     try:
-        number = float(value.strip().removeprefix("$"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected dollars such as 5 or 0.50, got {value!r}") from None
-    if not number > 0 or number == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be more than 0 dollars, got {value!r}")
-    return number
+        return parse_usd(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -59,13 +59,13 @@ async def test_injected_events_show_as_figures():
 
 
 async def test_a_running_pane_is_read_only_until_its_run_ends():
-    """...but for limit and workers, which the running run takes (Enter in the field)."""
+    """...but for limit, workers and budget, which the running run takes (Enter in the field)."""
     app, fleet = make_app()
     async with app.run_test(size=(160, 48)) as pilot:
         await app.panes_ready.wait()
         await start(pilot, app, 0)
         form = pane(app, 0).form
-        assert all(w.disabled == (w.id not in ("limit", "workers")) for w in form.query("Input, Select"))
+        assert all(w.disabled == (w.id not in ("limit", "workers", "budget")) for w in form.query("Input, Select"))
         workers = form.query_one("#workers", Input)
         workers.focus()
         workers.value = "4"

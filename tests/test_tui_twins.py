@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from pydantic import SecretStr
 from textual.widgets import Checkbox, Input
 
 from awm_tui.config.models import RunConfig
+from awm_tui.demo import DemoEnvironment
+from awm_tui.servers.sim_llm import SimOptions
 from awm_tui.tui.app import AWMApp
-from tests.plugins.tui import SECRET_KEY, RecordingFleet, sample_config, screen_text, settle, wait_until
+from tests.plugins.tui import (
+    SECRET_KEY, RecordingFleet, sample_config, screen_text, settle, type_into, wait_until,
+)
 
 TWIN_KEY = "sk-or-v1-" + "fedcba9876543210" * 4
 
@@ -95,3 +100,33 @@ async def test_a_refused_run_starts_no_twin():
         assert fleet.started == [] and not app.main_screen.panes[1].running
         alpha = app.main_screen.panes[0]
         assert alpha.view.phase == "failed" and "locked" in alpha.view.reason
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(180)
+async def test_the_twin_pane_follows_its_runs_live_limit_and_workers(tmp_path):
+    """Enter in the run's limit or workers field reaches its running twin (the engine), and the
+    twin's pane shows the values it took in its own fields."""
+    async with DemoEnvironment(tmp_path / "root", runs=1, limit=6, twin=True,
+                               options=SimOptions(seed=3, latency=0.3)) as demo:
+        app = AWMApp(demo.config, output_root=tmp_path / "root")
+        async with app.run_test(size=(160, 48)) as pilot:
+            await app.panes_ready.wait()
+            run_pane, twin_pane = app.main_screen.panes
+            assert twin_pane.values().name == "demo-a-nomem"
+            await start_current(pilot, app, 0)
+            await wait_until(pilot, lambda: twin_pane.view.phase == "running" and run_pane.view.phase == "running",
+                             timeout=60, what="the pair under way")
+            await type_into(pilot, run_pane.form.query_one("#limit", Input), "2")
+            await pilot.press("enter")
+            await type_into(pilot, run_pane.form.query_one("#workers", Input), "2")
+            await pilot.press("enter")
+            twin_form = twin_pane.form
+            await wait_until(pilot, lambda: (twin_form.query_one("#limit", Input).value,
+                                             twin_form.query_one("#workers", Input).value) == ("2", "2"),
+                             what="the twin pane's fields to follow")
+            assert (twin_pane.view.limit, twin_pane.view.workers) == (2, 2)
+            assert app.fleet is not None
+            assert app.fleet.handles["demo-a-nomem"].awm.control.limit == 2  # type: ignore[attr-defined]
+            await pilot.press("ctrl+q")
+            await pilot.pause()

@@ -36,6 +36,18 @@ def profile_name(name: str) -> str:
     return name if name == "llm" or name.startswith("llm.") else f"llm.{name}"
 
 
+def parse_usd(text: str) -> float:
+    """Dollars as a user types them (`5`, `0.50`, `$1.50`): the CLI's `--budget` and the pane's
+    budget field. ValueError (one line: what it takes) for anything not above 0 or not finite."""
+    try:
+        number = float(text.strip().removeprefix("$"))
+    except ValueError:
+        raise ValueError(f"expected dollars such as 5 or 0.50, got {text!r}") from None
+    if not number > 0 or number == float("inf"):
+        raise ValueError(f"must be more than 0 dollars, got {text!r}")
+    return number
+
+
 def profile_for(profiles: Mapping[str, LLMProfile], name: str, *, source: str, where: str) -> LLMProfile:
     """The profile `name` (either spelling) names; ConfigError naming `where` and the choices otherwise."""
     full = profile_name(name)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from awm_tui.config.keys import NO_KEY
 from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.config.plan import ResolvedRun
+from awm_tui.config.twins import twin_of
 from awm_tui.engine.evaluation import EvaluationError, Evaluator, LocalEvaluator, ServerEvaluator
 from awm_tui.engine.events import EventSink, StatusChanged
 from awm_tui.engine.http.metrics import RunMetrics
@@ -149,28 +150,42 @@ class Fleet:
         return await self._outcome(handle)
 
     # -- live control: each says False when no such run is going ----------------------
+    # Pause, resume, limit and workers reach the run's no-memory twin too, when it is going:
+    # the pair must take the same tasks at the same pace for their curves to compare.
 
     def pause(self, name: str) -> bool:
         """The run's tasks in flight finish; it starts no new one until `resume`."""
-        return self._control(name, lambda awm: awm.pause())
+        return self._control(name, lambda awm: awm.pause(), twin=True)
 
     def resume(self, name: str) -> bool:
-        return self._control(name, lambda awm: awm.resume())
+        return self._control(name, lambda awm: awm.resume(), twin=True)
 
     def set_limit(self, name: str, limit: int) -> bool:
         """Grow or shrink a running run's limit (ValueError below 1)."""
-        return self._control(name, lambda awm: awm.set_limit(limit))
+        return self._control(name, lambda awm: awm.set_limit(limit), twin=True)
 
     def set_workers(self, name: str, workers: int) -> bool:
         """Tasks of the run in flight at once from now on (ValueError below 1)."""
-        return self._control(name, lambda awm: awm.set_workers(workers))
+        return self._control(name, lambda awm: awm.set_workers(workers), twin=True)
 
-    def _control(self, name: str, change: Callable[[AWMRun], None]) -> bool:
+    def set_budget(self, name: str, budget: float | None) -> bool:
+        """The run's own budget from now on (ValueError at 0 or below; None: none). Not its
+        twin's: a twin's spend is its own."""
+        return self._control(name, lambda awm: awm.set_budget(budget))
+
+    def _control(self, name: str, change: Callable[[AWMRun], None], *, twin: bool = False) -> bool:
         handle = self.handles.get(name)
         if handle is None or not handle.active:
             return False
         change(handle.awm)
+        if twin and (follower := self._twin_of(name)) is not None:
+            change(follower.awm)
         return True
+
+    def _twin_of(self, name: str) -> RunHandle | None:
+        """The going no-memory twin of run `name` (`config.twins`), if there is one."""
+        return next((h for h in self.handles.values()
+                     if h.active and not h.run.memory and twin_of(h.name) == name), None)
 
     def status(self) -> list[RunStatus]:
         """Every run's status now, running ones first (what SIGUSR1 prints in batch mode)."""

@@ -452,6 +452,25 @@ class AWMRun:
         self.control.set_workers(workers)
         self._controlled(f"workers set to {workers}")
 
+    def set_budget(self, budget: float | None) -> None:
+        """The run's own budget from now on (None: none; its key's and the fleet's still hold).
+        Below what it has spent, the run stops at its next model call ("budget reached")."""
+        if budget is not None and not budget > 0:
+            raise ValueError(f"budget must be more than 0 dollars, got {budget}")
+        if self.budget is None:  # not started by a fleet and not executing yet: the chain it would make
+            self.budget = standalone(self.run, self.spent_before())
+        ledger = self.budget.get("run")
+        assert ledger is not None  # every chain a run gets has its own ledger
+        ledger.limit = budget
+        self._emit(self.budget.event(self.name))  # the pane's spend line shows the new limit
+        if budget is None:
+            self._log("info", "budget removed: the run has none of its own now")
+        elif ledger.spent >= budget:
+            self._log("warning", f"budget set to ${budget:.4f}, below the ${ledger.spent:.4f} already spent: "
+                                 "the run stops at its next model call")
+        else:
+            self._log("info", f"budget set to ${budget:.4f} (${ledger.spent:.4f} spent)")
+
     def _controlled(self, what: str) -> None:
         control = self.control
         self._emit(RunControlled(run=self.name, paused=control.paused, limit=control.limit,

@@ -33,6 +33,7 @@ from awm_tui.tui.output_reading import OutputSummary, read_output_dir
 from awm_tui.tui.commands import pane_commands
 from awm_tui.tui.fleet_control import FleetControl, FleetFactory, default_fleet_factory
 from awm_tui.tui.fleet_status import FleetStatus
+from awm_tui.tui.live_control import apply_live
 from awm_tui.tui.relay import EventRelay
 from awm_tui.tui.run_view import RunView, latest_fleet_spend
 from awm_tui.tui.screens.curves import FleetCurvesScreen
@@ -346,7 +347,8 @@ class AWMApp(App[int]):
         if pane.running:
             return
         pane.base = twin
-        pane.form.follow(twin.name, str(twin_dir(run.output_dir)), str(run.limit), str(run.workers), run.llm)
+        pane.form.follow(twin.name, str(twin_dir(run.output_dir)), str(run.limit), str(run.workers), run.llm,
+                         twin.budget)
         self.start_pane(pane, shared_key=key)
 
     async def _start_run(self, pane: RunPane, run: RunConfig, key: SecretStr | None) -> None:
@@ -411,17 +413,9 @@ class AWMApp(App[int]):
             self.apply_live(pane, LIVE_FIELDS)
 
     def apply_live(self, pane: RunPane, fields: Iterable[str]) -> None:
-        """The pane's limit and/or workers fields, taken by its running run."""
-        if self.fleet is None or not pane.running or pane.run_name is None:
-            return
-        setters = {"limit": self.fleet.set_limit, "workers": self.fleet.set_workers}
-        for name in fields:
-            try:
-                value = pane.live_value(name)
-            except RunProblem as problem:
-                pane.show_notes([Note(problem.field, "error", problem.text)])
-                continue
-            setters[name](pane.run_name, value)
+        """The pane's live fields (limit, workers, budget), taken by its running run."""
+        if self.fleet is not None:
+            apply_live(self.fleet, pane, fields)
 
     # -- events from the engine -----------------------------------------------------------
     def on_run_events_arrived(self, message: RunEventsArrived) -> None:

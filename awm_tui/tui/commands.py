@@ -19,8 +19,8 @@ def pane_commands(app: AWMApp) -> Iterable[SystemCommand]:
     yield SystemCommand("Start all runs", "Start every idle pane (ctrl+g)", app.action_start_all)
     yield SystemCommand("Pause run", "Finish the tasks in flight, start no new one (f6)", app.action_pause_run)
     yield SystemCommand("Resume run", "Start tasks again after a pause (f6)", app.action_resume_run)
-    yield SystemCommand("Apply limit and workers", "The running run takes the pane's limit and workers "
-                        "(Enter in either field)", app.action_apply_live)
+    yield SystemCommand("Apply limit, workers and budget", "The running run takes the pane's limit, workers "
+                        "and budget (Enter in any of them)", app.action_apply_live)
     yield SystemCommand("Memory browser", "Workflows, inductions and tasks (ctrl+l)", app.action_memory)
     yield SystemCommand("Last trajectory", "Steps, prompt, patch and evaluation of the pane's last task (f4)",
                         app.action_trajectory)

@@ -11,7 +11,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from awm_tui.config.keys import choose_key, is_file_reference, key_format_warning, resolve_key
-from awm_tui.config.models import LLMProfile, profile_name
+from awm_tui.config.models import LLMProfile, parse_usd, profile_name
 from awm_tui.tui.widgets.pane_form import FormValues, Note
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -46,6 +46,11 @@ def check_panes(forms: dict[str, FormValues], profiles: dict[str, LLMProfile]) -
             add(Note("limit", "error", "a whole number above 0"))
         if not values.workers.isdigit() or int(values.workers) <= 0:
             add(Note("workers", "error", "a whole number above 0 (tasks in flight at once)"))
+        if values.budget:
+            try:
+                parse_usd(values.budget)
+            except ValueError as exc:
+                add(Note("budget", "error", f"{exc} (or empty: the config's budget, if any)"))
         profile = None if values.profile is None else profiles.get(profile_name(values.profile))
         if profile is None:
             add(Note("profile", "error", "choose an LLM profile"))

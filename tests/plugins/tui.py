@@ -66,7 +66,7 @@ class RecordingFleet:
         self.resolved: list = []
         """What each start was given (`config.plan.ResolvedRun`), for tests of the key it carries."""
         self.stopped: list[str] = []
-        self.controls: list[tuple[str, str, int | None]] = []
+        self.controls: list[tuple[str, str, float | None]] = []
         """(action, run, value) of each live control the app asked for."""
         self._active: list[str] = []
 
@@ -92,7 +92,7 @@ class RecordingFleet:
         for name in self.active:
             await self.stop(name)
 
-    def _control(self, action: str, name: str, value: int | None = None) -> bool:
+    def _control(self, action: str, name: str, value: float | None = None) -> bool:
         self.controls.append((action, name, value))
         return name in self._active
 
@@ -107,6 +107,9 @@ class RecordingFleet:
 
     def set_workers(self, name: str, workers: int) -> bool:
         return self._control("set_workers", name, workers)
+
+    def set_budget(self, name: str, budget: float | None) -> bool:
+        return self._control("set_budget", name, budget)
 
     async def __aenter__(self):
         return self

@@ -1,7 +1,8 @@
-"""A pane's settings: name, API key, output directory, limit, workers, LLM profile, twin, Start/Stop.
+"""A pane's settings: name, API key, output directory, limit, workers, budget, LLM profile, twin,
+Start/Stop.
 
-While the run goes every field is read-only but limit and workers: Enter in one of them
-changes the running run (`Action("limit")`, `Action("workers")`)."""
+While the run goes every field is read-only but limit, workers and budget: Enter in one of
+them changes the running run (`Action("limit")`, `Action("workers")`, `Action("budget")`)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ from textual.widgets import Button, Checkbox, Input, Label, Select, Static
 from awm_tui.config.keys import is_file_reference, mask_key, resolve_key
 from awm_tui.config.models import LLMProfile
 
-FIELDS = ("name", "key", "output", "limit", "workers", "profile")
-LIVE_FIELDS = ("limit", "workers")
+FIELDS = ("name", "key", "output", "limit", "workers", "budget", "profile")
+LIVE_FIELDS = ("limit", "workers", "budget")
 """Fields a running run takes changes of."""
 
 
@@ -36,6 +37,8 @@ class FormValues:
     workers: str = "1"
     twin: bool = False
     """Start a no-memory twin (`NAME-nomem`, its own pane) with this run."""
+    budget: str = ""
+    """USD for the run; empty: its config's budget, or none."""
 
 
 @dataclass(frozen=True)
@@ -44,6 +47,11 @@ class Note:
     level: str
     """`error` (blocks Start) or `warning`."""
     text: str
+
+
+def usd_text(budget: float | None) -> str:
+    """A budget as its field shows it: `2.5`, `0.05`; empty for none."""
+    return "" if budget is None else f"{budget:.10g}"
 
 
 class PaneForm(Vertical):
@@ -57,6 +65,7 @@ class PaneForm(Vertical):
     PaneForm #name { width: 18; }
     PaneForm #limit { width: 6; }
     PaneForm #workers { width: 4; }
+    PaneForm #budget { width: 7; }
     PaneForm #profile { width: 26; margin: 0 1; }
     PaneForm #key, PaneForm #output { width: 1fr; }
     PaneForm #key-shown { width: auto; padding: 0 1; }
@@ -73,14 +82,16 @@ class PaneForm(Vertical):
         def __init__(self, action: str) -> None:
             super().__init__()
             self.action = action
-            """`start`, `stop`, or a live field changed on a running run (`limit`, `workers`)."""
+            """`start`, `stop`, or a live field changed on a running run (`LIVE_FIELDS`)."""
 
     def __init__(self, *, name: str, output: str, limit: int, profile: str | None,
                  profiles: dict[str, LLMProfile], key: SecretStr | None = None, workers: int = 1,
-                 twin: bool = False, memory: bool = True, **kwargs) -> None:
+                 twin: bool = False, memory: bool = True, budget: float | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
         self._initial = (name, output, str(limit), profile)
         self._workers = str(workers)
+        self._budget = budget
+        """The config's budget: the field's first value, and what it means left empty."""
         self._twin, self.memory = twin, memory
         """`memory` False: a no-memory twin's pane, which says so and cannot have a twin itself."""
         self._profiles = profiles
@@ -106,6 +117,10 @@ class PaneForm(Vertical):
             yield Input(output, placeholder="output directory", id="output", compact=True)
             yield Label("workers", classes="gap")
             yield Input(self._workers, type="integer", id="workers", compact=True)
+            yield Label("budget", classes="gap")
+            yield Input(usd_text(self._budget), placeholder=usd_text(self._budget) or "none", id="budget",
+                        compact=True, tooltip="USD for the whole run (its earlier sessions included); "
+                                              "empty: the config's budget, or none")
             if self.memory:
                 yield Checkbox("twin", self._twin, id="twin", compact=True,
                                tooltip="also start a no-memory twin: NAME-nomem in DIR-nomem, same tasks")
@@ -149,16 +164,27 @@ class PaneForm(Vertical):
             profile=None if profile is Select.NULL else str(profile),
             workers=self.query_one("#workers", Input).value.strip(),
             twin=self.memory and self.query_one("#twin", Checkbox).value,
+            budget=self.query_one("#budget", Input).value.strip(),
         )
 
-    def follow(self, name: str, output: str, limit: str, workers: str, profile: str | None) -> None:
-        """A twin pane takes its run's settings (its name and directory derived from them)."""
+    def follow(self, name: str, output: str, limit: str, workers: str, profile: str | None,
+               budget: float | None) -> None:
+        """A twin pane takes its run's settings (its name and directory derived from them; its
+        budget the same figure, for a spend of its own)."""
         self.query_one("#name", Input).value = name
         self.query_one("#output", Input).value = output
-        self.query_one("#limit", Input).value = limit
-        self.query_one("#workers", Input).value = workers
+        self.show_live(limit=limit, workers=workers)
+        self._budget = budget
+        field = self.query_one("#budget", Input)
+        field.value = usd_text(budget)
+        field.placeholder = usd_text(budget) or "none"
         if profile is not None:
             self.query_one("#profile", Select).value = profile
+
+    def show_live(self, **values: str) -> None:
+        """Live fields (`limit`, `workers`) set to what the run now takes."""
+        for field, value in values.items():
+            self.query_one(f"#{field}", Input).value = value
 
     def set_output(self, output: str) -> None:
         self.query_one("#output", Input).value = output
@@ -180,6 +206,7 @@ class PaneForm(Vertical):
 
     @on(Input.Submitted, "#limit")
     @on(Input.Submitted, "#workers")
+    @on(Input.Submitted, "#budget")
     def _live_submitted(self, event: Input.Submitted) -> None:
         if self.running and event.input.id in LIVE_FIELDS:
             event.stop()

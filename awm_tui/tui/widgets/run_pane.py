@@ -13,8 +13,8 @@ from textual.events import Resize
 from textual.message import Message
 from textual.reactive import reactive
 
-from awm_tui.config.models import AppConfig, RunConfig
-from awm_tui.engine.events import Event, InductionDone, TaskStarted
+from awm_tui.config.models import AppConfig, RunConfig, parse_usd
+from awm_tui.engine.events import Event, InductionDone, RunControlled, TaskStarted
 from awm_tui.tui.run_view import Curve, RunView, apply_event
 from awm_tui.config.twins import twin_name
 from awm_tui.tui.widgets.curves import CurvesPlot, Series
@@ -30,7 +30,7 @@ TALL_ROWS = 30
 
 # RunConfig field → the form field that shows its errors.
 _FIELD_OF = {"name": "name", "output_dir": "output", "limit": "limit", "llm": "profile", "api_key": "key",
-             "workers": "workers", "twin": "name"}
+             "workers": "workers", "twin": "name", "budget": "budget"}
 
 
 class RunProblem(ValueError):
@@ -66,7 +66,8 @@ class RunPane(Vertical):
         self._config = config
         self._form = PaneForm(name=name, output=output, limit=limit, profile=profile,
                               profiles=config.llm, key=key, workers=base.workers if base else 1,
-                              twin=bool(base and base.twin), memory=base.memory if base else True)
+                              twin=bool(base and base.twin), memory=base.memory if base else True,
+                              budget=base.budget if base else None)
         self.run_name: str | None = None
         """The name this pane's run was started under (events are routed by it)."""
         self.removing = False
@@ -111,6 +112,8 @@ class RunPane(Vertical):
     def apply_events(self, events: Iterable[Event]) -> None:
         view = self.view
         for event in events:
+            if isinstance(event, RunControlled):
+                self._show_live(view, event)
             view = apply_event(view, event)
             if isinstance(event, InductionDone):
                 self.inductions.append(event)
@@ -120,6 +123,14 @@ class RunPane(Vertical):
         self._show_curves()
         if self.running and view.phase in ("finished", "stopped", "failed"):
             self.set_running(False)
+
+    def _show_live(self, view: RunView, event: RunControlled) -> None:
+        """A live field the run took a new value of shows it: a twin's follow its run's
+        (`Fleet.set_limit` on the run reaches the twin)."""
+        changed = {field: str(new) for field, old, new in (("limit", view.limit, event.limit),
+                                                           ("workers", view.workers, event.workers))
+                   if old != new}
+        self._form.show_live(**changed)
 
     def add_log_lines(self, lines: Iterable[str]) -> None:
         self.log_view.add_lines(lines)
@@ -184,7 +195,7 @@ class RunPane(Vertical):
         self._form.show_notes(notes)
 
     def live_value(self, field: str) -> int:
-        """A live field (limit, workers) as a running run takes it; RunProblem otherwise."""
+        """A live whole-number field (limit, workers) as a running run takes it; RunProblem otherwise."""
         text = getattr(self._form.values(), field)
         try:
             value = int(text)
@@ -193,6 +204,16 @@ class RunPane(Vertical):
         if value < 1:
             raise RunProblem(field, f"{field}: must be at least 1, got {value}")
         return value
+
+    def budget_value(self) -> float | None:
+        """The budget field in USD (empty: the config's budget, or None); RunProblem otherwise."""
+        text = self._form.values().budget
+        if not text:
+            return self.base.budget if self.base else None
+        try:
+            return parse_usd(text)
+        except ValueError as exc:
+            raise RunProblem("budget", f"budget: {exc}") from None
 
     def build_run(self) -> tuple[RunConfig, SecretStr | None]:
         """A validated RunConfig from the form; RunProblem (one line) otherwise."""
@@ -203,7 +224,8 @@ class RunPane(Vertical):
             raise RunProblem("profile", "choose an LLM profile")
         data = {} if self.base is None else {k: getattr(self.base, k) for k in RunConfig.model_fields}
         data.update(name=values.name, output_dir=Path(values.output), limit=values.limit or "0",
-                    workers=values.workers or "0", llm=values.profile, api_key=None, twin=values.twin)
+                    workers=values.workers or "0", llm=values.profile, api_key=None, twin=values.twin,
+                    budget=self.budget_value())
         try:
             run = RunConfig.model_validate(data)
         except ValidationError as error:
