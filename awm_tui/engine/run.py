@@ -191,8 +191,9 @@ class AWMRun:
             await store.aclose()  # the views catch up with the journal before the lock goes
         await asyncio.to_thread(self.out.unlock)
         # A finished run's buffer and predictions live on in their files; a long
-        # session that starts many runs must not keep every one in memory.
-        self.buffer = self.preds = self.store = None  # type: ignore[assignment]
+        # session that starts many runs must not keep every one in memory (the
+        # induction step holds the store too).
+        self.buffer = self.preds = self.store = self._induce = None  # type: ignore[assignment]
 
     # -- the loop ---------------------------------------------------------------
 
