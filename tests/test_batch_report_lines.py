@@ -69,6 +69,10 @@ def test_the_status_line_shows_the_step_and_the_last_call() -> None:
     status = lines(out)[-1]
     assert "0/3 done" in status and "x__y-1 step 4" in status
     assert "last call 12.3s, 5120→212 tokens" in status and "2 cut at max tokens" in status
+    rep.sink(LLMCall(run="r", purpose="agent", latency_s=3.0, prompt_tokens=900, completion_tokens=50,
+                     usage_estimated=True))   # a stream without usage (llama-cpp-python)
+    rep.status("r", MetricsData())
+    assert "last call 3.0s, ~900→50 tokens" in lines(out)[-1]
 
 
 def test_the_served_model_is_said_once() -> None:

@@ -154,6 +154,15 @@ def test_the_served_model_is_folded_from_the_replies():
                  MetricsSnapshot(run="a", metrics=MetricsData(truncated_replies=2))])
     assert view.served_model == "gemma-3-270m-it"
     assert "gemma-3-270m-it" in llm_line(view) and "cut at max tokens 2" in llm_line(view)
+    assert "tokens ~" not in llm_line(view)
+
+
+def test_estimated_tokens_are_marked_in_the_pane():
+    """A stream without usage (llama-cpp-python): the pane's token figures say they are estimates."""
+    view = fold([LLMCall(run="a", purpose="agent", latency_s=1.0, prompt_tokens=900, completion_tokens=50,
+                         usage_estimated=True, instance_id="t"),
+                 MetricsSnapshot(run="a", metrics=MetricsData(prompt_tokens=900, completion_tokens=50))])
+    assert view.tokens_estimated and "tokens ~900/50" in llm_line(view)
 
 
 def test_the_textual_private_hook_the_pane_log_uses_is_there():

@@ -239,8 +239,11 @@ class Reporter:
         elif tally.instance_id:
             where = f" · {tally.instance_id}" + (f" step {tally.step}" if tally.step else "")
         call = tally.last_call
-        last = (f" · last call {call.latency_s:.1f}s, {call.prompt_tokens}→{call.completion_tokens} tokens"
-                if call is not None else " · no model reply yet")
+        if call is None:
+            last = " · no model reply yet"
+        else:
+            about = "~" if call.usage_estimated else ""   # the server counted none
+            last = f" · last call {call.latency_s:.1f}s, {about}{call.prompt_tokens}→{call.completion_tokens} tokens"
         cut = f", {metrics.truncated_replies} cut at max tokens" if metrics.truncated_replies else ""
         pulling = f" · pulling {tally.pull.image}{tally.pull.figures()}" if tally.pull else ""
         health = self.key_health.get(run)

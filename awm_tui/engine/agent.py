@@ -149,7 +149,8 @@ class Agent:
         self.emit(LLMCall(run=self.run.name, purpose="agent", latency_s=reply.latency_s, instance_id=instance_id,
                           prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
                           cost=reply.cost, retries=reply.retries, model=reply.model,
-                          finish_reason=reply.finish_reason, cached_tokens=reply.cached_tokens))
+                          finish_reason=reply.finish_reason, cached_tokens=reply.cached_tokens,
+                          usage_estimated=reply.usage_estimated))
         self.emit(self.llm.budget.event(self.run.name))
         return reply
 

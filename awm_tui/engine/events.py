@@ -130,6 +130,8 @@ class LLMCall(Event):
     instance_id: str = ""
     """The task an agent call was for (empty for induction), so figures per task need no
     assumption that a run works on one task at a time."""
+    usage_estimated: bool = False
+    """The server counted no tokens: these are estimated from characters."""
 
 
 @_kind("evaluation_done")

@@ -112,6 +112,8 @@ class RunView:
     model: str = ""
     served_model: str = ""
     """The model as the server names it in its replies; empty until the first one."""
+    tokens_estimated: bool = False
+    """Some reply came without token counts: the figures hold estimates."""
     sandbox: str = ""
     workflows: int = 0
     memory_version: int = 0
@@ -202,12 +204,13 @@ def apply_event(view: RunView, event: Event) -> RunView:
         case LLMCall():
             served = event.model if event.ok and event.model else view.served_model
             tokens = event.prompt_tokens + event.completion_tokens if event.purpose == "agent" else 0
-            if served == view.served_model and not tokens:
+            estimated = view.tokens_estimated or event.usage_estimated
+            if served == view.served_model and not tokens and estimated == view.tokens_estimated:
                 return view
             counts = view.task_tokens
             if tokens:
                 counts = {**counts, event.instance_id: counts.get(event.instance_id, 0) + tokens}
-            return replace(view, served_model=served, task_tokens=counts)
+            return replace(view, served_model=served, task_tokens=counts, tokens_estimated=estimated)
         case TaskFinished():
             # Not counted in done/resolved: the engine saves the checkpoint (CheckpointSaved,
             # which sets them) before it says the task finished, so counting both showed one

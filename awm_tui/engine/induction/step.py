@@ -82,7 +82,8 @@ class InductionStep:
             reply = await llm.chat(messages, purpose="induction")
             self._emit(LLMCall(run=self.name, purpose="induction", latency_s=time.monotonic() - started,
                                prompt_tokens=reply.prompt_tokens, completion_tokens=reply.completion_tokens,
-                               cost=reply.cost, retries=reply.retries, cached_tokens=reply.cached_tokens))
+                               cost=reply.cost, retries=reply.retries, cached_tokens=reply.cached_tokens,
+                               usage_estimated=reply.usage_estimated))
             self._emit(llm.budget.event(self.name))
             parsed = parse_induction_reply(reply.content)
         except LLMError as exc:

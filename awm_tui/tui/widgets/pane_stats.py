@@ -45,7 +45,8 @@ def llm_line(view: RunView) -> str:
     cut = f" · cut at max tokens {m.truncated_replies}" if m.truncated_replies else ""
     return (f"LLM{served} p50 {_seconds(m.llm_latency_p50)} p95 {_seconds(m.llm_latency_p95)}"
             f" · retries {m.retries} · 429s {m.rate_limited}"
-            f" · tokens {_count(m.prompt_tokens)}/{_count(m.completion_tokens)}{cut} · ${m.cost:.4f}"
+            f" · tokens {'~' if view.tokens_estimated else ''}{_count(m.prompt_tokens)}/{_count(m.completion_tokens)}"
+            f"{cut} · ${m.cost:.4f}"
             + (f" · {m.cache_text()}" if m.cached_tokens else ""))
 
 
