@@ -115,10 +115,15 @@ async def test_key_budget_shared_by_two_runs_on_one_key(tmp_path: Path) -> None:
     async with SimLLMServer(SimOptions(seed=5, **PRICES)) as sim:
         runs = [a_run(tmp_path, "left"), a_run(tmp_path, "right")]
         config = AppConfig(llm={"llm.sim": profile(sim, key_budget=0.03)}, runs=runs, eval=EvalConfig(mode="local"))
-        outcomes = await run_fleet(config, {"left": KEY_A, "right": KEY_A}, [])
-        assert charged(sim, KEY_A) <= 0.03
+        events: list[Event] = []
+        outcomes = await run_fleet(config, {"left": KEY_A, "right": KEY_A}, events)
+        spent = charged(sim, KEY_A)
+        assert spent <= 0.03
     assert {o.status for o in outcomes.values()} == {"stopped"}
     assert all(o.reason.startswith("budget reached: key budget") for o in outcomes.values())
+    # One count of the key's spend (its KeyState's ledger), whichever run reports it.
+    last = [e.key_spend for e in events if isinstance(e, SpendUpdated) and e.key_spend is not None][-1]
+    assert last.limit == 0.03 and last.spent == pytest.approx(spent)
 
 
 async def test_task_max_cost_is_never_crossed(tmp_path: Path) -> None:

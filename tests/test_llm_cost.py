@@ -46,6 +46,18 @@ async def test_reported_cost_overrides_token_prices() -> None:
         assert result.cost < result.prompt_tokens * 1e-4
 
 
+async def test_a_keys_spend_is_counted_once_whatever_chain_a_call_is_charged_to() -> None:
+    """The key's ledger is its KeyState's: a client's own chain, a task's chain and a chain
+    given without it all settle there, once per call."""
+    async with SimLLMServer(SimOptions()) as sim:
+        async with client(sim.url) as llm:
+            await llm.chat([SYSTEM, TASK])
+            await llm.chat([SYSTEM, TASK], budget=llm.budget.with_task(1.0, "t"))
+            await llm.chat([SYSTEM, TASK], budget=Budget(Ledger("run", "other", None)))
+        assert llm.budget.get("key") is llm.key.ledger
+        assert llm.key.spent == pytest.approx(charged(sim)["usage"]) and llm.key.spent > 0
+
+
 async def test_cached_tokens_priced_at_the_cache_price() -> None:
     options = SimOptions(prompt_cache=True, report_cost=False, price_prompt=3e-6, price_completion=1.5e-5,
                          price_cache_read=3e-7, price_cache_write=3.75e-6)
@@ -151,15 +163,18 @@ def test_a_restarted_run_is_not_counted_twice_against_the_fleet(tmp_path) -> Non
     from awm_tui.config.models import AppConfig, FleetConfig, RunConfig
     from awm_tui.engine.llm.budget import FleetBudgets
 
+    from awm_tui.engine.llm.keyhealth import KeyState
+
     budgets = FleetBudgets(AppConfig(fleet=FleetConfig(budget=1.0)))
+    key = KeyState(KEY).ledger
     run = RunConfig(name="a", output_dir=tmp_path / "a")
-    first = budgets.for_run(run, LLMProfile(), KEY, spent_before=0.30, where=str(run.output_dir))
+    first = budgets.for_run(run, LLMProfile(), key, spent_before=0.30, where=str(run.output_dir))
     first.reserve(0.1).settle(0.08)            # this session: 0.08 more, checkpointed or not
     assert budgets.fleet.spent == pytest.approx(0.38)
     # Started again in the same process: its checkpoint now says 0.36 (one task's spend was lost).
-    again = budgets.for_run(run, LLMProfile(), KEY, spent_before=0.36, where=str(run.output_dir))
+    again = budgets.for_run(run, LLMProfile(), key, spent_before=0.36, where=str(run.output_dir))
     assert budgets.fleet.spent == pytest.approx(0.38) and again.get("run").spent == pytest.approx(0.36)
     other = RunConfig(name="b", output_dir=tmp_path / "b")
-    budgets.for_run(other, LLMProfile(key_budget=0.5), KEY, spent_before=0.02, where=str(other.output_dir))
+    budgets.for_run(other, LLMProfile(key_budget=0.5), key, spent_before=0.02, where=str(other.output_dir))
     assert budgets.fleet.spent == pytest.approx(0.40)
-    assert budgets.keys[next(iter(budgets.keys))].limit == 0.5   # the same key: one ledger, its budget
+    assert key.limit == 0.5 and key.spent == pytest.approx(0.08)   # the same key: one ledger, its budget

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import SecretStr
-
-from awm_tui.config.keys import key_identity, mask_key
 from awm_tui.config.models import AppConfig, LLMProfile, RunConfig
 from awm_tui.engine.events import Spend, SpendUpdated
 
@@ -89,6 +86,14 @@ class Budget:
         """This chain with a fresh ledger for one task (`max_cost`) in front."""
         return Budget(Ledger("task", instance_id, limit), *self.ledgers)
 
+    def with_key(self, key: Ledger) -> Budget:
+        """This chain charging `key` too (in its place, before the fleet), unless it already has a key."""
+        if self.get("key") is not None:
+            return self
+        inner = tuple(ledger for ledger in self.ledgers if ledger.scope in ("task", "run"))
+        outer = tuple(ledger for ledger in self.ledgers if ledger.scope == "fleet")
+        return Budget(*inner, key, *outer)
+
     def reserve(self, estimate: float) -> Reservation:
         """Reserve `estimate` on every ledger, or raise BudgetReached naming the first
         (innermost) that cannot take it; nothing is reserved then."""
@@ -109,24 +114,21 @@ class Budget:
 
 
 class FleetBudgets:
-    """The fleet's ledger and one ledger per API key (by `key_identity`), for one process."""
+    """The fleet's ledger, for one process; each key's ledger is its `KeyState.ledger`,
+    shared by every run on the key."""
 
     def __init__(self, config: AppConfig) -> None:
         self.fleet = Ledger("fleet", "", config.fleet.budget)
-        self.keys: dict[str, Ledger] = {}
         self._runs: dict[str, Ledger] = {}
         """The latest run ledger per output directory: what the fleet counted for it."""
 
-    def for_run(self, run: RunConfig, profile: LLMProfile, api_key: SecretStr, spent_before: float,
+    def for_run(self, run: RunConfig, profile: LLMProfile, key: Ledger, spent_before: float,
                 where: str) -> Budget:
         """A run's chain; `spent_before` (its checkpointed tasks' cost) counts against the
         run and the fleet, so a resumed run's budget covers its earlier sessions too. A
-        directory restarted in this process is not counted twice (`where`: its path)."""
-        ident = key_identity(api_key)
-        key = self.keys.get(ident)
-        if key is None:
-            key = self.keys[ident] = Ledger("key", mask_key(api_key), profile.key_budget)
-        elif profile.key_budget is not None:
+        directory restarted in this process is not counted twice (`where`: its path).
+        The profile's `key_budget` is the key ledger's limit (the smallest of its profiles')."""
+        if profile.key_budget is not None:
             key.limit = profile.key_budget if key.limit is None else min(key.limit, profile.key_budget)
         earlier = self._runs.get(where)
         self.fleet.spent += max(spent_before - (earlier.spent if earlier else 0.0), 0.0)

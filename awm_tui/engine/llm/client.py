@@ -114,8 +114,9 @@ class LLMClient:
         self.profile = profile
         self.metrics = metrics
         self.run_name = run_name
-        self.budget = budget if budget is not None else Budget()
-        """The ledgers every call is charged to (run → key → fleet); a task adds its own."""
+        self.budget = (budget if budget is not None else Budget()).with_key(self.key.ledger)
+        """The ledgers every call is charged to (run → key → fleet); a task adds its own. The
+        key's ledger is always one, so its spend is counted in one place whoever made the chain."""
         self.estimators = {"agent": CostEstimator(profile), "induction": CostEstimator(profile)}
         """Per purpose: an induction prompt's cost says little about the next agent step's."""
         self._api_key = api_key
@@ -180,13 +181,15 @@ class LLMClient:
         chars = prompt_chars(sent)
         if self.profile.caching_prompt and takes_cache_breakpoints(self.profile):
             sent = cache_breakpoints(sent)
-        reservation = (budget or self.budget).reserve(self.estimators[purpose].worst(chars))
+        chain = (budget or self.budget).with_key(self.key.ledger)
+        reservation = chain.reserve(self.estimators[purpose].worst(chars))
         try:
             result = await self._chat(session, sent, purpose)
         except BaseException:
             reservation.settle(0.0)   # nothing came back, so nothing is known to be charged
             raise
         reservation.settle(result.cost)
+        self.key.settled(result.cost)   # after the key's ledger took it: credits left are read from it
         return result
 
     async def count_prompt(self, messages: list[dict[str, Any]]) -> int | None:
@@ -234,7 +237,6 @@ class LLMClient:
         latency = loop.time() - started
         result = self._result(data, latency, retries, prompt_chars(messages))
         _RATE_LIMITED.set(False)
-        self.key.charge(result.cost)
         self.estimators[purpose].observe(prompt_chars(messages), result.prompt_tokens, result.completion_tokens,
                                          result.cost)
         self.metrics.record_llm(latency, result.prompt_tokens, result.completion_tokens, result.cost,

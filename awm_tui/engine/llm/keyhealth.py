@@ -30,6 +30,7 @@ from awm_tui.config.models import OPENROUTER_BASE_URL, HttpConfig, LLMProfile
 from awm_tui.engine.events import CreditsLow, EventSink, KeyHealth
 from awm_tui.engine.http.metrics import RunMetrics
 from awm_tui.engine.http.session import make_session
+from awm_tui.engine.llm.budget import Ledger
 from awm_tui.engine.llm.errors import LLMAuthError, LLMCreditsError, LLMFatalError
 
 log = logging.getLogger(__name__)
@@ -96,8 +97,9 @@ class KeyState:
         """Seconds between call starts on the key (`requests_per_minute`; 0: unpaced)."""
         self._next_start = -math.inf
         self._shrunk_at = self._last_429 = -math.inf
-        self.spent = 0.0
-        """USD the fleet's replies on this key cost (their `usage.cost`)."""
+        self.ledger = Ledger("key", self.masked, None)
+        """What the key's calls, of every run, spent and reserve (`key_budget` is its limit):
+        the one count of the key's spend, settled by each call's budget chain."""
         self.refused: int | None = None
         self.refusal = ""
         self.credits: Credits | None = None
@@ -183,9 +185,14 @@ class KeyState:
             return 0.0
         return max(0.0, self._next_start - asyncio.get_running_loop().time())
 
-    def charge(self, cost: float) -> None:
+    @property
+    def spent(self) -> float:
+        """USD the key's replies cost in this process (their `usage.cost`, or priced tokens)."""
+        return self.ledger.spent
+
+    def settled(self, cost: float) -> None:
+        """A call on the key settled `cost` on its ledger: the credits left moved."""
         if cost > 0:
-            self.spent += cost
             self._notify()
 
     def remaining(self) -> float | None:
