@@ -158,6 +158,13 @@ async def test_a_paced_key_meets_no_429(tmp_path: Path):
     assert min(gaps) > 60 / 210 - 0.05, gaps
 
 
+def test_the_smallest_key_budget_asked_for_a_key_wins():
+    profiles = [LLMProfile(model="m", key_budget=2.0), LLMProfile(model="m"), LLMProfile(model="m", key_budget=0.5)]
+    state = KeyState(KEY)
+    clients = [LLMClient(p, api_key=KEY, http=HttpConfig(), metrics=RunMetrics(), key_state=state) for p in profiles]
+    assert state.ledger.limit == 0.5 and all(c.budget.get("key") is state.ledger for c in clients)
+
+
 async def test_the_slowest_pace_asked_for_a_key_wins():
     state = KeyState(KEY)
     state.pace(600)

@@ -168,13 +168,13 @@ def test_a_restarted_run_is_not_counted_twice_against_the_fleet(tmp_path) -> Non
     budgets = FleetBudgets(AppConfig(fleet=FleetConfig(budget=1.0)))
     key = KeyState(KEY).ledger
     run = RunConfig(name="a", output_dir=tmp_path / "a")
-    first = budgets.for_run(run, LLMProfile(), key, spent_before=0.30, where=str(run.output_dir))
+    first = budgets.for_run(run, key, spent_before=0.30, where=str(run.output_dir))
     first.reserve(0.1).settle(0.08)            # this session: 0.08 more, checkpointed or not
     assert budgets.fleet.spent == pytest.approx(0.38)
     # Started again in the same process: its checkpoint now says 0.36 (one task's spend was lost).
-    again = budgets.for_run(run, LLMProfile(), key, spent_before=0.36, where=str(run.output_dir))
+    again = budgets.for_run(run, key, spent_before=0.36, where=str(run.output_dir))
     assert budgets.fleet.spent == pytest.approx(0.38) and again.get("run").spent == pytest.approx(0.36)
     other = RunConfig(name="b", output_dir=tmp_path / "b")
-    budgets.for_run(other, LLMProfile(key_budget=0.5), key, spent_before=0.02, where=str(other.output_dir))
+    budgets.for_run(other, key, spent_before=0.02, where=str(other.output_dir))
     assert budgets.fleet.spent == pytest.approx(0.40)
-    assert key.limit == 0.5 and key.spent == pytest.approx(0.08)   # the same key: one ledger, its budget
+    assert key.spent == pytest.approx(0.08)   # the same key: one ledger

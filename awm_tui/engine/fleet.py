@@ -133,8 +133,7 @@ class Fleet:
                          key_state=self.keys.state_for(resolved.api_key, resolved.profile, run.name))
             await awm.prepare()
             assert awm.key_state is not None  # given just above
-            awm.budget = self.budgets.for_run(run, resolved.profile, awm.key_state.ledger, awm.spent_before(),
-                                              str(awm.out.path))
+            awm.budget = self.budgets.for_run(run, awm.key_state.ledger, awm.spent_before(), str(awm.out.path))
             await self._sweep_leftovers(sandboxes, awm)
             task = asyncio.create_task(awm.execute(), name=f"awm-run-{run.name}")
             handle = self.handles[run.name] = RunHandle(run.name, run, awm, task)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from awm_tui.config.models import AppConfig, LLMProfile, RunConfig
+from awm_tui.config.models import AppConfig, RunConfig
 from awm_tui.engine.events import Spend, SpendUpdated
 
 Scope = Literal["task", "run", "key", "fleet"]
@@ -122,14 +122,11 @@ class FleetBudgets:
         self._runs: dict[str, Ledger] = {}
         """The latest run ledger per output directory: what the fleet counted for it."""
 
-    def for_run(self, run: RunConfig, profile: LLMProfile, key: Ledger, spent_before: float,
-                where: str) -> Budget:
+    def for_run(self, run: RunConfig, key: Ledger, spent_before: float, where: str) -> Budget:
         """A run's chain; `spent_before` (its checkpointed tasks' cost) counts against the
         run and the fleet, so a resumed run's budget covers its earlier sessions too. A
         directory restarted in this process is not counted twice (`where`: its path).
-        The profile's `key_budget` is the key ledger's limit (the smallest of its profiles')."""
-        if profile.key_budget is not None:
-            key.limit = profile.key_budget if key.limit is None else min(key.limit, profile.key_budget)
+        `key` is the run's `KeyState.ledger` (whose limit the key's clients set)."""
         earlier = self._runs.get(where)
         self.fleet.spent += max(spent_before - (earlier.spent if earlier else 0.0), 0.0)
         ledger = self._runs[where] = Ledger("run", run.name, run.budget, spent_before)

@@ -111,6 +111,7 @@ class LLMClient:
         self.key = key_state or KeyState(api_key)
         """The key's shared state (backoff, in-flight limit, pace); its own when no fleet shares one."""
         self.key.pace(profile.requests_per_minute)
+        self.key.cap(profile.key_budget)
         self.profile = profile
         self.metrics = metrics
         self.run_name = run_name

@@ -185,6 +185,12 @@ class KeyState:
             return 0.0
         return max(0.0, self._next_start - asyncio.get_running_loop().time())
 
+    def cap(self, key_budget: float | None) -> None:
+        """The profile's `key_budget` caps the key's spend (the smallest asked wins)."""
+        if key_budget is not None:
+            limit = self.ledger.limit
+            self.ledger.limit = key_budget if limit is None else min(limit, key_budget)
+
     @property
     def spent(self) -> float:
         """USD the key's replies cost in this process (their `usage.cost`, or priced tokens)."""
