@@ -89,7 +89,8 @@ def run_check(args: argparse.Namespace) -> int:
         console.print(f"run {run.name}", style="bold", markup=False)
         for name, value in (
             ("profile", f"{item.profile_name} ({item.profile.model}{label})"),
-            ("url", item.profile.chat_url),
+            ("url", item.profile.chat_url + (f" (at most {item.profile.requests_per_minute:g} calls a minute "
+                                             "per key)" if item.profile.requests_per_minute else "")),
             ("api key", key_status(item)),
             ("output", str(run.output_dir)),
             ("tasks", f"limit {run.limit} from {run.dataset} ({run.split})"

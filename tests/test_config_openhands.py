@@ -65,3 +65,12 @@ def test_check_shows_the_url_each_run_calls(tmp_path: Path) -> None:
     assert out.returncode == 0, out.stderr
     assert "  url      http://127.0.0.1:8080/v1/chat/completions" in out.stdout
     assert len([line for line in out.stderr.splitlines() if "ignoring" in line]) == 1
+
+
+def test_check_shows_a_profiles_pace(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(OPENHANDS_DEFAULTS.replace('caching_prompt = true', 'caching_prompt = true\nrequests_per_minute = 20'))
+    path.chmod(0o600)
+    out = awm("--check", "--config", str(path))
+    assert out.returncode == 0, out.stderr
+    assert "/v1/chat/completions (at most 20 calls a minute per key)" in out.stdout
