@@ -188,3 +188,19 @@ def test_the_pane_shows_an_image_pull_and_forgets_it_when_done() -> None:
     assert status_text(view) == f"pulling {image} (3/7 layers, 412/980 MB, 61.2 GB free)"
     view = apply_event(view, ImagePull(run="r", instance_id="psf__requests-2317", image=image, done=True))
     assert view.pull is None
+
+
+def test_a_form_not_yet_composed_reads_as_its_initial_values():
+    """A pane is listed as soon as it is added; a sibling's edit checked before this form is
+    composed used to raise NoMatches('#key') and take the app down (seen at start-up on a
+    loaded machine, in a snapshot run)."""
+    from awm_tui.tui.widgets.pane_form import PaneForm
+
+    form = PaneForm(name="beta", output="./outputs/beta", limit=3, profile="llm.sim", profiles={},
+                    key=SecretStr(SECRET_KEY), workers=2, budget=1.5)
+    values = form.values()
+    assert (values.name, values.output, values.limit, values.profile, values.workers, values.budget) == \
+        ("beta", "./outputs/beta", "3", "llm.sim", "2", "1.5")
+    assert values.key is not None and values.key.get_secret_value() == SECRET_KEY
+    notes = check_panes({"pane-1": values}, sample_config().llm)
+    form.show_notes(notes["pane-1"])   # nothing to mark yet: the screen checks again once it is mounted

@@ -152,7 +152,17 @@ class PaneForm(Vertical):
         return self.query_one("#profile", Select).value
 
     # -- reading -----------------------------------------------------------------
+    @property
+    def composed(self) -> bool:
+        return bool(self.query("#key"))
+
     def values(self) -> FormValues:
+        if not self.composed:
+            # Not composed yet: a pane is listed as soon as it is added, and a sibling's edit
+            # checked meanwhile must see what this form will show, not take the app down.
+            name, output, limit, initial_profile = self._initial
+            return FormValues(name=name, key=self._key, output=output, limit=limit, profile=initial_profile,
+                              workers=self._workers, twin=self.memory and self._twin, budget=usd_text(self._budget))
         typed = self.query_one("#key", Input).value.strip()
         key = SecretStr(typed) if typed else self._key
         profile = self.query_one("#profile", Select).value
@@ -234,6 +244,8 @@ class PaneForm(Vertical):
 
     # -- showing checks and state -------------------------------------------------
     def show_notes(self, notes: list[Note]) -> None:
+        if not self.composed:
+            return  # the screen checks every pane again once this one is mounted
         by_field = {f: [n for n in notes if n.field == f] for f in FIELDS}
         for field, found in by_field.items():
             widget = self.query_one(f"#{field}")
