@@ -185,7 +185,7 @@ class LLMClient:
         chain = (budget or self.budget).with_key(self.key.ledger)
         reservation = chain.reserve(self.estimators[purpose].worst(chars))
         try:
-            result = await self._chat(session, sent, purpose)
+            result = await self._chat(session, sent, purpose, chars)
         except BaseException:
             reservation.settle(0.0)   # nothing came back, so nothing is known to be charged
             raise
@@ -207,7 +207,8 @@ class LLMClient:
         return usage_of(usage, self.profile).prompt_tokens if has_counts(usage) else None
 
     async def _chat(self, session: aiohttp.ClientSession, messages: list[dict[str, Any]],
-                    purpose: Purpose) -> ChatResult:
+                    purpose: Purpose, chars: int) -> ChatResult:
+        """`chars`: the prompt's characters (`prompt_chars`), counted once by `chat`."""
         body: dict[str, Any] = {
             "model": self.profile.api_model,
             "messages": messages,
@@ -236,10 +237,9 @@ class LLMClient:
         else:
             retries = 0
         latency = loop.time() - started
-        result = self._result(data, latency, retries, prompt_chars(messages))
+        result = self._result(data, latency, retries, chars)
         _RATE_LIMITED.set(False)
-        self.estimators[purpose].observe(prompt_chars(messages), result.prompt_tokens, result.completion_tokens,
-                                         result.cost)
+        self.estimators[purpose].observe(chars, result.prompt_tokens, result.completion_tokens, result.cost)
         self.metrics.record_llm(latency, result.prompt_tokens, result.completion_tokens, result.cost,
                                 result.cached_tokens, result.cache_saving)
         return result

@@ -118,7 +118,7 @@ class PaneForm(Vertical):
             yield Label("workers", classes="gap")
             yield Input(self._workers, type="integer", id="workers", compact=True)
             yield Label("budget", classes="gap")
-            yield Input(usd_text(self._budget), placeholder=usd_text(self._budget) or "none", id="budget",
+            yield Input(usd_text(self._budget), placeholder=self._budget_placeholder(), id="budget",
                         compact=True, tooltip="USD for the whole run (its earlier sessions included); "
                                               "empty: the config's budget, or none")
             if self.memory:
@@ -186,10 +186,13 @@ class PaneForm(Vertical):
         self.show_live(limit=limit, workers=workers)
         self._budget = budget
         field = self.query_one("#budget", Input)
-        field.value = usd_text(budget)
-        field.placeholder = usd_text(budget) or "none"
+        field.value, field.placeholder = usd_text(budget), self._budget_placeholder()
         if profile is not None:
             self.query_one("#profile", Select).value = profile
+
+    def _budget_placeholder(self) -> str:
+        """What an empty budget field means: the config's budget, or none."""
+        return usd_text(self._budget) or "none"
 
     def show_live(self, **values: str) -> None:
         """Live fields (`limit`, `workers`) set to what the run now takes."""
